@@ -1,0 +1,111 @@
+#pragma once
+// The one interface between math and hardware. Ops (autograd/ops.cpp) check shapes, allocate
+// outputs and record gradients; a Backend only computes. Every method documents the layout it
+// accepts; unless stated, tensors are contiguous and of one floating dtype. The CPU backend is
+// the reference; the CUDA backend (kernels/cuda) must match it within the dtype's tolerance.
+#include <cstdint>
+
+#include "core/philox.h"
+#include "core/tensor.h"
+
+namespace pe {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, Gelu, Abs, Square,
+  PowScalar,   // x^s
+  AddScalar,   // x + s
+  MulScalar,   // x * s
+  ClampMin,    // max(x, s)
+  Recip,       // 1 / x
+};
+const char* unary_name(UnaryOp op);
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Max, Min, Eq, Gt, Lt };
+const char* binary_name(BinaryOp op);
+
+enum class ReduceOp : uint8_t { Sum, Mean, Max };
+
+struct AdamParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = true;  // AdamW: decay applied to the weight, not added to the gradient
+  int64_t step = 1;       // 1-based step for bias correction
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // memory
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* p, size_t nbytes) = 0;
+  // Host <-> this device copies of raw bytes (synchronous).
+  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
+
+  // dst[i] = cast(src[i]) for any strides (broadcast stride 0 allowed in src) and any dtypes.
+  virtual void copy_strided(const Tensor& src, const Tensor& dst) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;  // dst contiguous, any dtype
+  // dst[i] = sample(i) from philox stream (seed, offset + i); any floating dtype.
+  virtual void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) = 0;
+
+  // out = f(x; s). x, out contiguous, same floating dtype.
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) = 0;
+  // gx = gout * f'(x) (y = f(x) is given where cheaper than recomputing).
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gout, const Tensor& gx,
+                              double s) = 0;
+  // out = a (op) b. a, b: any strides, already expanded to out's shape (stride 0 for broadcast).
+  // out contiguous. Comparisons give 1/0 in out's dtype.
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // out = cond ? a : b; all expanded to out's shape; cond of any dtype (nonzero = true).
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // x: [rows, n] contiguous -> out: [rows].
+  virtual void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
+
+  // Row softmax over the last dim of x: [rows, n]. log=true gives log-softmax.
+  virtual void softmax(const Tensor& x, const Tensor& y, bool log) = 0;
+  // gx = y * (gy - sum(gy*y))  or, for log-softmax, gy - exp(y) * sum(gy).
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, bool log) = 0;
+
+  // x: [rows, n]; weight, bias: [n] (either may be undefined); y: [rows, n];
+  // mean, rstd: [rows] f32/f64 statistics saved for backward.
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                          const Tensor& mean, const Tensor& rstd) = 0;
+  // gx overwritten; gweight, gbias (if defined) overwritten with this call's sums.
+  virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                   const Tensor& gy, const Tensor& gx, const Tensor& gweight,
+                                   const Tensor& gbias) = 0;
+
+  // out[b] = alpha * op(a[b]) @ op(bm[b]) + beta * out[b].
+  // a: [batch, M, K] (or [batch, K, M] when trans_a), b: [batch, K, N] (or [batch, N, K] when trans_b),
+  // each matrix contiguous; batch stride of a or b may be 0 (broadcast). out: [batch, M, N] contiguous.
+  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
+                      double alpha, double beta) = 0;
+
+  // x: [outer, n, inner]; idx: [k] i64 in [0, n); out: [outer, k, inner].
+  virtual void index_select(const Tensor& x, const Tensor& idx, const Tensor& out) = 0;
+  // dst[:, idx[j], :] += src[:, j, :] in order of j (deterministic). dst: [outer, n, inner].
+  virtual void index_add(const Tensor& dst, const Tensor& idx, const Tensor& src) = 0;
+  // Along the last dim: x: [rows, n], idx: [rows, k] i64 -> out[r, j] = x[r, idx[r, j]].
+  virtual void gather_rows(const Tensor& x, const Tensor& idx, const Tensor& out) = 0;
+  // dst[r, idx[r, j]] += src[r, j].
+  virtual void scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) = 0;
+
+  // Rotary embedding, rotate-half convention. x, out: [batch, L, heads, dim] contiguous, dim even;
+  // position of row l is l; inv_freq[i] = base^(-2i/dim). inverse=true applies the transpose rotation
+  // (the backward).
+  virtual void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) = 0;
+
+  // One Adam/AdamW step in place on param, m, v (all same shape, contiguous; m, v f32/f64).
+  virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                         const AdamParams& p) = 0;
+
+  virtual void synchronize() {}
+};
+
+Backend& backend_for(Device device);
+Backend& cpu_backend();
+// Registered by kernels/cuda when the engine is built with CUDA; null otherwise.
+Backend* cuda_backend();
+
+}  // namespace pe

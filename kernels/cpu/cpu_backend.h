@@ -1,0 +1,40 @@
+#pragma once
+#include "kernels/backend.h"
+
+namespace pe::cpu {
+
+// The reference backend: plain loops (OpenMP over rows) and Eigen GEMMs, f32/f64.
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* p, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_strided(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) override;
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gout, const Tensor& gx,
+                      double s) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) override;
+  void softmax(const Tensor& x, const Tensor& y, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, bool log) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                  const Tensor& mean, const Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& gy, const Tensor& gx, const Tensor& gweight, const Tensor& gbias) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
+              double beta) override;
+  void index_select(const Tensor& x, const Tensor& idx, const Tensor& out) override;
+  void index_add(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
+  void gather_rows(const Tensor& x, const Tensor& idx, const Tensor& out) override;
+  void scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
+  void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) override;
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                 const AdamParams& p) override;
+};
+
+}  // namespace pe::cpu

@@ -1,0 +1,143 @@
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_common.h"
+
+namespace pe::cpu {
+
+namespace {
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+template <typename T>
+inline T unary_fn(UnaryOp op, T x, T s) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+    case UnaryOp::Abs: return std::abs(x);
+    case UnaryOp::Square: return x * x;
+    case UnaryOp::PowScalar: return std::pow(x, s);
+    case UnaryOp::AddScalar: return x + s;
+    case UnaryOp::MulScalar: return x * s;
+    case UnaryOp::ClampMin: return x >= s ? x : s;
+    case UnaryOp::Recip: return T(1) / x;
+  }
+  return x;
+}
+
+// d f / d x given x and y = f(x).
+template <typename T>
+inline T unary_grad(UnaryOp op, T x, T y, T s) {
+  switch (op) {
+    case UnaryOp::Neg: return T(-1);
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Log: return T(1) / x;
+    case UnaryOp::Sqrt: return T(0.5) / y;
+    case UnaryOp::Rsqrt: return T(-0.5) * y * y * y;
+    case UnaryOp::Tanh: return T(1) - y * y;
+    case UnaryOp::Sigmoid: return y * (T(1) - y);
+    case UnaryOp::Relu: return x > T(0) ? T(1) : T(0);
+    case UnaryOp::Gelu: {
+      T cdf = T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2)));
+      return cdf + x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+    }
+    case UnaryOp::Abs: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case UnaryOp::Square: return T(2) * x;
+    case UnaryOp::PowScalar: return s * std::pow(x, s - T(1));
+    case UnaryOp::AddScalar: return T(1);
+    case UnaryOp::MulScalar: return s;
+    case UnaryOp::ClampMin: return x >= s ? T(1) : T(0);
+    case UnaryOp::Recip: return -y * y;
+  }
+  return T(0);
+}
+
+template <typename T>
+inline T binary_fn(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Max: return a >= b ? a : b;
+    case BinaryOp::Min: return a <= b ? a : b;
+    case BinaryOp::Eq: return a == b ? T(1) : T(0);
+    case BinaryOp::Gt: return a > b ? T(1) : T(0);
+    case BinaryOp::Lt: return a < b ? T(1) : T(0);
+  }
+  return a;
+}
+}  // namespace
+
+void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) {
+  dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+    int64_t n = x.numel();
+    T sv = T(s);
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) op_[i] = unary_fn(op, xp[i], sv);
+  });
+}
+
+void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gout, const Tensor& gx,
+                                double s) {
+  dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    const T* yp = y.defined() ? y.data<T>() : nullptr;
+    const T* gp = gout.data<T>();
+    T* gxp = gx.data<T>();
+    int64_t n = x.numel();
+    T sv = T(s);
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      T yv = yp ? yp[i] : unary_fn(op, xp[i], sv);
+      gxp[i] = gp[i] * unary_grad(op, xp[i], yv, sv);
+    }
+  });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_float(out.dtype(), binary_name(op), [&](auto tag) {
+    using T = decltype(tag);
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* op_ = out.data<T>();
+    if (a.is_contiguous() && b.is_contiguous() && a.shape() == out.shape() && b.shape() == out.shape()) {
+      int64_t n = out.numel();
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) op_[i] = binary_fn(op, ap[i], bp[i]);
+      return;
+    }
+    const Shape* st[3] = {&a.strides(), &b.strides(), &out.strides()};
+    for_each_strided<3>(out.shape(), st, [&](int64_t oa, int64_t ob, int64_t oo, int64_t) {
+      op_[oo] = binary_fn(op, ap[oa], bp[ob]);
+    });
+  });
+}
+
+void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_all(cond.dtype(), [&](auto ctag) {
+    using C = decltype(ctag);
+    dispatch_float(out.dtype(), "where", [&](auto tag) {
+      using T = decltype(tag);
+      const C* cp = cond.data<C>();
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* op_ = out.data<T>();
+      const Shape* st[4] = {&cond.strides(), &a.strides(), &b.strides(), &out.strides()};
+      for_each_strided<4>(out.shape(), st, [&](int64_t oc, int64_t oa, int64_t ob, int64_t oo) {
+        op_[oo] = to_f64(cp[oc]) != 0.0 ? ap[oa] : bp[ob];
+      });
+    });
+  });
+}
+
+}  // namespace pe::cpu

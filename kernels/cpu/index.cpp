@@ -1,0 +1,139 @@
+// Index ops. Accumulating ops run in index order so results are deterministic.
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_common.h"
+
+namespace pe::cpu {
+
+static const int64_t* index_data(const Tensor& idx, const char* op) {
+  PE_CHECK(idx.dtype() == DType::I64 && idx.is_contiguous(), op, ": index must be contiguous i64, got ", idx.str());
+  return idx.data<int64_t>();
+}
+
+void CpuBackend::index_select(const Tensor& x, const Tensor& idx, const Tensor& out) {
+  int64_t outer = x.size(0), n = x.size(1), inner = x.size(2), k = idx.numel();
+  const int64_t* ip = index_data(idx, "index_select");
+  for (int64_t j = 0; j < k; ++j)
+    PE_CHECK(ip[j] >= 0 && ip[j] < n, "index_select: index ", ip[j], " out of range [0, ", n, ")");
+  dispatch_all(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+#pragma omp parallel for schedule(static) if (out.numel() > kParallelGrain)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < inner; ++i) op_[(o * k + j) * inner + i] = xp[(o * n + ip[j]) * inner + i];
+  });
+}
+
+void CpuBackend::index_add(const Tensor& dst, const Tensor& idx, const Tensor& src) {
+  int64_t outer = dst.size(0), n = dst.size(1), inner = dst.size(2), k = idx.numel();
+  const int64_t* ip = index_data(idx, "index_add");
+  for (int64_t j = 0; j < k; ++j)
+    PE_CHECK(ip[j] >= 0 && ip[j] < n, "index_add: index ", ip[j], " out of range [0, ", n, ")");
+  dispatch_float(dst.dtype(), "index_add", [&](auto tag) {
+    using T = decltype(tag);
+    T* dp = dst.data<T>();
+    const T* sp = src.data<T>();
+    // Parallel over (outer, inner) columns; each column accumulates over j in order.
+#pragma omp parallel for schedule(static) if (src.numel() > kParallelGrain)
+    for (int64_t c = 0; c < outer * inner; ++c) {
+      int64_t o = c / inner, i = c % inner;
+      for (int64_t j = 0; j < k; ++j) dp[(o * n + ip[j]) * inner + i] += sp[(o * k + j) * inner + i];
+    }
+  });
+}
+
+void CpuBackend::gather_rows(const Tensor& x, const Tensor& idx, const Tensor& out) {
+  int64_t rows = x.size(0), n = x.size(1), k = idx.size(1);
+  const int64_t* ip = index_data(idx, "gather");
+  dispatch_all(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t c = ip[r * k + j];
+        PE_CHECK(c >= 0 && c < n, "gather: index ", c, " out of range [0, ", n, ") in row ", r);
+        op_[r * k + j] = xp[r * n + c];
+      }
+  });
+}
+
+void CpuBackend::scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) {
+  int64_t rows = dst.size(0), n = dst.size(1), k = idx.size(1);
+  const int64_t* ip = index_data(idx, "scatter_add");
+  dispatch_float(dst.dtype(), "scatter_add", [&](auto tag) {
+    using T = decltype(tag);
+    T* dp = dst.data<T>();
+    const T* sp = src.data<T>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t c = ip[r * k + j];
+        PE_CHECK(c >= 0 && c < n, "scatter_add: index ", c, " out of range [0, ", n, ") in row ", r);
+        dp[r * n + c] += sp[r * k + j];
+      }
+  });
+}
+
+void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool inverse) {
+  int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
+  // inv_freq in float32 exactly as transformers' EsmRotaryEmbedding computes its buffer, so that
+  // f64 parity against HF holds to rounding; the angles and the rotation are computed in T.
+  std::vector<double> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    float e = float(2 * i) / float(D);
+    inv_freq[size_t(i)] = double(1.0f / std::pow(float(base), e));
+  }
+  dispatch_float(x.dtype(), "rotary", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+    double sign = inverse ? -1.0 : 1.0;
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t bl = 0; bl < B * L; ++bl) {
+      int64_t l = bl % L;
+      for (int64_t i = 0; i < half; ++i) {
+        T ang = T(double(l)) * T(inv_freq[size_t(i)]);
+        T c = std::cos(ang), s = T(sign) * std::sin(ang);
+        for (int64_t h = 0; h < H; ++h) {
+          const T* xr = xp + (bl * H + h) * D;
+          T* orow = op_ + (bl * H + h) * D;
+          T x1 = xr[i], x2 = xr[i + half];
+          orow[i] = x1 * c - x2 * s;
+          orow[i + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                           const AdamParams& p) {
+  dispatch_float(param.dtype(), "adam_step", [&](auto tag) {
+    using T = decltype(tag);
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* mp = m.data<T>();
+    T* vp = v.data<T>();
+    int64_t n = param.numel();
+    double bc1 = 1.0 - std::pow(p.beta1, double(p.step));
+    double bc2 = 1.0 - std::pow(p.beta2, double(p.step));
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      double gi = double(g[i]);
+      double wi = double(w[i]);
+      if (p.weight_decay != 0.0) {
+        if (p.decoupled) wi *= 1.0 - p.lr * p.weight_decay;
+        else gi += p.weight_decay * wi;
+      }
+      double mi = p.beta1 * double(mp[i]) + (1.0 - p.beta1) * gi;
+      double vi = p.beta2 * double(vp[i]) + (1.0 - p.beta2) * gi * gi;
+      mp[i] = T(mi);
+      vp[i] = T(vi);
+      wi -= p.lr * (mi / bc1) / (std::sqrt(vi / bc2) + p.eps);
+      w[i] = T(wi);
+    }
+  });
+}
+
+}  // namespace pe::cpu

@@ -1,0 +1,165 @@
+// Row reductions, softmax and layer norm. Statistics accumulate in double: this is the reference.
+#include <limits>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_common.h"
+
+namespace pe::cpu {
+
+void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
+  dispatch_float(x.dtype(), "reduce", [&](auto tag) {
+    using T = decltype(tag);
+    int64_t rows = out.numel();
+    int64_t n = rows ? x.numel() / rows : 0;
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = xp + r * n;
+      if (op == ReduceOp::Max) {
+        T m = n ? row[0] : -std::numeric_limits<T>::infinity();
+        for (int64_t i = 1; i < n; ++i) m = row[i] > m ? row[i] : m;
+        op_[r] = m;
+      } else {
+        double acc = 0;
+        for (int64_t i = 0; i < n; ++i) acc += double(row[i]);
+        op_[r] = T(op == ReduceOp::Mean ? (n ? acc / double(n) : std::numeric_limits<double>::quiet_NaN()) : acc);
+      }
+    }
+  });
+}
+
+void CpuBackend::softmax(const Tensor& x, const Tensor& y, bool log) {
+  dispatch_float(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    int64_t n = x.dim() ? x.size(-1) : 1;
+    int64_t rows = n ? x.numel() / n : 0;
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      T* yr = yp + r * n;
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, double(xr[i]));
+      if (m == -std::numeric_limits<double>::infinity()) m = 0;  // fully masked row: avoid inf - inf
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
+      double ls = std::log(s);
+      for (int64_t i = 0; i < n; ++i)
+        yr[i] = log ? T(double(xr[i]) - m - ls) : T(std::exp(double(xr[i]) - m) / s);
+    }
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, bool log) {
+  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+    using T = decltype(tag);
+    int64_t n = y.dim() ? y.size(-1) : 1;
+    int64_t rows = n ? y.numel() / n : 0;
+    const T* yp = y.data<T>();
+    const T* gp = gy.data<T>();
+    T* gxp = gx.data<T>();
+#pragma omp parallel for schedule(static) if (y.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* yr = yp + r * n;
+      const T* gr = gp + r * n;
+      T* gxr = gxp + r * n;
+      double dot = 0;
+      if (log) {
+        for (int64_t i = 0; i < n; ++i) dot += double(gr[i]);
+        for (int64_t i = 0; i < n; ++i) gxr[i] = T(double(gr[i]) - std::exp(double(yr[i])) * dot);
+      } else {
+        for (int64_t i = 0; i < n; ++i) dot += double(gr[i]) * double(yr[i]);
+        for (int64_t i = 0; i < n; ++i) gxr[i] = T(double(yr[i]) * (double(gr[i]) - dot));
+      }
+    }
+  });
+}
+
+void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                            const Tensor& mean, const Tensor& rstd) {
+  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    int64_t n = x.size(-1);
+    int64_t rows = n ? x.numel() / n : 0;
+    const T* xp = x.data<T>();
+    const T* wp = weight.defined() ? weight.data<T>() : nullptr;
+    const T* bp = bias.defined() ? bias.data<T>() : nullptr;
+    T* yp = y.data<T>();
+    T* mp = mean.data<T>();
+    T* rp = rstd.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      double mu = 0;
+      for (int64_t i = 0; i < n; ++i) mu += double(xr[i]);
+      mu /= double(n);
+      double var = 0;
+      for (int64_t i = 0; i < n; ++i) var += (double(xr[i]) - mu) * (double(xr[i]) - mu);
+      var /= double(n);
+      double rs = 1.0 / std::sqrt(var + eps);
+      mp[r] = T(mu);
+      rp[r] = T(rs);
+      for (int64_t i = 0; i < n; ++i) {
+        double v = (double(xr[i]) - mu) * rs;
+        if (wp) v *= double(wp[i]);
+        if (bp) v += double(bp[i]);
+        yp[r * n + i] = T(v);
+      }
+    }
+  });
+}
+
+void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                     const Tensor& gy, const Tensor& gx, const Tensor& gweight, const Tensor& gbias) {
+  dispatch_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    int64_t n = x.size(-1);
+    int64_t rows = n ? x.numel() / n : 0;
+    const T* xp = x.data<T>();
+    const T* wp = weight.defined() ? weight.data<T>() : nullptr;
+    const T* mp = mean.data<T>();
+    const T* rp = rstd.data<T>();
+    const T* gp = gy.data<T>();
+    T* gxp = gx.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      const T* gr = gp + r * n;
+      double mu = double(mp[r]), rs = double(rp[r]);
+      double mean_g = 0, mean_gx = 0;  // mean(g), mean(g * xhat) with g = gy * w
+      for (int64_t i = 0; i < n; ++i) {
+        double g = double(gr[i]) * (wp ? double(wp[i]) : 1.0);
+        double xh = (double(xr[i]) - mu) * rs;
+        mean_g += g;
+        mean_gx += g * xh;
+      }
+      mean_g /= double(n);
+      mean_gx /= double(n);
+      for (int64_t i = 0; i < n; ++i) {
+        double g = double(gr[i]) * (wp ? double(wp[i]) : 1.0);
+        double xh = (double(xr[i]) - mu) * rs;
+        gxp[r * n + i] = T(rs * (g - mean_g - xh * mean_gx));
+      }
+    }
+    // Parameter gradients: column sums, serial over rows so the order (and result) is fixed.
+    if (gweight.defined() || gbias.defined()) {
+      T* gwp = gweight.defined() ? gweight.data<T>() : nullptr;
+      T* gbp = gbias.defined() ? gbias.data<T>() : nullptr;
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) {
+        double sw = 0, sb = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          double g = double(gp[r * n + i]);
+          sw += g * (double(xp[r * n + i]) - double(mp[r])) * double(rp[r]);
+          sb += g;
+        }
+        if (gwp) gwp[i] = T(sw);
+        if (gbp) gbp[i] = T(sb);
+      }
+    }
+  });
+}
+
+}  // namespace pe::cpu

@@ -1,0 +1,68 @@
+#include <doctest/doctest.h>
+
+#include "autograd/ops.h"
+
+using namespace pe;
+
+TEST_SUITE("unit") {
+  TEST_CASE("gradients accumulate for tensors used several times") {
+    Tensor x = Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}).requires_grad_();
+    Tensor y = sum(add(mul(x, x), mul(x, 3.0)));  // d/dx = 2x + 3
+    y.backward();
+    CHECK(x.grad().to_double_vector() == std::vector<double>{5, 7, 9});
+    sum(x).backward();  // leaves accumulate across backward calls
+    CHECK(x.grad().to_double_vector() == std::vector<double>{6, 8, 10});
+    x.zero_grad();
+    CHECK_FALSE(x.grad().defined());
+  }
+
+  TEST_CASE("no-grad scope records nothing and frozen parameters get no gradient") {
+    Tensor w = Tensor::ones({2}, DType::F64).requires_grad_();
+    Tensor frozen = Tensor::ones({2}, DType::F64);  // requires_grad false
+    {
+      NoGradGuard ng;
+      Tensor y = mul(w, 2.0);
+      CHECK_FALSE(y.requires_grad());
+    }
+    Tensor y = sum(mul(w, frozen));
+    Tensor only_frozen = mul(frozen, 2.0);
+    CHECK_FALSE(only_frozen.requires_grad());  // no node recorded through a frozen subgraph
+    y.backward();
+    CHECK(w.grad().defined());
+    CHECK_FALSE(frozen.grad().defined());
+  }
+
+  TEST_CASE("the graph is freed after backward unless retained") {
+    Tensor x = Tensor::from_vector(std::vector<double>{2}, {1}).requires_grad_();
+    Tensor y = sum(mul(x, x));
+    y.backward(Tensor(), /*retain_graph=*/true);
+    y.backward();
+    CHECK(x.grad().item() == doctest::Approx(8.0));
+    CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("already freed"), Error);
+  }
+
+  TEST_CASE("backward needs a scalar or a seed of the output's shape") {
+    Tensor x = Tensor::ones({3}, DType::F64).requires_grad_();
+    Tensor y = mul(x, 2.0);
+    CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("not a scalar"), Error);
+    y.backward(Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}));
+    CHECK(x.grad().to_double_vector() == std::vector<double>{2, 4, 6});
+    Tensor c = Tensor::ones({3}, DType::F64);
+    CHECK_THROWS_WITH_AS(sum(c).backward(), doctest::Contains("does not require a gradient"), Error);
+  }
+
+  TEST_CASE("a deep chain does not overflow the stack") {
+    Tensor x = Tensor::ones({1}, DType::F64).requires_grad_();
+    Tensor y = x;
+    for (int i = 0; i < 20000; ++i) y = add(y, 1e-4);
+    sum(y).backward();
+    CHECK(x.grad().item() == doctest::Approx(1.0));
+  }
+
+  TEST_CASE("leaf gradients do not alias each other") {
+    Tensor a = Tensor::ones({2}, DType::F64).requires_grad_();
+    Tensor b = Tensor::ones({2}, DType::F64).requires_grad_();
+    sum(add(a, b)).backward();
+    CHECK(a.grad().storage() != b.grad().storage());
+  }
+}
