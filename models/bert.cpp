@@ -1,0 +1,142 @@
+#include "models/bert.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "models/checkpoint.h"
+
+namespace pe {
+
+using json = nlohmann::json;
+
+BertConfig BertConfig::from_json_file(const std::string& path) {
+  json j;
+  try {
+    j = json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    PE_FAIL("config ", path, ": not valid JSON: ", e.what());
+  }
+  BertConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (j.contains(key) && !j[key].is_null()) {
+      try {
+        j[key].get_to(field);
+      } catch (const json::exception& e) {
+        PE_FAIL("config ", path, ": field '", key, "': ", e.what());
+      }
+    }
+  };
+  get("vocab_size", c.vocab_size);
+  get("hidden_size", c.hidden_size);
+  get("num_hidden_layers", c.num_layers);
+  get("num_attention_heads", c.num_heads);
+  get("intermediate_size", c.intermediate_size);
+  get("max_position_embeddings", c.max_position_embeddings);
+  get("type_vocab_size", c.type_vocab_size);
+  get("pad_token_id", c.pad_token_id);
+  get("layer_norm_eps", c.layer_norm_eps);
+  std::string act = j.value("hidden_act", std::string("gelu"));
+  PE_CHECK(act == "gelu", "config ", path, ": hidden_act '", act, "' is not supported (BERT uses exact gelu)");
+  std::string pos = j.value("position_embedding_type", std::string("absolute"));
+  PE_CHECK(pos == "absolute", "config ", path, ": position_embedding_type '", pos, "' is not supported");
+  PE_CHECK(c.hidden_size % c.num_heads == 0, "config ", path, ": hidden_size not a multiple of the heads");
+  return c;
+}
+
+std::string BertConfig::to_json() const {
+  json j = {{"architectures", {"BertModel"}},
+            {"model_type", "bert"},
+            {"vocab_size", vocab_size},
+            {"hidden_size", hidden_size},
+            {"num_hidden_layers", num_layers},
+            {"num_attention_heads", num_heads},
+            {"intermediate_size", intermediate_size},
+            {"hidden_act", "gelu"},
+            {"max_position_embeddings", max_position_embeddings},
+            {"type_vocab_size", type_vocab_size},
+            {"pad_token_id", pad_token_id},
+            {"layer_norm_eps", layer_norm_eps},
+            {"position_embedding_type", "absolute"},
+            {"hidden_dropout_prob", 0.0},
+            {"attention_probs_dropout_prob", 0.0}};
+  return j.dump(2) + "\n";
+}
+
+BertModel::BertModel(const BertConfig& cfg, Generator& gen, const InitSpec& spec) : cfg_(cfg) {
+  const double std = 0.02;
+  int64_t d = cfg.hidden_size;
+  word_emb_ = ps_.add("embeddings.word_embeddings.weight", randn({cfg.vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+  pos_emb_ = ps_.add("embeddings.position_embeddings.weight",
+                     randn({cfg.max_position_embeddings, d}, gen, spec.dtype, spec.device, 0, std));
+  type_emb_ = ps_.add("embeddings.token_type_embeddings.weight",
+                      randn({cfg.type_vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+  ln_emb_ = make_layer_norm(ps_, "embeddings.LayerNorm", d, cfg.layer_norm_eps, spec);
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    std::string p = "encoder.layer." + std::to_string(i) + ".";
+    Layer L;
+    L.q = make_linear(ps_, p + "attention.self.query", d, d, true, std, gen, spec);
+    L.k = make_linear(ps_, p + "attention.self.key", d, d, true, std, gen, spec);
+    L.v = make_linear(ps_, p + "attention.self.value", d, d, true, std, gen, spec);
+    L.o = make_linear(ps_, p + "attention.output.dense", d, d, true, std, gen, spec);
+    L.ln_attn = make_layer_norm(ps_, p + "attention.output.LayerNorm", d, cfg.layer_norm_eps, spec);
+    L.up = make_linear(ps_, p + "intermediate.dense", d, cfg.intermediate_size, true, std, gen, spec);
+    L.down = make_linear(ps_, p + "output.dense", cfg.intermediate_size, d, true, std, gen, spec);
+    L.ln_ffn = make_layer_norm(ps_, p + "output.LayerNorm", d, cfg.layer_norm_eps, spec);
+    layers_.push_back(L);
+  }
+  if (cfg.add_pooling_layer) pooler_ = make_linear(ps_, "pooler.dense", d, d, true, std, gen, spec);
+}
+
+BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                              bool keep_hidden_states) const {
+  PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "BertModel: ids must be i64 [B, L], got ", ids.str());
+  PE_CHECK(attention_mask.shape() == ids.shape(), "BertModel: attention mask ", attention_mask.str(),
+           " does not match ids ", ids.str());
+  int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
+  PE_CHECK(L <= cfg_.max_position_embeddings, "BertModel: sequence length ", L, " exceeds max_position_embeddings ",
+           cfg_.max_position_embeddings);
+  DType dt = word_emb_.dtype();
+  Device dev = word_emb_.device();
+  Tensor mask = attention_mask.to(dev).to(dt);
+  // HF builds word embeddings with padding_idx: the [PAD] row never receives a gradient.
+  Tensor idd = ids.to(dev);
+  Tensor w = embedding(word_emb_, idd);
+  Tensor not_pad = add(neg(eq(idd.to(dt), Tensor::scalar(double(cfg_.pad_token_id), dt, dev))), 1.0).view({B, L, 1});
+  w = add(mul(w, not_pad), mul(embedding(word_emb_.detach(), idd), add(neg(not_pad), 1.0)));
+  Tensor pos = embedding(pos_emb_, Tensor::arange(L, DType::I64, dev)).view({1, L, d});
+  Tensor tt = token_type_ids.defined() ? token_type_ids.to(dev) : Tensor::zeros({B, L}, DType::I64, dev);
+  Tensor x = ln_emb_(add(add(w, pos), embedding(type_emb_, tt)));
+  BertOutput out;
+  if (keep_hidden_states) out.hidden_states.push_back(x);
+  double scale = 1.0 / std::sqrt(double(hd));
+  for (const Layer& layer : layers_) {
+    Tensor q = layer.q(x).view({B, L, H, hd});
+    Tensor k = layer.k(x).view({B, L, H, hd});
+    Tensor v = layer.v(x).view({B, L, H, hd});
+    Tensor a = attention(q, k, v, mask, scale).reshape({B, L, d});
+    x = layer.ln_attn(add(layer.o(a), x));
+    x = layer.ln_ffn(add(layer.down(gelu(layer.up(x))), x));
+    if (keep_hidden_states) out.hidden_states.push_back(x);
+  }
+  out.last_hidden_state = x;
+  if (cfg_.add_pooling_layer) out.pooler_output = tanh(pooler_(x.select(1, 0)));
+  return out;
+}
+
+LoadReport BertModel::load(const std::string& path) {
+  LoadOptions opt;
+  opt.prefixes = {"", "bert."};
+  opt.ignore = {"cls.", "position_ids"};
+  opt.optional = {"pooler."};  // BertForMaskedLM checkpoints have no pooler
+  return load_checkpoint(ps_, path, opt);
+}
+
+void BertModel::save_pretrained(const std::string& dir, DType as) const {
+  ::mkdir(dir.c_str(), 0755);
+  save_tensors(dir + "/model.safetensors", named_tensors(ps_), {{"format", "pt"}}, &as);
+  write_text_atomic(dir + "/config.json", cfg_.to_json());
+}
+
+}  // namespace pe

@@ -1,0 +1,160 @@
+#include "models/esm.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "models/checkpoint.h"
+
+namespace pe {
+
+using json = nlohmann::json;
+
+EsmConfig EsmConfig::from_json_file(const std::string& path) {
+  json j;
+  try {
+    j = json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    PE_FAIL("config ", path, ": not valid JSON: ", e.what());
+  }
+  EsmConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (j.contains(key) && !j[key].is_null()) {
+      try {
+        j[key].get_to(field);
+      } catch (const json::exception& e) {
+        PE_FAIL("config ", path, ": field '", key, "': ", e.what());
+      }
+    }
+  };
+  get("vocab_size", c.vocab_size);
+  get("hidden_size", c.hidden_size);
+  get("num_hidden_layers", c.num_layers);
+  get("num_attention_heads", c.num_heads);
+  get("intermediate_size", c.intermediate_size);
+  get("layer_norm_eps", c.layer_norm_eps);
+  get("token_dropout", c.token_dropout);
+  get("mask_token_id", c.mask_token_id);
+  get("pad_token_id", c.pad_token_id);
+  get("max_position_embeddings", c.max_position_embeddings);
+  get("rope_theta", c.rope_theta);
+  std::string pos = j.value("position_embedding_type", std::string("rotary"));
+  PE_CHECK(pos == "rotary", "config ", path, ": position_embedding_type '", pos, "' is not supported (ESM-2 uses rotary)");
+  PE_CHECK(!j.value("emb_layer_norm_before", false), "config ", path, ": emb_layer_norm_before=true (ESM-1b) is not supported");
+  PE_CHECK(c.hidden_size % c.num_heads == 0, "config ", path, ": hidden_size ", c.hidden_size,
+           " is not a multiple of num_attention_heads ", c.num_heads);
+  return c;
+}
+
+std::string EsmConfig::to_json() const {
+  json j = {{"architectures", {"EsmForMaskedLM"}},
+            {"model_type", "esm"},
+            {"vocab_size", vocab_size},
+            {"hidden_size", hidden_size},
+            {"num_hidden_layers", num_layers},
+            {"num_attention_heads", num_heads},
+            {"intermediate_size", intermediate_size},
+            {"hidden_act", "gelu"},
+            {"layer_norm_eps", layer_norm_eps},
+            {"token_dropout", token_dropout},
+            {"mask_token_id", mask_token_id},
+            {"pad_token_id", pad_token_id},
+            {"cls_token_id", 0},
+            {"eos_token_id", 2},
+            {"max_position_embeddings", max_position_embeddings},
+            {"position_embedding_type", "rotary"},
+            {"rope_theta", rope_theta},
+            {"emb_layer_norm_before", false},
+            {"tie_word_embeddings", true},
+            {"hidden_dropout_prob", 0.0},
+            {"attention_probs_dropout_prob", 0.0}};
+  return j.dump(2) + "\n";
+}
+
+EsmModel::EsmModel(const EsmConfig& cfg, Generator& gen, const InitSpec& spec) : cfg_(cfg) {
+  const double std = 0.02;  // HF initializer_range
+  int64_t d = cfg.hidden_size;
+  word_emb_ = ps_.add("esm.embeddings.word_embeddings.weight", randn({cfg.vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    std::string p = "esm.encoder.layer." + std::to_string(i) + ".";
+    Layer L;
+    L.q = make_linear(ps_, p + "attention.self.query", d, d, true, std, gen, spec);
+    L.k = make_linear(ps_, p + "attention.self.key", d, d, true, std, gen, spec);
+    L.v = make_linear(ps_, p + "attention.self.value", d, d, true, std, gen, spec);
+    L.o = make_linear(ps_, p + "attention.output.dense", d, d, true, std, gen, spec);
+    L.ln_attn = make_layer_norm(ps_, p + "attention.LayerNorm", d, cfg.layer_norm_eps, spec);
+    L.up = make_linear(ps_, p + "intermediate.dense", d, cfg.intermediate_size, true, std, gen, spec);
+    L.down = make_linear(ps_, p + "output.dense", cfg.intermediate_size, d, true, std, gen, spec);
+    L.ln_ffn = make_layer_norm(ps_, p + "LayerNorm", d, cfg.layer_norm_eps, spec);
+    layers_.push_back(L);
+  }
+  ln_after_ = make_layer_norm(ps_, "esm.encoder.emb_layer_norm_after", d, cfg.layer_norm_eps, spec);
+  // The contact head is part of EsmForMaskedLM checkpoints; kept (untrained) so saves round-trip.
+  ps_.add_buffer("esm.contact_head.regression.weight", Tensor::zeros({1, cfg.num_layers * cfg.num_heads}, spec.dtype, spec.device));
+  ps_.add_buffer("esm.contact_head.regression.bias", Tensor::zeros({1}, spec.dtype, spec.device));
+  lm_dense_ = make_linear(ps_, "lm_head.dense", d, d, true, std, gen, spec);
+  lm_ln_ = make_layer_norm(ps_, "lm_head.layer_norm", d, cfg.layer_norm_eps, spec);
+  lm_bias_ = ps_.add("lm_head.bias", Tensor::zeros({cfg.vocab_size}, spec.dtype, spec.device));
+}
+
+EsmOutput EsmModel::forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head,
+                            bool keep_hidden_states) const {
+  PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "EsmModel: ids must be i64 [B, L], got ", ids.str());
+  PE_CHECK(attention_mask.shape() == ids.shape(), "EsmModel: attention mask ", attention_mask.str(),
+           " does not match ids ", ids.str());
+  int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
+  DType dt = word_emb_.dtype();
+  Device dev = word_emb_.device();
+  Tensor mask = attention_mask.to(dev).to(dt);  // [B, L]
+  Tensor x = embedding(word_emb_, ids.to(dev));  // [B, L, d]
+  if (cfg_.token_dropout) {
+    // Zero <mask> embeddings and rescale by (1 - 0.15*0.8) / (1 - observed mask ratio over real tokens).
+    Tensor is_mask = eq(ids.to(dev).to(dt), Tensor::scalar(double(cfg_.mask_token_id), dt, dev));  // [B, L]
+    x = mul(x, add(neg(is_mask), 1.0).view({B, L, 1}));
+    Tensor ratio = div(sum(mul(is_mask, mask), {1}), sum(mask, {1}));
+    Tensor scale = div(Tensor::scalar(1.0 - 0.15 * 0.8, dt, dev), add(neg(ratio), 1.0));
+    x = mul(x, scale.view({B, 1, 1}));
+  }
+  x = mul(x, mask.view({B, L, 1}));
+  EsmOutput out;
+  if (keep_hidden_states) out.hidden_states.push_back(x);
+  double qscale = 1.0 / std::sqrt(double(hd));
+  for (const Layer& layer : layers_) {
+    Tensor h = layer.ln_attn(x);
+    Tensor q = mul(layer.q(h), qscale).view({B, L, H, hd});
+    Tensor k = layer.k(h).view({B, L, H, hd});
+    Tensor v = layer.v(h).view({B, L, H, hd});
+    q = rotary(q, cfg_.rope_theta);
+    k = rotary(k, cfg_.rope_theta);
+    Tensor a = attention(q, k, v, mask, 1.0).reshape({B, L, d});
+    x = add(x, layer.o(a));
+    Tensor f = layer.down(gelu(layer.up(layer.ln_ffn(x))));
+    x = add(x, f);
+    if (keep_hidden_states) out.hidden_states.push_back(x);
+  }
+  out.last_hidden_state = ln_after_(x);
+  if (lm_head) out.logits = lm_logits(out.last_hidden_state);
+  return out;
+}
+
+Tensor EsmModel::lm_logits(const Tensor& hidden) const {
+  Tensor h = lm_ln_(gelu(lm_dense_(hidden)));
+  return linear(h, word_emb_, lm_bias_);  // decoder tied to the word embedding
+}
+
+LoadReport EsmModel::load(const std::string& path) {
+  LoadOptions opt;
+  opt.prefixes = {""};
+  opt.ignore = {"inv_freq", "lm_head.decoder.weight", "position_ids"};
+  opt.optional = {"contact_head"};
+  return load_checkpoint(ps_, path, opt);
+}
+
+void EsmModel::save_pretrained(const std::string& dir, DType as) const {
+  ::mkdir(dir.c_str(), 0755);
+  save_tensors(dir + "/model.safetensors", named_tensors(ps_), {{"format", "pt"}}, &as);
+  write_text_atomic(dir + "/config.json", cfg_.to_json());
+}
+
+}  // namespace pe

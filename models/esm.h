@@ -1,0 +1,60 @@
+#pragma once
+// ESM-2 exactly as transformers' EsmForMaskedLM computes it (see tests/fixtures/hf/README.md):
+// token dropout (also in eval), pre-LN layers, q scaled by head_dim^-0.5 before rotate-half rotary,
+// final emb_layer_norm_after, LM head dense -> gelu -> LayerNorm -> decoder tied to the word embedding.
+#include <string>
+#include <vector>
+
+#include "models/checkpoint.h"
+
+namespace pe {
+
+struct EsmConfig {
+  int64_t vocab_size = 33, hidden_size = 320, num_layers = 6, num_heads = 20, intermediate_size = 1280;
+  double layer_norm_eps = 1e-5;
+  bool token_dropout = true;
+  int64_t mask_token_id = 32, pad_token_id = 1, max_position_embeddings = 1026;
+  double rope_theta = 10000.0;
+  // Reads a Hugging Face config.json; refuses what this implementation does not compute.
+  static EsmConfig from_json_file(const std::string& path);
+  std::string to_json() const;  // a config.json that EsmForMaskedLM.from_pretrained accepts
+  int64_t head_dim() const { return hidden_size / num_heads; }
+};
+
+struct EsmOutput {
+  Tensor last_hidden_state;           // after emb_layer_norm_after: [B, L, d]
+  std::vector<Tensor> hidden_states;  // embeddings and each layer's output (before the final LN)
+  Tensor logits;                      // [B, L, vocab] when requested
+};
+
+class EsmModel {
+ public:
+  EsmModel(const EsmConfig& cfg, Generator& gen, const InitSpec& spec = {});
+  // ids, attention_mask: [B, L] i64 (mask 1 = real token). Padded positions are computed as HF does.
+  EsmOutput forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head = true,
+                    bool keep_hidden_states = false) const;
+  // The LM head on hidden states of any leading shape [..., d] -> [..., vocab].
+  Tensor lm_logits(const Tensor& hidden) const;
+  const EsmConfig& config() const { return cfg_; }
+  ParamStore& params() { return ps_; }
+  const ParamStore& params() const { return ps_; }
+  // HF checkpoint (folder, file or index). Contact-head and rotary inv_freq tensors are accepted.
+  LoadReport load(const std::string& path);
+  // Writes model.safetensors + config.json into `dir` (created if missing), loadable by HF.
+  void save_pretrained(const std::string& dir, DType as = DType::F32) const;
+
+ private:
+  struct Layer {
+    LayerNorm ln_attn, ln_ffn;
+    Linear q, k, v, o, up, down;
+  };
+  EsmConfig cfg_;
+  ParamStore ps_;
+  Tensor word_emb_;
+  std::vector<Layer> layers_;
+  LayerNorm ln_after_, lm_ln_;
+  Linear lm_dense_;
+  Tensor lm_bias_;
+};
+
+}  // namespace pe

@@ -1,0 +1,136 @@
+#include "models/layers.h"
+
+#include <cmath>
+
+namespace pe {
+
+Tensor ParamStore::add(const std::string& name, Tensor t, bool trainable) {
+  PE_CHECK(!contains(name), "ParamStore: duplicate tensor name '", name, "'");
+  t.set_name(name);
+  if (trainable && is_floating(t.dtype())) t.requires_grad_(true);
+  order_.push_back(name);
+  index_[name] = t;
+  buffer_[name] = !trainable;
+  return t;
+}
+
+Tensor ParamStore::get(const std::string& name) const {
+  auto it = index_.find(name);
+  PE_CHECK(it != index_.end(), "ParamStore: no tensor named '", name, "'");
+  return it->second;
+}
+
+bool ParamStore::is_buffer(const std::string& name) const {
+  auto it = buffer_.find(name);
+  return it != buffer_.end() && it->second;
+}
+
+std::vector<Tensor> ParamStore::parameters(const std::string& prefix) const {
+  std::vector<Tensor> out;
+  for (const auto& n : order_)
+    if (!is_buffer(n) && n.rfind(prefix, 0) == 0 && index_.at(n).requires_grad()) out.push_back(index_.at(n));
+  return out;
+}
+
+void ParamStore::set_trainable(const std::string& prefix, bool on) {
+  for (const auto& n : order_)
+    if (!is_buffer(n) && n.rfind(prefix, 0) == 0) {
+      Tensor t = index_.at(n);
+      t.requires_grad_(on);
+      if (!on) t.zero_grad();
+    }
+}
+
+int64_t ParamStore::numel(const std::string& prefix) const {
+  int64_t n = 0;
+  for (const auto& name : order_)
+    if (!is_buffer(name) && name.rfind(prefix, 0) == 0) n += index_.at(name).numel();
+  return n;
+}
+
+void ParamStore::merge(const std::string& prefix, const ParamStore& other) {
+  for (const auto& n : other.order_) {
+    std::string full = prefix + n;
+    PE_CHECK(!contains(full), "ParamStore: duplicate tensor name '", full, "'");
+    order_.push_back(full);
+    index_[full] = other.index_.at(n);
+    buffer_[full] = other.is_buffer(n);
+  }
+}
+
+void ParamStore::assign(const std::string& name, const Tensor& value) {
+  Tensor t = get(name);
+  PE_CHECK(value.shape() == t.shape(), "tensor '", name, "': shape ", shape_str(value.shape()), " does not match ",
+           shape_str(t.shape()));
+  NoGradGuard ng;
+  Tensor v = value.to(t.device()).to(t.dtype());
+  backend_for(t.device()).copy_strided(v, t.detach());
+}
+
+Linear make_linear(ParamStore& ps, const std::string& name, int64_t in, int64_t out, bool bias, double std,
+                   Generator& gen, const InitSpec& spec) {
+  Linear l;
+  l.weight = ps.add(name + ".weight", randn({out, in}, gen, spec.dtype, spec.device, 0.0, std));
+  if (bias) l.bias = ps.add(name + ".bias", Tensor::zeros({out}, spec.dtype, spec.device));
+  return l;
+}
+
+LayerNorm make_layer_norm(ParamStore& ps, const std::string& name, int64_t dim, double eps, const InitSpec& spec) {
+  LayerNorm ln;
+  ln.weight = ps.add(name + ".weight", Tensor::ones({dim}, spec.dtype, spec.device));
+  ln.bias = ps.add(name + ".bias", Tensor::zeros({dim}, spec.dtype, spec.device));
+  ln.eps = eps;
+  return ln;
+}
+
+Tensor MLP::operator()(const Tensor& x) const {
+  Tensor h = x;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    h = layers[i](h);
+    if (i + 1 < layers.size()) h = relu(h);
+  }
+  return h;
+}
+
+MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vector<int64_t>& dims, Generator& gen,
+             const InitSpec& spec) {
+  MLP m;
+  int64_t d = in;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    std::string n = name + ".layers." + std::to_string(i);
+    double bound = 1.0 / std::sqrt(double(d));
+    Linear l;
+    l.weight = ps.add(n + ".weight", add(mul(rand({dims[i], d}, gen, spec.dtype, spec.device), 2 * bound), -bound));
+    l.bias = ps.add(n + ".bias", add(mul(rand({dims[i]}, gen, spec.dtype, spec.device), 2 * bound), -bound));
+    m.layers.push_back(l);
+    d = dims[i];
+  }
+  return m;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
+  PE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q, k, v must be [B, L, H, D], got ", q.str(),
+           ", ", k.str(), ", ", v.str());
+  int64_t B = q.size(0), H = q.size(2), Lk = k.size(1);
+  PE_CHECK(k.size(0) == B && v.size(0) == B && k.size(2) == H && v.size(2) == H && k.size(3) == q.size(3) &&
+               v.size(1) == Lk,
+           "attention: mismatched q ", q.str(), ", k ", k.str(), ", v ", v.str());
+  Tensor s = matmul(q.permute({0, 2, 1, 3}), k.permute({0, 2, 3, 1}));  // [B, H, Lq, Lk]
+  if (scale != 1.0) s = mul(s, scale);
+  Tensor row_valid;
+  if (key_mask.defined()) {
+    PE_CHECK((key_mask.shape() == Shape{B, Lk}), "attention: key mask ", key_mask.str(), " is not [", B, ", ", Lk, "]");
+    Tensor m = key_mask.dtype() == q.dtype() ? key_mask : key_mask.to(q.dtype());
+    m = m.to(q.device());
+    // A large finite bias (not -inf) so that a row without any real key stays finite; it is zeroed below.
+    Tensor bias = mul(add(m, -1.0), 1e30).view({B, 1, 1, Lk});
+    s = add(s, bias);
+    row_valid = gt(sum(m, {1}), Tensor::zeros({}, q.dtype(), q.device())).view({B, 1, 1, 1});
+  }
+  Tensor p = softmax(s, -1);
+  Tensor o = matmul(p, v.permute({0, 2, 1, 3})).permute({0, 2, 1, 3});  // [B, Lq, H, D]
+  if (row_valid.defined()) o = mul(o, row_valid);
+  return o;
+}
+
+}  // namespace pe

@@ -1,0 +1,70 @@
+#pragma once
+// Building blocks shared by the models: a named parameter store (the HF tensor names are the keys,
+// so checkpoints load and save by name), Linear, LayerNorm and the ReLU MLP of ProtST.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+
+namespace pe {
+
+// Parameters (and buffers, which never take gradients) by their checkpoint names, in creation order.
+class ParamStore {
+ public:
+  Tensor add(const std::string& name, Tensor t, bool trainable = true);
+  Tensor add_buffer(const std::string& name, Tensor t) { return add(name, std::move(t), false); }
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  Tensor get(const std::string& name) const;
+  const std::vector<std::string>& names() const { return order_; }
+  bool is_buffer(const std::string& name) const;
+  // Trainable tensors, optionally only those whose name starts with prefix.
+  std::vector<Tensor> parameters(const std::string& prefix = "") const;
+  // Freezes (no gradient, no backward work) or unfreezes every trainable tensor under prefix.
+  void set_trainable(const std::string& prefix, bool on);
+  int64_t numel(const std::string& prefix = "") const;
+  // Adds every entry of `other` under `prefix` (the tensors are shared, not copied).
+  void merge(const std::string& prefix, const ParamStore& other);
+  // Overwrites a tensor's values in place (shape must match), keeping every handle valid.
+  void assign(const std::string& name, const Tensor& value);
+
+ private:
+  std::vector<std::string> order_;
+  std::map<std::string, Tensor> index_;
+  std::map<std::string, bool> buffer_;
+};
+
+struct InitSpec {
+  DType dtype = DType::F32;
+  Device device = Device::cpu();
+};
+
+struct Linear {
+  Tensor weight, bias;  // weight [out, in] as in PyTorch; bias may be undefined
+  Tensor operator()(const Tensor& x) const { return linear(x, weight, bias); }
+};
+// HF-style init: weight ~ N(0, std), bias 0.
+Linear make_linear(ParamStore& ps, const std::string& name, int64_t in, int64_t out, bool bias, double std,
+                   Generator& gen, const InitSpec& spec);
+
+struct LayerNorm {
+  Tensor weight, bias;
+  double eps = 1e-5;
+  Tensor operator()(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
+};
+LayerNorm make_layer_norm(ParamStore& ps, const std::string& name, int64_t dim, double eps, const InitSpec& spec);
+
+// torchdrug layers.MLP(in, [hidden..., out]) with ReLU between layers (not after the last),
+// names "<name>.layers.<i>.{weight,bias}". PyTorch default init (uniform ±1/sqrt(in)).
+struct MLP {
+  std::vector<Linear> layers;
+  Tensor operator()(const Tensor& x) const;
+};
+MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vector<int64_t>& dims, Generator& gen,
+             const InitSpec& spec);
+
+// softmax(scale * q k^T + mask) v for q [B, Lq, H, D], k, v [B, Lk, H, D]; key_mask [B, Lk]
+// (nonzero = real key) or undefined. Query rows with no real key give zeros. Returns [B, Lq, H, D].
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
+
+}  // namespace pe
