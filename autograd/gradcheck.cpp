@@ -28,7 +28,11 @@ GradcheckResult gradcheck(const TensorFn& f, const std::vector<Tensor>& inputs, 
     Tensor g = x.grad();
     std::vector<double> analytic = g.defined() ? g.to_double_vector() : std::vector<double>(size_t(x.numel()), 0.0);
     double* xp = x.data<double>();
-    for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t n = x.numel();
+    int64_t stride = (opt.max_elements_per_input > 0 && n > opt.max_elements_per_input)
+                         ? (n + opt.max_elements_per_input - 1) / opt.max_elements_per_input
+                         : 1;
+    for (int64_t i = 0; i < n; i += stride) {
       double orig = xp[i];
       double fp, fm;
       {

@@ -14,6 +14,9 @@ struct GradcheckOptions {
   double atol = 1e-7;  // pass if |analytic - numeric| <= atol + rtol * |numeric| for every element
   double rtol = 1e-5;
   uint64_t seed = 1234;
+  // Probe at most this many elements of each input (evenly spaced; 0 = all): keeps checks of
+  // whole models affordable while still touching every parameter tensor.
+  int64_t max_elements_per_input = 0;
 };
 
 struct GradcheckResult {

@@ -1,0 +1,148 @@
+#include "models/protst.h"
+
+#include <cmath>
+
+namespace pe {
+
+int64_t ProtSTBatch::real_tokens() const {
+  double n = 0;
+  if (protein_mask.defined()) n += sum(protein_mask.to(DType::F64)).item();
+  if (text_mask.defined()) n += sum(text_mask.to(DType::F64)).item();
+  return int64_t(n);
+}
+
+Tensor masked_mean(const Tensor& x, const Tensor& mask) {
+  int64_t B = x.size(0), L = x.size(1);
+  Tensor m = mask.to(x.device()).to(x.dtype()).view({B, L, 1});
+  return div(sum(mul(x, m), {1}), add(sum(m, {1}), 1e-6));
+}
+
+ProtSTModel::ProtSTModel(const ProtSTConfig& cfg, Generator& gen, const InitSpec& spec)
+    : cfg_(cfg), protein_(cfg.protein, gen, spec), text_(cfg.text, gen, spec) {
+  ps_.merge("protein_model.", protein_.params());
+  ps_.merge("text_model.", text_.params());
+  int64_t dp = cfg.protein.hidden_size, dt = cfg.text.hidden_size, e = cfg.embed_dim;
+  graph_mlp_ = make_mlp(ps_, "graph_mlp", dp, {dp, e}, gen, spec);
+  residue_mlp_ = make_mlp(ps_, "residue_mlp", dp, {dp, e}, gen, spec);
+  text_mlp_ = make_mlp(ps_, "text_mlp", dt, {dt, e}, gen, spec);
+  word_mlp_ = make_mlp(ps_, "word_mlp", dt, {dt, e}, gen, spec);
+  PE_CHECK(e % cfg.fusion_heads == 0, "ProtST: embed_dim ", e, " is not a multiple of fusion_heads ", cfg.fusion_heads);
+  double fstd = 1.0 / std::sqrt(double(e));
+  for (int64_t i = 0; i < cfg.fusion_layers; ++i) {
+    std::string p = "fusion.layers." + std::to_string(i) + ".";
+    FusionLayer f;
+    f.q1 = make_linear(ps_, p + "query1", e, e, false, fstd, gen, spec);
+    f.k1 = make_linear(ps_, p + "key1", e, e, false, fstd, gen, spec);
+    f.v1 = make_linear(ps_, p + "value1", e, e, false, fstd, gen, spec);
+    f.q2 = make_linear(ps_, p + "query2", e, e, false, fstd, gen, spec);
+    f.k2 = make_linear(ps_, p + "key2", e, e, false, fstd, gen, spec);
+    f.v2 = make_linear(ps_, p + "value2", e, e, false, fstd, gen, spec);
+    if (cfg.fusion_batch_norm) {
+      std::string bp = "fusion.protein_batch_norm_layers." + std::to_string(i) + ".";
+      std::string bt = "fusion.text_batch_norm_layers." + std::to_string(i) + ".";
+      f.bn_p_w = ps_.add(bp + "weight", Tensor::ones({e}, spec.dtype, spec.device));
+      f.bn_p_b = ps_.add(bp + "bias", Tensor::zeros({e}, spec.dtype, spec.device));
+      f.bn_p_mean = ps_.add_buffer(bp + "running_mean", Tensor::zeros({e}, spec.dtype, spec.device));
+      f.bn_p_var = ps_.add_buffer(bp + "running_var", Tensor::ones({e}, spec.dtype, spec.device));
+      f.bn_t_w = ps_.add(bt + "weight", Tensor::ones({e}, spec.dtype, spec.device));
+      f.bn_t_b = ps_.add(bt + "bias", Tensor::zeros({e}, spec.dtype, spec.device));
+      f.bn_t_mean = ps_.add_buffer(bt + "running_mean", Tensor::zeros({e}, spec.dtype, spec.device));
+      f.bn_t_var = ps_.add_buffer(bt + "running_var", Tensor::ones({e}, spec.dtype, spec.device));
+    }
+    fusion_.push_back(f);
+  }
+  mlm_head_ = make_mlp(ps_, "mlm_head", e, {e, cfg.protein.vocab_size}, gen, spec);
+  mmp_p_head_ = make_mlp(ps_, "mmp_protein_head", e, {e, cfg.protein.vocab_size}, gen, spec);
+  mmp_t_head_ = make_mlp(ps_, "mmp_text_head", e, {e, cfg.text.vocab_size}, gen, spec);
+  logit_scale_ = ps_.add("logit_scale", Tensor::full({}, cfg.logit_scale_init, spec.dtype, spec.device));
+  p2t_ = make_mlp(ps_, "conversion.protein_to_text", e, {cfg.conversion_hidden, e}, gen, spec);
+  t2p_ = make_mlp(ps_, "conversion.text_to_protein", e, {cfg.conversion_hidden, e}, gen, spec);
+  // Conversion MLPs are trained in a second stage (`protst convert`); frozen during pretraining.
+  ps_.set_trainable("conversion.", false);
+}
+
+void ProtSTModel::freeze_text_encoder(bool frozen) {
+  ps_.set_trainable("text_model.", !frozen);
+  text_frozen_ = frozen;
+}
+
+Tensor ProtSTModel::protein_hidden(const Tensor& ids, const Tensor& mask) const {
+  return protein_.forward(ids, mask, /*lm_head=*/false).last_hidden_state;
+}
+
+Tensor ProtSTModel::text_hidden(const Tensor& ids, const Tensor& mask) const {
+  if (text_frozen_) {
+    NoGradGuard ng;  // frozen encoder: no graph, no backward work
+    return text_.forward(ids, Tensor(), mask).last_hidden_state;
+  }
+  return text_.forward(ids, Tensor(), mask).last_hidden_state;
+}
+
+Tensor ProtSTModel::embed_protein(const Tensor& ids, const Tensor& mask, const Tensor& residue_mask) const {
+  return graph_mlp_(masked_mean(protein_hidden(ids, mask), residue_mask));
+}
+
+Tensor ProtSTModel::embed_text(const Tensor& ids, const Tensor& mask, const Tensor& word_mask) const {
+  return text_mlp_(masked_mean(text_hidden(ids, mask), word_mask));
+}
+
+std::pair<Tensor, Tensor> ProtSTModel::fuse(const Tensor& xp_in, const Tensor& mp, const Tensor& xt_in,
+                                            const Tensor& mt, bool train) {
+  // ProtST's CrossAttentionBlock: shared per-modality Q/K/V, four maps, no 1/sqrt(d) scaling,
+  // keys masked by padding, padding query rows zero; out = (A_self V_self + A_cross V_cross) / 2.
+  Tensor xp = xp_in, xt = xt_in;
+  int64_t B = xp.size(0), Lp = xp.size(1), Lt = xt.size(1), e = cfg_.embed_dim, H = cfg_.fusion_heads, hd = e / H;
+  Tensor mpf = mp.to(xp.device()).to(xp.dtype()), mtf = mt.to(xt.device()).to(xt.dtype());
+  for (const FusionLayer& f : fusion_) {
+    Tensor q1 = f.q1(xp).view({B, Lp, H, hd}), k1 = f.k1(xp).view({B, Lp, H, hd}), v1 = f.v1(xp).view({B, Lp, H, hd});
+    Tensor q2 = f.q2(xt).view({B, Lt, H, hd}), k2 = f.k2(xt).view({B, Lt, H, hd}), v2 = f.v2(xt).view({B, Lt, H, hd});
+    Tensor op = mul(add(attention(q1, k1, v1, mpf, 1.0), attention(q1, k2, v2, mtf, 1.0)), 0.5).reshape({B, Lp, e});
+    Tensor ot = mul(add(attention(q2, k1, v1, mpf, 1.0), attention(q2, k2, v2, mtf, 1.0)), 0.5).reshape({B, Lt, e});
+    op = mul(op, mpf.view({B, Lp, 1}));  // padding query rows are zero
+    ot = mul(ot, mtf.view({B, Lt, 1}));
+    if (cfg_.fusion_batch_norm) {
+      op = batch_norm(op.reshape({B * Lp, e}), mpf.reshape({B * Lp}), f.bn_p_w, f.bn_p_b, f.bn_p_mean, f.bn_p_var,
+                      train, cfg_.bn_momentum, cfg_.bn_eps).view({B, Lp, e});
+      ot = batch_norm(ot.reshape({B * Lt, e}), mtf.reshape({B * Lt}), f.bn_t_w, f.bn_t_b, f.bn_t_mean, f.bn_t_var,
+                      train, cfg_.bn_momentum, cfg_.bn_eps).view({B, Lt, e});
+    }
+    xp = relu(op);
+    xt = relu(ot);
+  }
+  return {xp, xt};
+}
+
+ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
+  ProtSTOutput out;
+  int64_t B = b.protein_ids.size(0), Lp = b.protein_ids.size(1), Lt = b.text_ids.size(1), e = cfg_.embed_dim;
+  Tensor hp = protein_hidden(b.protein_ids, b.protein_mask);  // [B, Lp, dp]
+  Tensor ht = text_hidden(b.text_ids, b.text_mask);           // [B, Lt, dt]
+  out.protein_embedding = graph_mlp_(masked_mean(hp, b.residue_mask));
+  out.text_embedding = text_mlp_(masked_mean(ht, b.word_mask));
+  Tensor residue = residue_mlp_(hp);  // [B, Lp, e]
+  Tensor word = word_mlp_(ht);        // [B, Lt, e]
+
+  InfoNceResult cl = info_nce(l2_normalize(out.protein_embedding, -1), l2_normalize(out.text_embedding, -1),
+                              logit_scale_, cfg_.logit_scale_max, b.pair_group);
+  out.cl = cl.loss;
+  out.cl_p2t = cl.p2t;
+  out.cl_t2p = cl.t2p;
+  out.logit_scale = cl.scale;
+
+  MaskedCeResult mlm = masked_cross_entropy(residue.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mlm_head_);
+  out.mlm = mlm.loss;
+  out.mlm_acc = mlm.accuracy;
+
+  auto [fp, ft] = fuse(residue, b.residue_mask, word, b.text_mask, train);
+  MaskedCeResult mp = masked_cross_entropy(fp.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mmp_p_head_);
+  MaskedCeResult mt = masked_cross_entropy(ft.reshape({B * Lt, e}), b.text_mlm_index, b.text_mlm_target, mmp_t_head_);
+  out.mmp_protein = mp.loss;
+  out.mmp_text = mt.loss;
+  out.mmp_protein_acc = mp.accuracy;
+  out.mmp_text_acc = mt.accuracy;
+
+  out.total = add(add(out.cl, mul(out.mlm, cfg_.w_mlm)), mul(add(out.mmp_protein, out.mmp_text), cfg_.w_mmp));
+  return out;
+}
+
+}  // namespace pe
