@@ -93,7 +93,7 @@ TEST_SUITE("data") {
 
 // ------------------------------------------------------------------------------ UniProt: real sample
 
-TEST_CASE("uniprot: SWISS100 sample, 100 entries with name, function, keywords and GO") {
+TEST_CASE("uniprot: SWISS100 sample has 100 entries with name / function / keywords / GO") {
   UniProtReader r(kSwiss100);
   std::vector<UniProtEntry> entries;
   UniProtEntry e;
@@ -176,7 +176,7 @@ TEST_CASE("uniprot: gzip input gives the same records") {
   }
 }
 
-TEST_CASE("go_text: sorted, de-duplicated, empty aspects left out") {
+TEST_CASE("go_text: names sorted and de-duplicated and empty aspects left out") {
   CHECK(go_text({"b", "a", "b"}, {}, {"z"}) == "Molecular function: a; b. Cellular component: z.");
   CHECK(go_text({}, {}, {}).empty());
 }
@@ -224,7 +224,7 @@ TEST_CASE("uniprot: truncated last entry is a counted skip naming its ID line") 
   CHECK(contains(error_of([&] { read_uniprot(p, strict); }), p + ":8:"));
 }
 
-TEST_CASE("uniprot: bad residue, length mismatch, CRC mismatch, missing SQ, missing AC") {
+TEST_CASE("uniprot: bad residue / length mismatch / CRC mismatch / missing SQ / missing AC") {
   TempDir t;
   const std::string good = entry("P00001", "MKVLAAGIVG");
   std::string bad_char = entry("P00002", "MKVLAAGIVG");
@@ -321,7 +321,7 @@ TEST_CASE("text_io: corrupt and truncated gzip name the file and line") {
   CHECK(contains(msg, cut + ":" + std::to_string(n + 1) + ": read error (gzip)"));
 }
 
-TEST_CASE("text_io: CRLF, last line without newline, atomic writer") {
+TEST_CASE("text_io: CRLF and last line without newline and atomic writer") {
   TempDir t;
   const std::string p = t.file("crlf.txt", "a\r\nb\n\nc");
   LineReader r(p);
@@ -360,7 +360,7 @@ TEST_CASE("fasta: accession from headers") {
   CHECK(fasta_accession(">").empty());
 }
 
-TEST_CASE("fasta: TSV descriptions, missing description is a counted skip with file:line") {
+TEST_CASE("fasta: TSV descriptions and a missing description is a counted skip with file:line") {
   TempDir t;
   const std::string fa = t.file("p.fasta",
                                 ">sp|P00001|A_HUMAN first\nMKV\nLAA*\n"
@@ -397,7 +397,7 @@ TEST_CASE("fasta: TSV descriptions, missing description is a counted skip with f
   CHECK(bare[2].text.empty());
 }
 
-TEST_CASE("fasta: JSONL descriptions, gzip FASTA, bad description lines") {
+TEST_CASE("fasta: JSONL descriptions and gzip FASTA and bad description lines") {
   TempDir t;
   const std::string fa = t.gz("p.fa.gz", ">P1\nMKV\n>P2\nAAA\n");
   const std::string jl = t.file("d.jsonl",
@@ -435,7 +435,7 @@ TEST_CASE("fasta: JSONL descriptions, gzip FASTA, bad description lines") {
 
 // ------------------------------------------------------------------------------ JSONL
 
-TEST_CASE("jsonl: writer and reader round trip, escaping and UTF-8") {
+TEST_CASE("jsonl: writer and reader round trip with escaping and UTF-8") {
   TempDir t;
   std::vector<ProteinRecord> in = {
       {"P1", "MKV", "Kinase \"A\"; line\nbreak, tab\t, backslash \\.", 0},
@@ -465,7 +465,7 @@ TEST_CASE("jsonl: writer and reader round trip, escaping and UTF-8") {
   CHECK(contains(error_of([&] { w.write({"P9", "MK", std::string("bad \xff byte"), 0}); }), "'P9'"));
 }
 
-TEST_CASE("jsonl: malformed lines are counted skips naming file:line; custom keys") {
+TEST_CASE("jsonl: malformed lines are counted skips naming file:line and custom keys work") {
   TempDir t;
   const std::string p = t.file("pairs.jsonl",
                                "{\"id\":\"P1\",\"seq\":\"MKV\",\"text\":\"A.\"}\n"
