@@ -15,6 +15,8 @@ struct BertConfig {
   double layer_norm_eps = 1e-12;
   bool add_pooling_layer = true;
   static BertConfig from_json_file(const std::string& path);
+  // `source` names the origin in error messages.
+  static BertConfig from_json_text(const std::string& text, const std::string& source);
   std::string to_json() const;
   int64_t head_dim() const { return hidden_size / num_heads; }
 };

@@ -11,10 +11,12 @@ namespace pe {
 
 using json = nlohmann::json;
 
-EsmConfig EsmConfig::from_json_file(const std::string& path) {
+EsmConfig EsmConfig::from_json_file(const std::string& path) { return from_json_text(read_text_file(path), path); }
+
+EsmConfig EsmConfig::from_json_text(const std::string& text, const std::string& path) {
   json j;
   try {
-    j = json::parse(read_text_file(path));
+    j = json::parse(text);
   } catch (const json::exception& e) {
     PE_FAIL("config ", path, ": not valid JSON: ", e.what());
   }

@@ -17,6 +17,8 @@ struct EsmConfig {
   double rope_theta = 10000.0;
   // Reads a Hugging Face config.json; refuses what this implementation does not compute.
   static EsmConfig from_json_file(const std::string& path);
+  // `source` names the origin in error messages.
+  static EsmConfig from_json_text(const std::string& text, const std::string& source);
   std::string to_json() const;  // a config.json that EsmForMaskedLM.from_pretrained accepts
   int64_t head_dim() const { return hidden_size / num_heads; }
 };

@@ -1,0 +1,216 @@
+#include "app/commands.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "app/model_io.h"
+#include "app/train.h"
+#include "data/fasta.h"
+#include "models/checkpoint.h"
+
+namespace pe {
+
+using json = nlohmann::json;
+
+void write_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t cols) {
+  PE_CHECK(int64_t(data.size()) == rows * cols, "write_npy: ", data.size(), " values for [", rows, ", ", cols, "]");
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                       std::to_string(cols) + "), }";
+  size_t total = 10 + header.size() + 1;
+  header += std::string((64 - total % 64) % 64, ' ') + "\n";
+  std::string out = "\x93NUMPY";
+  out += char(1);
+  out += char(0);
+  uint16_t hl = uint16_t(header.size());
+  out += char(hl & 0xff);
+  out += char(hl >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  write_text_atomic(path, out);
+}
+
+EvalReport run_eval(const EvalCommandOptions& o) {
+  Device dev = resolve_device(o.device);
+  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
+  auto model = model_from_checkpoint(ck, dev);
+  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  EvalOptions eo;
+  eo.device = dev;
+  eo.batch_size = o.batch_size;
+  eo.max_protein_len = o.max_protein_len;
+  EvalReport rep;
+  json j = {{"checkpoint", o.checkpoint}, {"step", ck.progress.step}};
+  if (!o.test_path.empty()) {
+    ReadStats st;
+    PairDataset ds = tokenize_pairs(read_pairs(o.test_path, o.descriptions, st), tok, o.max_text_len);
+    std::printf("test: %s: %s\n", o.test_path.c_str(), st.summary().c_str());
+    PE_CHECK(!ds.items.empty(), o.test_path, ": no usable pairs");
+    rep = evaluate(*model, ds, tok, eo);
+    std::printf("%s", rep.summary().c_str());
+    auto dir = [](const RetrievalMetrics& m) {
+      return json{{"recall1", m.recall1}, {"recall10", m.recall10}, {"mrr", m.mrr}, {"chance_recall1", m.chance_recall1},
+                  {"chance_recall10", m.chance_recall10}, {"chance_mrr", m.chance_mrr}, {"queries", m.queries},
+                  {"candidates", m.candidates}};
+    };
+    j["p2t"] = dir(rep.retrieval.p2t);
+    j["t2p"] = dir(rep.retrieval.t2p);
+    j["mlm_acc"] = rep.mlm_acc;
+    j["mmp_protein_acc"] = rep.mmp_protein_acc;
+    j["mmp_text_acc"] = rep.mmp_text_acc;
+  }
+  if (!o.zero_shot_prompts.empty()) {
+    PE_CHECK(!o.zero_shot_data.empty(), "--zero-shot-prompts needs --zero-shot-data (pairs whose text is the label)");
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_pairs(o.zero_shot_data, o.descriptions, st);
+    std::vector<std::string> labels;
+    for (const auto& r : recs) labels.push_back(r.text);
+    PairDataset ds = tokenize_pairs(recs, tok, o.max_text_len);
+    PE_CHECK(ds.items.size() == recs.size(), o.zero_shot_data, ": some proteins have no residues");
+    ZeroShotResult z = zero_shot(*model, tok, o.zero_shot_prompts, ds, labels, eo);
+    std::printf("zero-shot: %lld proteins, %lld labels: accuracy %.4f (chance %.4f)\n", (long long)z.examples,
+                (long long)z.labels, z.accuracy, z.chance);
+    j["zero_shot"] = {{"accuracy", z.accuracy}, {"chance", z.chance}, {"examples", z.examples}, {"labels", z.labels}};
+  }
+  if (!o.json_out.empty()) write_text_atomic(o.json_out, j.dump(2) + "\n");
+  return rep;
+}
+
+int64_t run_embed(const EmbedOptions& o) {
+  Device dev = resolve_device(o.device);
+  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
+  auto model = model_from_checkpoint(ck, dev);
+  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  std::string kind = o.kind;
+  auto has = [&](const char* s) { return o.input.find(s) != std::string::npos; };
+  if (kind == "auto") kind = (has(".fa") || has(".fasta") || has(".faa")) ? "protein" : "text";
+  PE_CHECK(kind == "protein" || kind == "text", "--kind must be protein, text or auto");
+  PairDataset ds;
+  if (kind == "protein") {
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_fasta(o.input, {}, &st);
+    std::printf("input: %s: %s\n", o.input.c_str(), st.summary().c_str());
+    for (auto& r : recs) r.text = "";
+    ds = tokenize_pairs(recs, tok, o.max_text_len);
+    PE_CHECK(ds.items.size() == recs.size(), o.input, ": some sequences are empty");
+  } else {
+    std::ifstream f(o.input);
+    PE_CHECK(f.good(), "cannot read ", o.input);
+    std::vector<ProteinRecord> recs;
+    std::string line;
+    size_t n = 0;
+    while (std::getline(f, line)) {
+      ++n;
+      ProteinRecord r;
+      r.id = std::to_string(n);
+      r.seq = "A";  // placeholder protein; only the text side is embedded
+      r.text = line;
+      recs.push_back(r);
+    }
+    ds = tokenize_pairs(recs, tok, o.max_text_len);
+    for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);  // every line its own row
+  }
+  PE_CHECK(!ds.items.empty(), o.input, ": nothing to embed");
+  EvalOptions eo;
+  eo.device = dev;
+  eo.batch_size = o.batch_size;
+  eo.max_protein_len = o.max_protein_len;
+  std::vector<std::vector<float>> P, T;
+  std::vector<int64_t> g;
+  int64_t cropped = 0;
+  embed_dataset(*model, ds, tok, eo, P, T, g, &cropped);
+  const auto& rows = kind == "protein" ? P : T;
+  int64_t N = int64_t(rows.size()), E = int64_t(rows[0].size());
+  std::vector<float> flat;
+  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  if (o.output.size() > 12 && o.output.substr(o.output.size() - 12) == ".safetensors") {
+    save_tensors(o.output, {{"embeddings", Tensor::from_vector(flat, {N, E})}}, {{"kind", kind}, {"source", o.input}});
+  } else {
+    write_npy(o.output, flat, N, E);
+  }
+  std::printf("wrote %lld %s embeddings of dimension %lld to %s%s\n", (long long)N, kind.c_str(), (long long)E,
+              o.output.c_str(), cropped ? (" (" + std::to_string(cropped) + " proteins cut to the length limit)").c_str() : "");
+  return N;
+}
+
+void run_convert(const ConvertOptions& o) {
+  Device dev = resolve_device(o.device);
+  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
+  auto model = model_from_checkpoint(ck, dev);
+  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  EvalOptions eo;
+  eo.device = dev;
+  eo.max_protein_len = o.max_protein_len;
+  auto load = [&](const std::string& path, std::vector<std::vector<float>>& P, std::vector<std::vector<float>>& T,
+                  std::vector<int64_t>& g) {
+    ReadStats st;
+    PairDataset ds = tokenize_pairs(read_pairs(path, o.descriptions, st), tok, o.max_text_len);
+    PE_CHECK(!ds.items.empty(), path, ": no usable pairs");
+    embed_dataset(*model, ds, tok, eo, P, T, g);
+  };
+  std::vector<std::vector<float>> trP, trT, teP, teT;
+  std::vector<int64_t> trG, teG;
+  load(o.train_path, trP, trT, trG);
+  std::printf("convert: %zu train proteins embedded with the frozen encoders\n", trP.size());
+  auto to_tensor = [&](const std::vector<std::vector<float>>& rows, const std::vector<int64_t>* idx) {
+    std::vector<float> flat;
+    if (idx)
+      for (int64_t i : *idx) flat.insert(flat.end(), rows[size_t(i)].begin(), rows[size_t(i)].end());
+    else
+      for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+    int64_t n = idx ? int64_t(idx->size()) : int64_t(rows.size());
+    return Tensor::from_vector(flat, {n, int64_t(rows[0].size())}, dev);
+  };
+  // Train: every parameter frozen but the conversion MLPs.
+  model->params().set_trainable("", false);
+  model->params().set_trainable("conversion.", true);
+  AdamOptions ao;
+  ao.lr = o.lr;
+  Adam opt({{model->params().parameters("conversion.")}}, ao);
+  Generator gen(o.seed);
+  int64_t N = int64_t(trP.size());
+  for (int64_t step = 1; step <= o.steps; ++step) {
+    std::vector<int64_t> idx, tidx;
+    for (int64_t i = 0; i < std::min(o.batch_size, N); ++i) {
+      int64_t k = gen.randint(0, N);
+      idx.push_back(k);
+      tidx.push_back(trG[size_t(k)]);
+    }
+    Tensor p = to_tensor(trP, &idx), t = to_tensor(trT, &tidx);
+    Tensor loss = add(mse_loss(model->protein_to_text(p), t), mse_loss(model->text_to_protein(t), p));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    if (step % 200 == 0 || step == 1 || step == o.steps)
+      std::printf("convert step %lld/%lld | mse (p->t + t->p) %.5f\n", (long long)step, (long long)o.steps, loss.item());
+  }
+  if (!o.test_path.empty()) {
+    load(o.test_path, teP, teT, teG);
+    NoGradGuard ng;
+    Tensor P = to_tensor(teP, nullptr), T = to_tensor(teT, nullptr);
+    std::vector<int64_t> gidx(teG.begin(), teG.end());
+    Tensor Tp = to_tensor(teT, &gidx);  // each protein's own text embedding
+    double mse_p2t = mse_loss(model->protein_to_text(P), Tp).item();
+    auto rows = [](const Tensor& x) {
+      Tensor n = l2_normalize(x, -1);
+      std::vector<float> v = n.to_float_vector();
+      int64_t d = x.size(1);
+      std::vector<std::vector<float>> out;
+      for (int64_t i = 0; i < x.size(0); ++i) out.emplace_back(v.begin() + i * d, v.begin() + (i + 1) * d);
+      return out;
+    };
+    // Imputed text embedding of each protein, matched against the real text embeddings.
+    RetrievalResult imputed = retrieval_metrics(rows(model->protein_to_text(P)), teT, teG);
+    RetrievalResult direct = retrieval_metrics(teP, teT, teG);
+    std::printf("convert held-out: mse protein->text %.5f | recall@10 with imputed text embeddings %.4f "
+                "(direct cross-modal %.4f, chance %.4f)\n",
+                mse_p2t, imputed.p2t.recall10, direct.p2t.recall10, direct.p2t.chance_recall10);
+  }
+  TrainProgress prog = ck.progress;
+  save_checkpoint(o.output, *model, nullptr, prog, ck.vocab, json{{"converted_from", o.checkpoint}});
+  std::printf("wrote %s (with trained conversion MLPs)\n", o.output.c_str());
+}
+
+}  // namespace pe

@@ -1,0 +1,56 @@
+#pragma once
+// Self-contained training checkpoints: one safetensors file holding the model ("model/<name>"),
+// the optimizer moments ("optim/<key>"), the text vocabulary ("text_vocab", UTF-8 bytes) and, in
+// the metadata, the model configuration, the training progress and a CRC-32 of every tensor, so a
+// damaged file is detected rather than trusted. Written atomically (temporary file + rename).
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/optim.h"
+#include "data/tokenizer_bert.h"
+#include "models/protst.h"
+
+namespace pe {
+
+nlohmann::json protst_config_to_json(const ProtSTConfig& c);
+ProtSTConfig protst_config_from_json(const nlohmann::json& j, const std::string& source);
+
+struct TrainProgress {
+  int64_t step = 0;            // optimizer steps taken
+  int64_t epoch = 0;           // epoch of the next batch
+  int64_t batch_in_epoch = 0;  // index of the next batch within that epoch
+  int64_t tokens = 0;          // real tokens consumed
+  int64_t skipped_steps = 0;   // non-finite steps skipped
+  double seconds = 0;          // wall time spent training
+};
+
+struct LoadedCheckpoint {
+  std::string path;
+  ProtSTConfig config;
+  nlohmann::json meta;  // everything in the metadata (progress, train options, ...)
+  TrainProgress progress;
+  std::vector<std::string> vocab;
+  std::map<std::string, Tensor> model, optim;
+};
+
+void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
+                     const std::vector<std::string>& vocab, const nlohmann::json& extra_meta);
+// Verifies every CRC; throws pe::Error naming the file (and tensor) when damaged.
+LoadedCheckpoint load_checkpoint_file(const std::string& path);
+// Builds the model described by a checkpoint and fills its weights.
+std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev);
+BertTokenizer tokenizer_from_checkpoint(const LoadedCheckpoint& ck);
+
+// Checkpoints in `dir` named step-<N>.safetensors, newest first.
+std::vector<std::string> list_checkpoints(const std::string& dir);
+// Keeps the newest `keep` checkpoints in dir, deleting older ones.
+void prune_checkpoints(const std::string& dir, int64_t keep);
+
+// Vocabulary lines of a vocab.txt.
+std::vector<std::string> read_vocab_lines(const std::string& path);
+
+}  // namespace pe

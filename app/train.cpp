@@ -1,0 +1,392 @@
+#include "app/train.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "app/model_io.h"
+#include "app/plot.h"
+#include "data/go_dataset.h"
+#include "data/tokenizer_esm.h"
+#include "models/checkpoint.h"
+
+namespace pe {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+Device resolve_device(const std::string& name) {
+  if (name == "auto") return cuda_available() ? Device::cuda() : Device::cpu();
+  Device d = Device::parse(name);
+  PE_CHECK(!d.is_cuda() || cuda_available(), "--device ", name, ": no CUDA device is available",
+           cuda_backend() ? "" : " (this build has no CUDA backend)");
+  return d;
+}
+
+int64_t total_steps(int64_t steps, int64_t epochs, int64_t batches_per_epoch, int64_t grad_accum) {
+  if (steps > 0) return steps;
+  return std::max<int64_t>(1, epochs * std::max<int64_t>(1, batches_per_epoch / std::max<int64_t>(1, grad_accum)));
+}
+
+double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::string& schedule, double min_ratio) {
+  if (warmup > 0 && step < warmup) return lr * double(step + 1) / double(warmup);
+  if (schedule == "constant") return lr;
+  PE_CHECK(schedule == "cosine", "unknown schedule '", schedule, "' (constant or cosine)");
+  double t = total > warmup ? double(step - warmup) / double(total - warmup) : 1.0;
+  t = std::min(std::max(t, 0.0), 1.0);
+  return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + std::cos(M_PI * t)));
+}
+
+namespace {
+
+EsmConfig protein_preset(const std::string& name) {
+  EsmConfig c;
+  auto set = [&](int64_t d, int64_t l, int64_t h) {
+    c.hidden_size = d;
+    c.num_layers = l;
+    c.num_heads = h;
+    c.intermediate_size = 4 * d;
+  };
+  if (name == "tiny") set(64, 2, 4);
+  else if (name == "esm2_8m") set(320, 6, 20);
+  else if (name == "esm2_35m") set(480, 12, 20);
+  else if (name == "esm2_150m") set(640, 30, 20);
+  else if (name == "esm2_650m") set(1280, 33, 20);
+  else PE_FAIL("unknown --protein-preset '", name, "' (tiny, esm2_8m, esm2_35m, esm2_150m, esm2_650m)");
+  return c;
+}
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  if (s < 0 || !std::isfinite(s)) return "?";
+  int64_t t = int64_t(s);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+// Keeps metrics lines up to `step` (after a resume, lines past the checkpoint are replayed).
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in.good()) return;
+  std::string keep, line;
+  while (std::getline(in, line)) {
+    try {
+      if (json::parse(line).value("step", int64_t(0)) <= step) keep += line + "\n";
+    } catch (const json::exception&) {
+      // a torn last line from an interrupted run: drop it
+    }
+  }
+  write_text_atomic(path, keep);
+}
+
+PairDataset load_split(const std::string& path, const std::string& desc, const BertTokenizer& tok, int64_t max_text,
+                       const char* what) {
+  ReadStats st;
+  std::vector<ProteinRecord> recs = read_pairs(path, desc, st);
+  PairDataset ds = tokenize_pairs(recs, tok, max_text);
+  ds.stats = st;
+  std::printf("%s: %s: %s\n", what, path.c_str(), st.summary().c_str());
+  for (size_t i = 0; i < st.examples.size() && i < 3; ++i) std::printf("  skipped: %s\n", st.examples[i].c_str());
+  PE_CHECK(!ds.items.empty(), what, " set ", path, " holds no usable pairs");
+  return ds;
+}
+
+}  // namespace
+
+EvalReport train(const TrainOptions& o) {
+  Device dev = resolve_device(o.device);
+  ::mkdir(o.out.c_str(), 0755);
+  std::string ckdir = o.out + "/checkpoints";
+  ::mkdir(ckdir.c_str(), 0755);
+
+  // ---- data paths
+  std::string train_path = o.train_path, test_path = o.test_path;
+  if (o.go_dataset) {
+    GoDatasetOptions g;
+    g.cache_dir = o.go_cache;
+    g.subset_train = size_t(o.go_subset_train);
+    g.subset_test = size_t(o.go_subset_test);
+    g.max_seq_len = size_t(o.go_max_len);
+    GoDatasetResult r = build_go_dataset(g);
+    std::printf("dataset: %s (%zu train / %zu test pairs%s)\n", r.out_dir.c_str(), r.train_pairs, r.test_pairs,
+                r.cached ? ", cached" : "");
+    train_path = r.train_path;
+    test_path = r.test_path;
+  }
+  PE_CHECK(!train_path.empty(), "no training data: give --train FILE or --go-dataset");
+
+  // ---- resume or build
+  std::unique_ptr<ProtSTModel> model;
+  std::unique_ptr<LoadedCheckpoint> resumed;
+  std::vector<std::string> vocab;
+  if (o.resume) {
+    for (const std::string& path : list_checkpoints(ckdir)) {
+      try {
+        resumed = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+        break;
+      } catch (const Error& e) {
+        std::printf("warning: skipping checkpoint that failed verification: %s\n", e.what());
+      }
+    }
+  }
+  if (resumed) {
+    model = model_from_checkpoint(*resumed, dev);
+    vocab = resumed->vocab;
+    while (!vocab.empty() && vocab.back().empty()) vocab.pop_back();
+    std::printf("resuming from %s (step %lld)\n", resumed->path.c_str(), (long long)resumed->progress.step);
+  }
+
+  // Text vocabulary: from the HF folder, a given file, or trained on the training texts.
+  if (vocab.empty()) {
+    if (!o.text_model.empty()) vocab = read_vocab_lines(o.text_model + "/vocab.txt");
+    else if (!o.text_vocab.empty()) vocab = read_vocab_lines(o.text_vocab);
+    else {
+      ReadStats st;
+      std::vector<ProteinRecord> recs = read_pairs(train_path, o.descriptions, st);
+      std::vector<std::string> lines;
+      for (const auto& r : recs) lines.push_back(r.text);
+      auto t0 = Clock::now();
+      vocab = train_wordpiece(lines, size_t(o.text_vocab_size));
+      std::printf("text vocabulary: trained %zu WordPiece tokens on %zu training texts in %.1f s\n", vocab.size(),
+                  lines.size(), std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    write_vocab(o.out + "/vocab.txt", vocab);
+  }
+  BertTokenizer tok(vocab, o.out + "/vocab.txt");
+
+  if (!model) {
+    ProtSTConfig cfg;
+    cfg.protein = o.protein_model.empty() ? protein_preset(o.protein_preset)
+                                          : EsmConfig::from_json_file(o.protein_model + "/config.json");
+    if (!o.text_model.empty()) {
+      cfg.text = BertConfig::from_json_file(o.text_model + "/config.json");
+    } else {
+      cfg.text.hidden_size = o.text_hidden;
+      cfg.text.num_layers = o.text_layers;
+      cfg.text.num_heads = o.text_heads;
+      cfg.text.intermediate_size = 4 * o.text_hidden;
+      cfg.text.max_position_embeddings = std::max<int64_t>(o.max_text_len, 64);
+    }
+    cfg.text.vocab_size = int64_t(vocab.size());
+    cfg.text.pad_token_id = tok.pad_id();
+    cfg.embed_dim = o.embed_dim;
+    cfg.fusion_heads = o.fusion_heads;
+    cfg.fusion_layers = o.fusion_layers;
+    cfg.w_mlm = o.w_mlm;
+    cfg.w_mmp = o.w_mmp;
+    Generator init(o.seed);
+    model = std::make_unique<ProtSTModel>(cfg, init, InitSpec{DType::F32, dev});
+    if (!o.protein_model.empty()) {
+      LoadReport r = model->protein_encoder().load(o.protein_model);
+      std::printf("protein encoder: loaded %zu tensors from %s\n", r.loaded.size(), o.protein_model.c_str());
+    }
+    if (!o.text_model.empty()) {
+      LoadReport r = model->text_encoder().load(o.text_model);
+      std::printf("text encoder: loaded %zu tensors from %s (%zu ignored)\n", r.loaded.size(), o.text_model.c_str(),
+                  r.ignored.size());
+    }
+    bool freeze = o.freeze_text == "auto" ? !o.text_model.empty() : o.freeze_text == "true";
+    PE_CHECK(o.freeze_text == "auto" || o.freeze_text == "true" || o.freeze_text == "false",
+             "--freeze-text must be auto, true or false");
+    model->freeze_text_encoder(freeze);
+  }
+
+  // ---- data
+  PairDataset train_ds = load_split(train_path, o.descriptions, tok, o.max_text_len, "train");
+  PairDataset test_ds;
+  if (!test_path.empty()) test_ds = load_split(test_path, o.descriptions, tok, o.max_text_len, "test");
+  PairDataset eval_ds = test_ds;
+  if (o.eval_subset > 0 && int64_t(eval_ds.items.size()) > o.eval_subset) eval_ds.items.resize(size_t(o.eval_subset));
+
+  // ---- optimiser: ProtST's protein-encoder learning-rate ratio; heads at the full rate
+  AdamOptions ao;
+  ao.lr = o.lr;
+  ao.weight_decay = o.weight_decay;
+  ao.decoupled = o.adamw;
+  std::vector<ParamGroup> groups;
+  groups.push_back({model->params().parameters("protein_model."), o.protein_lr_ratio, true});
+  groups.push_back({model->params().parameters("text_model."), 1.0, true});
+  std::vector<Tensor> heads;
+  for (const Tensor& p : model->params().parameters())
+    if (p.name().rfind("protein_model.", 0) != 0 && p.name().rfind("text_model.", 0) != 0) heads.push_back(p);
+  groups.push_back({heads, 1.0, true});
+  Adam opt(groups, ao);
+  std::vector<Tensor> all_params = model->params().parameters();
+  TrainProgress prog;
+  if (resumed) {
+    opt.load_state(resumed->optim, resumed->meta.value("adam_step", int64_t(0)));
+    prog = resumed->progress;
+  }
+
+  BatchOptions bo;
+  bo.batch_size = o.batch_size;
+  bo.seed = o.seed;
+  CollateOptions co;
+  co.max_protein_len = o.max_protein_len;
+  co.bert_style_protein_mask = o.bert_mask;
+  std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
+  PE_CHECK(!batches.empty(), "training set smaller than one batch");
+  int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
+  std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s, f32\n",
+              double(model->params().numel()) / 1e6, [&] {
+                int64_t n = 0;
+                for (const Tensor& p : all_params) n += p.numel();
+                return double(n) / 1e6;
+              }(),
+              double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
+              model->text_frozen() ? ", frozen" : "", dev.str().c_str());
+  std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
+              (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
+              o.schedule.c_str(), (long long)o.warmup);
+
+  json train_meta = {{"train_options", {{"seed", o.seed}, {"batch_size", o.batch_size}, {"lr", o.lr}}}};
+  std::string metrics_path = o.out + "/metrics.jsonl";
+  truncate_metrics(metrics_path, prog.step);
+  std::ofstream metrics(metrics_path, std::ios::app);
+  auto plot = [&] {
+    try {
+      plot_metrics_jsonl(metrics_path, o.out + "/curves.png",
+                         {{"total loss", {"loss"}},
+                          {"contrastive (InfoNCE)", {"cl_p2t", "cl_t2p"}},
+                          {"masked prediction", {"mlm", "mmp_protein", "mmp_text"}},
+                          {"logit scale", {"logit_scale"}},
+                          {"held-out recall@10", {"eval_p2t_r10", "eval_t2p_r10"}},
+                          {"tokens / s", {"tokens_per_s"}}},
+                         "protst train: " + o.out);
+    } catch (const Error& e) {
+      std::printf("warning: could not draw %s/curves.png: %s\n", o.out.c_str(), e.what());
+    }
+  };
+  auto save = [&] {
+    std::string path = ckdir + "/step-" + std::to_string(prog.step) + ".safetensors";
+    save_checkpoint(path, *model, &opt, prog, vocab, train_meta);
+    prune_checkpoints(ckdir, o.keep);
+    std::printf("saved %s\n", path.c_str());
+  };
+  EvalOptions eo;
+  eo.device = dev;
+  eo.max_protein_len = o.eval_max_protein_len;
+  eo.batch_size = std::max<int64_t>(o.batch_size, 32);
+
+  auto t_start = Clock::now();
+  double seconds_before = prog.seconds;
+  int64_t tokens_window = 0;
+  auto t_window = Clock::now();
+  while (prog.step < total) {
+    // ---- one optimiser step over grad_accum micro-batches
+    double sums[7] = {0, 0, 0, 0, 0, 0, 0};
+    double logit_scale = 0, accs[3] = {0, 0, 0};
+    bool finite = true;
+    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+      if (prog.batch_in_epoch >= int64_t(batches.size())) {
+        ++prog.epoch;
+        prog.batch_in_epoch = 0;
+        batches = epoch_batches(train_ds, prog.epoch, bo);
+      }
+      // Masks and crops depend only on (seed, epoch, batch), so a resumed run draws the same ones.
+      Generator g(o.seed * 0x9E3779B97F4A7C15ULL + uint64_t(prog.epoch) * 1000003ULL + uint64_t(prog.batch_in_epoch));
+      CollateStats cs;
+      ProtSTBatch b = collate(train_ds, batches[size_t(prog.batch_in_epoch)], co, tok, g, dev, &cs);
+      ++prog.batch_in_epoch;
+      ProtSTOutput out = model->forward(b, true);
+      double lv = out.total.item();
+      if (!std::isfinite(lv)) {
+        finite = false;
+        continue;
+      }
+      mul(out.total, 1.0 / double(o.grad_accum)).backward();
+      Tensor parts[7] = {out.total, out.cl, out.cl_p2t, out.cl_t2p, out.mlm, out.mmp_protein, out.mmp_text};
+      for (int k = 0; k < 7; ++k) sums[k] += parts[k].item() / double(o.grad_accum);
+      logit_scale = out.logit_scale.item();
+      accs[0] += out.mlm_acc / double(o.grad_accum);
+      accs[1] += out.mmp_protein_acc / double(o.grad_accum);
+      accs[2] += out.mmp_text_acc / double(o.grad_accum);
+      int64_t real = cs.residues + 2 * int64_t(b.protein_ids.size(0)) + cs.text_tokens;
+      prog.tokens += real;
+      tokens_window += real;
+    }
+    double gnorm = 0;
+    if (finite && grads_nonfinite(all_params)) finite = false;
+    if (!finite) {
+      ++prog.skipped_steps;
+      opt.zero_grad();
+      std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
+                  (long long)prog.skipped_steps);
+      ++prog.step;
+      continue;
+    }
+    gnorm = clip_grad_norm(all_params, o.clip);
+    double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
+    opt.set_lr(lr);
+    opt.step();
+    opt.zero_grad();
+    ++prog.step;
+    prog.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count();
+
+    bool last = prog.step == total;
+    if (prog.step % o.log_every == 0 || last || prog.step == 1) {
+      double dt = std::chrono::duration<double>(Clock::now() - t_window).count();
+      double tps = dt > 0 ? double(tokens_window) / dt : 0;
+      double per_step = (prog.seconds - seconds_before) / double(std::max<int64_t>(1, prog.step - (resumed ? resumed->progress.step : 0)));
+      std::printf("step %lld/%lld | loss %.4f (cl %.3f = %.3f + %.3f, mlm %.3f, mmp %.3f + %.3f) | scale %.2f | "
+                  "lr %.2e | |g| %.2f | %.0f tok/s | ETA %s\n",
+                  (long long)prog.step, (long long)total, sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6],
+                  logit_scale, lr, gnorm, tps, fmt_duration(per_step * double(total - prog.step)).c_str());
+      std::fflush(stdout);
+      json m = {{"step", prog.step},       {"epoch", prog.epoch},   {"loss", sums[0]},        {"cl", sums[1]},
+                {"cl_p2t", sums[2]},       {"cl_t2p", sums[3]},     {"mlm", sums[4]},         {"mmp_protein", sums[5]},
+                {"mmp_text", sums[6]},     {"logit_scale", logit_scale}, {"lr", lr},          {"grad_norm", gnorm},
+                {"mlm_acc", accs[0]},      {"mmp_protein_acc", accs[1]}, {"mmp_text_acc", accs[2]},
+                {"tokens_per_s", tps},     {"tokens", prog.tokens}, {"seconds", prog.seconds}};
+      metrics << m.dump() << "\n" << std::flush;
+      tokens_window = 0;
+      t_window = Clock::now();
+    }
+    if (o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
+      EvalReport r = evaluate(*model, eval_ds, tok, eo);
+      std::printf("eval @ step %lld: recall@10 p->t %.4f (chance %.4f), t->p %.4f (chance %.4f)\n",
+                  (long long)prog.step, r.retrieval.p2t.recall10, r.retrieval.p2t.chance_recall10,
+                  r.retrieval.t2p.recall10, r.retrieval.t2p.chance_recall10);
+      json m = {{"step", prog.step}, {"eval_p2t_r10", r.retrieval.p2t.recall10}, {"eval_t2p_r10", r.retrieval.t2p.recall10},
+                {"eval_p2t_r1", r.retrieval.p2t.recall1}, {"eval_mlm_acc", r.mlm_acc}};
+      metrics << m.dump() << "\n" << std::flush;
+    }
+    if ((o.save_every > 0 && prog.step % o.save_every == 0) || last) {
+      save();
+      plot();
+    }
+  }
+
+  // ---- final: HF-loadable encoders and the held-out evaluation
+  std::string final_dir = o.out + "/final";
+  ::mkdir(final_dir.c_str(), 0755);
+  model->protein_encoder().save_pretrained(final_dir + "/protein_model");
+  model->text_encoder().save_pretrained(final_dir + "/text_model");
+  write_vocab(final_dir + "/text_model/vocab.txt", vocab);
+  std::printf("exported Hugging Face folders: %s/{protein_model,text_model}\n", final_dir.c_str());
+  EvalReport rep;
+  if (!test_ds.items.empty()) {
+    rep = evaluate(*model, test_ds, tok, eo);
+    std::printf("%s", rep.summary().c_str());
+    json m = {{"step", prog.step}, {"eval_p2t_r10", rep.retrieval.p2t.recall10}, {"eval_t2p_r10", rep.retrieval.t2p.recall10},
+              {"eval_p2t_r1", rep.retrieval.p2t.recall1}, {"eval_mlm_acc", rep.mlm_acc}, {"final", true}};
+    metrics << m.dump() << "\n" << std::flush;
+    write_text_atomic(o.out + "/eval.json",
+                      json({{"p2t", {{"recall1", rep.retrieval.p2t.recall1}, {"recall10", rep.retrieval.p2t.recall10},
+                                     {"mrr", rep.retrieval.p2t.mrr}, {"chance_recall10", rep.retrieval.p2t.chance_recall10}}},
+                            {"t2p", {{"recall1", rep.retrieval.t2p.recall1}, {"recall10", rep.retrieval.t2p.recall10},
+                                     {"mrr", rep.retrieval.t2p.mrr}, {"chance_recall10", rep.retrieval.t2p.chance_recall10}}},
+                            {"mlm_acc", rep.mlm_acc}, {"mmp_protein_acc", rep.mmp_protein_acc},
+                            {"mmp_text_acc", rep.mmp_text_acc}, {"step", prog.step}})
+                              .dump(2) + "\n");
+  }
+  plot();
+  return rep;
+}
+
+}  // namespace pe

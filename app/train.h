@@ -1,0 +1,48 @@
+#pragma once
+// `protst train`: the training loop of ProtST on CPU or CUDA, with checkpoints that resume exactly.
+#include <string>
+
+#include "app/evaluate.h"
+
+namespace pe {
+
+struct TrainOptions {
+  // ---- data
+  std::string train_path, test_path, descriptions;
+  bool go_dataset = false;              // build/reuse the Swiss-Prot GO dataset (Debian metastudent-data)
+  std::string go_cache = "datasets/go";
+  int64_t go_subset_train = 0, go_subset_test = 0, go_max_len = 0;
+  // ---- model
+  std::string protein_model;            // HF EsmForMaskedLM folder; empty: from scratch with protein_preset
+  std::string protein_preset = "tiny";  // tiny | esm2_8m | esm2_35m | esm2_150m | esm2_650m
+  std::string text_model;               // HF BertModel/BertForMaskedLM folder with vocab.txt; empty: from scratch
+  std::string text_vocab;               // vocab.txt for a from-scratch text encoder; empty: trained on the train texts
+  int64_t text_vocab_size = 4000, text_layers = 2, text_hidden = 128, text_heads = 4;
+  int64_t embed_dim = 512, fusion_heads = 8, fusion_layers = 1;
+  std::string freeze_text = "auto";     // auto: frozen when loaded from a checkpoint (ProtST), trained from scratch
+  double w_mlm = 1.0, w_mmp = 1.0;
+  // ---- optimisation
+  double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
+  bool adamw = false;
+  std::string schedule = "constant";    // constant | cosine (both after linear warm-up)
+  int64_t warmup = 0, grad_accum = 1, batch_size = 12, steps = 0, epochs = 20;
+  int64_t max_protein_len = 450, max_text_len = 128, eval_max_protein_len = 1022;
+  bool bert_mask = false;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  // ---- bookkeeping
+  std::string out = "runs/protst";
+  int64_t save_every = 500, keep = 3, eval_every = 0, log_every = 10;
+  bool resume = true;                   // continue from the newest valid checkpoint in <out>/checkpoints
+  int64_t eval_subset = 2000;           // test pairs used by periodic evaluation (0 = all)
+};
+
+// Runs training; returns the final held-out evaluation (empty when no test set).
+EvalReport train(const TrainOptions& opt);
+
+Device resolve_device(const std::string& name);
+int64_t total_steps(int64_t steps, int64_t epochs, int64_t batches_per_epoch, int64_t grad_accum);
+// Learning rate at a step: linear warm-up to `lr`, then constant or cosine decay to lr * min_ratio.
+double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::string& schedule, double min_ratio);
+
+}  // namespace pe

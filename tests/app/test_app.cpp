@@ -1,0 +1,207 @@
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "app/model_io.h"
+#include "app/train.h"
+
+using namespace pe;
+
+namespace {
+
+std::string sample() { return std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat"; }
+
+std::string temp_dir(const std::string& tag) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "/tmp/pe_app_%s_%d_XXXXXX", tag.c_str(), int(::getpid()));
+  char* d = ::mkdtemp(buf);
+  REQUIRE(d != nullptr);
+  return d;
+}
+
+TrainOptions tiny_options(const std::string& out) {
+  TrainOptions o;
+  o.train_path = sample();
+  o.out = out;
+  o.device = "cpu";
+  o.batch_size = 6;
+  o.steps = 6;
+  o.lr = 1e-3;
+  o.embed_dim = 16;
+  o.fusion_heads = 2;
+  o.text_hidden = 16;
+  o.text_heads = 2;
+  o.text_layers = 1;
+  o.text_vocab_size = 300;
+  o.max_protein_len = 40;
+  o.max_text_len = 24;
+  o.log_every = 1;
+  o.save_every = 3;
+  o.keep = 5;
+  o.seed = 3;
+  return o;
+}
+
+std::vector<double> losses(const std::string& metrics) {
+  std::ifstream f(metrics);
+  std::vector<double> v;
+  std::string line;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) v.push_back(j["loss"].get<double>());
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_SUITE("app") {
+  TEST_CASE("retrieval metrics on a hand-computed case") {
+    // 3 proteins, 2 distinct texts; proteins 0 and 2 share text 0.
+    std::vector<std::vector<float>> p = {{1, 0}, {0.6f, 0.8f}, {0, 1}};
+    std::vector<std::vector<float>> t = {{1, 0}, {0, 1}};
+    std::vector<int64_t> g = {0, 1, 0};
+    RetrievalResult r = retrieval_metrics(p, t, g);
+    // p->t ranks: protein 0 -> text 0 first (rank 1); protein 1 -> text 1 (0.8 > 0.6, rank 1);
+    // protein 2 -> text 0 scores 0 < 1 (rank 2).
+    CHECK(r.p2t.recall1 == doctest::Approx(2.0 / 3));
+    CHECK(r.p2t.mrr == doctest::Approx((1 + 1 + 0.5) / 3));
+    CHECK(r.p2t.recall10 == doctest::Approx(1.0));
+    CHECK(r.p2t.chance_recall1 == doctest::Approx(0.5));
+    CHECK(r.p2t.chance_mrr == doctest::Approx(0.75));
+    // t->p: text 0 best correct protein 0 (score 1, rank 1); text 1: protein 2 scores 1 > protein 1's 0.8 (rank 2).
+    CHECK(r.t2p.queries == 2);
+    CHECK(r.t2p.recall1 == doctest::Approx(0.5));
+    CHECK(r.t2p.mrr == doctest::Approx(0.75));
+    // chance with 2 of 3 correct: first correct at rank 1 with p 2/3; with 1 of 3: 1/3.
+    CHECK(r.t2p.chance_recall1 == doctest::Approx((2.0 / 3 + 1.0 / 3) / 2));
+  }
+
+  TEST_CASE("learning-rate schedule: warm-up then cosine to the floor") {
+    CHECK(lr_at(0, 100, 10, 1.0, "cosine", 0.1) == doctest::Approx(0.1));
+    CHECK(lr_at(9, 100, 10, 1.0, "cosine", 0.1) == doctest::Approx(1.0));
+    CHECK(lr_at(10, 100, 10, 1.0, "cosine", 0.1) == doctest::Approx(1.0));
+    CHECK(lr_at(100, 100, 10, 1.0, "cosine", 0.1) == doctest::Approx(0.1));
+    CHECK(lr_at(55, 100, 10, 1.0, "constant", 0.1) == doctest::Approx(1.0));
+    CHECK_THROWS_AS(lr_at(55, 100, 10, 1.0, "linear", 0.1), Error);
+  }
+
+  TEST_CASE("collate masks ProtST-style and keeps the original tokens as targets") {
+    BertTokenizer tok({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"}, "test vocab");
+    std::vector<ProteinRecord> recs = {{"p1", "MKTAYIAKQRQISFVKSHFSRQ", "a b a b a b a b", 1}, {"p2", "GS", "a", 2}};
+    PairDataset ds = tokenize_pairs(recs, tok, 0);
+    Generator gen(1);
+    CollateOptions co;
+    ProtSTBatch b = collate(ds, {0, 1}, co, tok, gen, Device::cpu());
+    CHECK(b.protein_mlm_index.numel() == 3 + 1);  // floor(0.15*22)=3, max(1, floor(0.3))=1
+    std::vector<int64_t> ids = b.protein_ids.to_int_vector(), idx = b.protein_mlm_index.to_int_vector(),
+                         tgt = b.protein_mlm_target.to_int_vector();
+    int64_t Lp = b.protein_ids.size(1);
+    CHECK(Lp == 24);
+    for (size_t i = 0; i < idx.size(); ++i) {
+      CHECK(ids[size_t(idx[i])] == 32);            // <mask>
+      CHECK(idx[i] % Lp != 0);                      // never <cls>
+      CHECK(tgt[i] >= 4);                           // a residue
+    }
+    CHECK(ids[size_t(Lp + 3)] == 2);  // <eos> of "GS"
+    CHECK(b.residue_mask.to_int_vector()[size_t(Lp + 3)] == 0);
+  }
+
+  TEST_CASE("resume: N steps straight equal k steps, stop, resume, N-k steps") {
+    std::string a = temp_dir("straight"), b = temp_dir("resumed");
+    TrainOptions oa = tiny_options(a);
+    train(oa);
+    TrainOptions ob = tiny_options(b);
+    ob.steps = 3;  // stop after 3 (a checkpoint is written at the end)
+    train(ob);
+    ob.steps = 6;  // resume to 6
+    train(ob);
+    std::vector<double> la = losses(a + "/metrics.jsonl"), lb = losses(b + "/metrics.jsonl");
+    REQUIRE(la.size() == 6);
+    REQUIRE(lb.size() == 6);
+    for (size_t i = 0; i < 6; ++i) {
+      CAPTURE(i);
+      CHECK(la[i] == lb[i]);  // bit-identical on the CPU
+    }
+    LoadedCheckpoint ca = load_checkpoint_file(a + "/checkpoints/step-6.safetensors");
+    LoadedCheckpoint cb = load_checkpoint_file(b + "/checkpoints/step-6.safetensors");
+    for (const auto& [name, t] : ca.model) CHECK(t.to_double_vector() == cb.model.at(name).to_double_vector());
+  }
+
+  TEST_CASE("a damaged checkpoint is detected and resume falls back to the previous one") {
+    std::string d = temp_dir("corrupt");
+    TrainOptions o = tiny_options(d);
+    train(o);
+    std::string newest = d + "/checkpoints/step-6.safetensors";
+    {
+      std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(-100, std::ios::end);
+      char c = 0x5a;
+      f.write(&c, 1);
+    }
+    CHECK_THROWS_WITH_AS(load_checkpoint_file(newest), doctest::Contains("CRC-32"), Error);
+    CHECK_THROWS_WITH_AS(load_checkpoint_file(newest), doctest::Contains(newest.c_str()), Error);
+    o.steps = 7;
+    train(o);  // resumes from step 3, not from the damaged step 6
+    std::vector<double> l = losses(d + "/metrics.jsonl");
+    CHECK(l.size() == 7);
+  }
+
+  TEST_CASE("embed: results do not depend on the batch or on input order, and are in input order") {
+    std::string d = temp_dir("embed");
+    TrainOptions o = tiny_options(d);
+    o.steps = 2;
+    train(o);
+    std::string fasta = d + "/in.fasta";
+    {
+      std::ofstream f(fasta);
+      f << ">a\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ\n>b\nGSHMLEDPVDAFQ\n>c\nMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAK\n>d\nWC\n";
+      std::ofstream g(d + "/one.fasta");
+      g << ">b\nGSHMLEDPVDAFQ\n";
+    }
+    EmbedOptions e;
+    e.checkpoint = d + "/checkpoints/step-2.safetensors";
+    e.device = "cpu";
+    e.input = fasta;
+    e.output = d + "/b1.safetensors";
+    e.batch_size = 1;
+    CHECK(run_embed(e) == 4);
+    e.output = d + "/b3.safetensors";
+    e.batch_size = 3;
+    run_embed(e);
+    e.input = d + "/one.fasta";
+    e.output = d + "/alone.safetensors";
+    run_embed(e);
+    SafetensorsCheckpoint b1(d + "/b1.safetensors"), b3(d + "/b3.safetensors"), alone(d + "/alone.safetensors");
+    std::vector<float> x = b1.read_f32("embeddings"), y = b3.read_f32("embeddings"), z = alone.read_f32("embeddings");
+    REQUIRE(x.size() == y.size());
+    int64_t E = int64_t(z.size());
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, double(std::abs(x[i] - y[i])));
+    for (int64_t i = 0; i < E; ++i) worst = std::max(worst, double(std::abs(x[size_t(E + i)] - z[size_t(i)])));
+    MESSAGE("largest difference between batchings: ", worst);
+    CHECK(worst <= 1e-6);
+    e.output = d + "/out.npy";
+    e.input = fasta;
+    run_embed(e);
+    std::ifstream npy(d + "/out.npy", std::ios::binary);
+    std::string magic(6, ' ');
+    npy.read(&magic[0], 6);
+    CHECK(magic == "\x93NUMPY");
+  }
+
+  TEST_CASE("bad input names the file") {
+    std::string d = temp_dir("bad");
+    TrainOptions o = tiny_options(d);
+    o.train_path = d + "/missing.jsonl";
+    CHECK_THROWS_WITH_AS(train(o), doctest::Contains("missing.jsonl"), Error);
+    o.train_path = d + "/pairs.csv";
+    std::ofstream(o.train_path) << "x\n";
+    CHECK_THROWS_WITH_AS(train(o), doctest::Contains("unknown pair file type"), Error);
+  }
+}
