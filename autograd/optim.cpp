@@ -68,14 +68,20 @@ void Adam::load_state(const std::map<std::string, Tensor>& state, int64_t step) 
   step_ = step;
 }
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+// Sum of squares of every gradient (accumulated in double by the reduction); NaN/Inf propagate.
+static double grad_sum_squares(const std::vector<Tensor>& params) {
   NoGradGuard ng;
   double total = 0;
   for (const Tensor& p : params) {
     Tensor g = p.grad();
-    if (g.defined()) total += sum(square(g.to(DType::F64))).item();
+    if (g.defined()) total += sum(square(g)).item();
   }
-  double norm = std::sqrt(total);
+  return total;
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard ng;
+  double norm = std::sqrt(grad_sum_squares(params));
   if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
     double scale = max_norm / (norm + 1e-6);
     for (const Tensor& p : params)
@@ -84,13 +90,6 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
-bool grads_nonfinite(const std::vector<Tensor>& params) {
-  NoGradGuard ng;
-  for (const Tensor& p : params) {
-    Tensor g = p.grad();
-    if (g.defined() && !std::isfinite(sum(g.to(DType::F64)).item())) return true;
-  }
-  return false;
-}
+bool grads_nonfinite(const std::vector<Tensor>& params) { return !std::isfinite(grad_sum_squares(params)); }
 
 }  // namespace pe

@@ -74,15 +74,30 @@ inline T binary_fn(BinaryOp op, T a, T b) {
 }
 }  // namespace
 
+// Calls run(f) with f the scalar function of op, so the switch is outside the element loop.
+template <typename T, typename Run>
+void with_unary(UnaryOp op, T s, Run&& run) {
+  switch (op) {
+    case UnaryOp::Neg: return run([](T x) { return -x; });
+    case UnaryOp::Exp: return run([](T x) { return std::exp(x); });
+    case UnaryOp::AddScalar: return run([s](T x) { return x + s; });
+    case UnaryOp::MulScalar: return run([s](T x) { return x * s; });
+    case UnaryOp::Relu: return run([](T x) { return x > T(0) ? x : T(0); });
+    case UnaryOp::Square: return run([](T x) { return x * x; });
+    default: return run([op, s](T x) { return unary_fn(op, x, s); });
+  }
+}
+
 void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) {
   dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* op_ = out.data<T>();
     int64_t n = x.numel();
-    T sv = T(s);
+    with_unary<T>(op, T(s), [&](auto f) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) op_[i] = unary_fn(op, xp[i], sv);
+      for (int64_t i = 0; i < n; ++i) op_[i] = f(xp[i]);
+    });
   });
 }
 
@@ -104,21 +119,55 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
   });
 }
 
+template <typename T, typename Run>
+void with_binary(BinaryOp op, Run&& run) {
+  switch (op) {
+    case BinaryOp::Add: return run([](T a, T b) { return a + b; });
+    case BinaryOp::Sub: return run([](T a, T b) { return a - b; });
+    case BinaryOp::Mul: return run([](T a, T b) { return a * b; });
+    case BinaryOp::Div: return run([](T a, T b) { return a / b; });
+    default: return run([op](T a, T b) { return binary_fn(op, a, b); });
+  }
+}
+
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   dispatch_float(out.dtype(), binary_name(op), [&](auto tag) {
     using T = decltype(tag);
     const T* ap = a.data<T>();
     const T* bp = b.data<T>();
     T* op_ = out.data<T>();
-    if (a.is_contiguous() && b.is_contiguous() && a.shape() == out.shape() && b.shape() == out.shape()) {
-      int64_t n = out.numel();
+    with_binary<T>(op, [&](auto f) {
+      if (a.is_contiguous() && b.is_contiguous() && a.shape() == out.shape() && b.shape() == out.shape()) {
+        int64_t n = out.numel();
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) op_[i] = binary_fn(op, ap[i], bp[i]);
-      return;
-    }
-    const Shape* st[3] = {&a.strides(), &b.strides(), &out.strides()};
-    for_each_strided<3>(out.shape(), st, [&](int64_t oa, int64_t ob, int64_t oo, int64_t) {
-      op_[oo] = binary_fn(op, ap[oa], bp[ob]);
+        for (int64_t i = 0; i < n; ++i) op_[i] = f(ap[i], bp[i]);
+        return;
+      }
+      // Rows of the last dim; within a row each operand steps by 0 or its stride.
+      const Shape& shape = out.shape();
+      int64_t nd = int64_t(shape.size());
+      int64_t inner = nd ? shape[size_t(nd - 1)] : 1;
+      int64_t total = out.numel();
+      if (total == 0) return;
+      int64_t rows = total / inner;
+      int64_t sa = nd ? a.strides()[size_t(nd - 1)] : 0, sb = nd ? b.strides()[size_t(nd - 1)] : 0;
+#pragma omp parallel for schedule(static) if (total > kParallelGrain)
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t oa = 0, ob = 0, rem = r;
+        for (int64_t d = nd - 2; d >= 0; --d) {
+          int64_t idx = rem % shape[size_t(d)];
+          rem /= shape[size_t(d)];
+          oa += idx * a.strides()[size_t(d)];
+          ob += idx * b.strides()[size_t(d)];
+        }
+        const T* ar = ap + oa;
+        const T* br = bp + ob;
+        T* orow = op_ + r * inner;
+        if (sa == 1 && sb == 1) for (int64_t i = 0; i < inner; ++i) orow[i] = f(ar[i], br[i]);
+        else if (sa == 1 && sb == 0) for (int64_t i = 0; i < inner; ++i) orow[i] = f(ar[i], br[0]);
+        else if (sa == 0 && sb == 1) for (int64_t i = 0; i < inner; ++i) orow[i] = f(ar[0], br[i]);
+        else for (int64_t i = 0; i < inner; ++i) orow[i] = f(ar[i * sa], br[i * sb]);
+      }
     });
   });
 }

@@ -40,14 +40,23 @@ void CpuBackend::softmax(const Tensor& x, const Tensor& y, bool log) {
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = xp + r * n;
       T* yr = yp + r * n;
-      double m = -std::numeric_limits<double>::infinity();
-      for (int64_t i = 0; i < n; ++i) m = std::max(m, double(xr[i]));
-      if (m == -std::numeric_limits<double>::infinity()) m = 0;  // fully masked row: avoid inf - inf
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i]);
+      if (m == -std::numeric_limits<T>::infinity()) m = 0;  // fully masked row: avoid inf - inf
+      // One exp per element, in T (expf for f32); the sum accumulates in double.
       double s = 0;
-      for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
-      double ls = std::log(s);
-      for (int64_t i = 0; i < n; ++i)
-        yr[i] = log ? T(double(xr[i]) - m - ls) : T(std::exp(double(xr[i]) - m) / s);
+      for (int64_t i = 0; i < n; ++i) {
+        T e = std::exp(xr[i] - m);
+        yr[i] = e;
+        s += double(e);
+      }
+      if (log) {
+        T ls = T(std::log(s));
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m - ls;
+      } else {
+        T inv = T(1.0 / s);
+        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+      }
     }
   });
 }

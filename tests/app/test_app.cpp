@@ -112,7 +112,7 @@ TEST_SUITE("app") {
     CHECK(b.residue_mask.to_int_vector()[size_t(Lp + 3)] == 0);
   }
 
-  TEST_CASE("resume: N steps straight equal k steps, stop, resume, N-k steps") {
+  TEST_CASE("resume: N steps straight equal k steps - stop - resume - N-k steps") {
     std::string a = temp_dir("straight"), b = temp_dir("resumed");
     TrainOptions oa = tiny_options(a);
     train(oa);
@@ -152,7 +152,7 @@ TEST_SUITE("app") {
     CHECK(l.size() == 7);
   }
 
-  TEST_CASE("embed: results do not depend on the batch or on input order, and are in input order") {
+  TEST_CASE("embed: results do not depend on the batch or on input order - and are in input order") {
     std::string d = temp_dir("embed");
     TrainOptions o = tiny_options(d);
     o.steps = 2;

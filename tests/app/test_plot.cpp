@@ -172,7 +172,7 @@ TEST_CASE("plot: synthetic curves give an image of the right size with every ser
   CHECK(td.entries() == std::vector<std::string>{"curves.png"});
 }
 
-TEST_CASE("plot: non-finite values, empty series and empty panels do not crash") {
+TEST_CASE("plot: non-finite values - empty series and empty panels do not crash") {
   TempDir td;
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   std::vector<PlotPanel> panels(5);
@@ -236,7 +236,7 @@ TEST_CASE("plot: failed writes throw naming the path and leave no temporary file
   CHECK(td.entries() == std::vector<std::string>{"occupied.png"});
 }
 
-TEST_CASE("plot_metrics_jsonl: plots keys by panel, skipping missing and null values") {
+TEST_CASE("plot_metrics_jsonl: plots keys by panel - skipping missing and null values") {
   TempDir td;
   std::string jsonl;
   for (int step = 0; step <= 300; step += 10) {

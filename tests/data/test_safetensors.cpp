@@ -104,7 +104,7 @@ TEST_SUITE("data") {
     CHECK(pe::safetensors_dtype_size("Q4") == 0);
   }
 
-  TEST_CASE("safetensors: round trip of many dtypes and shapes, including empty and scalar") {
+  TEST_CASE("safetensors: round trip of many dtypes and shapes - including empty and scalar") {
     TempDir dir;
     const std::vector<double> f64{3.5};
     const std::vector<float> f32{1, 2, 3, 4, 5, 6};

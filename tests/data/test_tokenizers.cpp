@@ -82,7 +82,7 @@ TEST_SUITE("parity") {
     CHECK_MESSAGE(mismatches == 0, mismatches, " of ", checked, " lines differ");
   }
 
-  TEST_CASE("bert: truncation equals HF's (truncation=True, max_length=n)") {
+  TEST_CASE("bert: truncation equals HF's (truncation=True - max_length=n)") {
     const auto fx = load_json(kFixtures + "bert_expected.json");
     const pe::BertTokenizer& tok = real_bert();
     for (const auto& c : fx["truncated"]) {
@@ -113,7 +113,7 @@ TEST_SUITE("parity") {
 }
 
 TEST_SUITE("data") {
-  TEST_CASE("esm: alphabet, special ids, encode and decode") {
+  TEST_CASE("esm: alphabet - special ids - encode and decode") {
     using namespace pe::esm;
     const std::string order = "<cls> <pad> <eos> <unk> L A G V S E R T I D P K Q N F Y M H W C X B U Z O . - <null_1> <mask>";
     std::string joined;
@@ -223,7 +223,7 @@ TEST_SUITE("data") {
     CHECK(contains(error_of([&] { pe::train_wordpiece(lines, 18); }), "too small"));
   }
 
-  TEST_CASE("wordpiece trainer: deterministic, specials first, no [UNK] on training words, size respected") {
+  TEST_CASE("wordpiece trainer: deterministic - specials first - no [UNK] on training words - size respected") {
     const auto lines = read_lines(kFixtures + "uniprot_texts.txt");
     const size_t size = 1500;
     for (auto rule : {pe::WordpieceMergeRule::kFrequency, pe::WordpieceMergeRule::kScore}) {

@@ -106,7 +106,7 @@ TEST_SUITE("unit") {
     CHECK(ce.item() == doctest::Approx(std::log(2.0)));
   }
 
-  TEST_CASE("rotary rotates pairs (i, i + d/2) by position * base^(-2i/d)") {
+  TEST_CASE("rotary rotates pairs (i - i + d/2) by position * base^(-2i/d)") {
     // One head, dim 4, position 1: angles 1 and 1/100.
     Tensor x = Tensor::from_vector(std::vector<double>{0, 0, 0, 0, 1, 2, 3, 4}, {1, 2, 1, 4});
     auto y = rotary(x, 10000.0).to_double_vector();

@@ -78,7 +78,7 @@ TEST_SUITE("gradcheck") {
 }
 
 TEST_SUITE("unit") {
-  TEST_CASE("ProtST forward: finite losses near their chance values, frozen text encoder gets no gradient") {
+  TEST_CASE("ProtST forward: finite losses near their chance values - frozen text encoder gets no gradient") {
     Generator gen(5);
     ProtSTModel model(tiny_config(), gen, {DType::F32, Device::cpu()});
     model.freeze_text_encoder(true);
@@ -92,7 +92,7 @@ TEST_SUITE("unit") {
     CHECK(model.params().get("protein_model.esm.encoder.layer.0.attention.self.query.weight").grad().defined());
   }
 
-  TEST_CASE("InfoNCE: identical texts are not negatives, and the scale clamps at ln 100") {
+  TEST_CASE("InfoNCE: identical texts are not negatives - and the scale clamps at ln 100") {
     Tensor p = l2_normalize(Tensor::from_vector(std::vector<double>{1, 0, 0, 1, 1, 0.1}, {3, 2}));
     Tensor s = Tensor::scalar(std::log(10.0), DType::F64).requires_grad_();
     Tensor group = Tensor::from_vector(std::vector<int64_t>{0, 1, 0}, {3});
