@@ -4,6 +4,7 @@
 // accepts; unless stated, tensors are contiguous and of one floating dtype. The CPU backend is
 // the reference; the CUDA backend (kernels/cuda) must match it within the dtype's tolerance.
 #include <cstdint>
+#include <vector>
 
 #include "core/philox.h"
 #include "core/tensor.h"
@@ -101,6 +102,22 @@ class Backend {
                          const AdamParams& p) = 0;
 
   virtual void synchronize() {}
+
+  // ---- appended for mixed precision and the optimizer. The base implementations (kernels/cpu/extra.cpp)
+  // are the CPU reference; a device backend overrides them.
+  // True when x (any dtype, any strides) holds a NaN or an infinity; integer tensors never do.
+  // Synchronises with the device.
+  virtual bool has_nonfinite(const Tensor& x);
+  // has_nonfinite over many tensors (e.g. every gradient of a step) with one synchronisation.
+  virtual bool any_nonfinite(const std::vector<Tensor>& xs);
+  // One Adam/AdamW step over many tensors, as adam_step does for each i: master[i] (f32 or f64) and
+  // m[i], v[i] (same dtype as master[i]) updated in place from grad[i] (any floating dtype, e.g. the
+  // bf16 gradient of a bf16 working copy); working[i], when defined (any floating dtype), receives
+  // cast(updated master[i]). All contiguous with equal element counts per i; lists of equal length
+  // (working may be empty).
+  virtual void adam_multi_tensor(const std::vector<Tensor>& master, const std::vector<Tensor>& grad,
+                                 const std::vector<Tensor>& m, const std::vector<Tensor>& v,
+                                 const std::vector<Tensor>& working, const AdamParams& p);
 };
 
 Backend& backend_for(Device device);

@@ -1,0 +1,59 @@
+#pragma once
+// The CUDA backend: every Backend method for f32, f64 and bf16 (bf16 storage, fp32 math), all
+// dtypes where the CPU reference takes them. One op family per file:
+//   cuda_backend.cu  registration, memory, host copies, errors, NaN/Inf check
+//   allocator.cu     caching allocator                   copy.cu     copy_strided (any strides, any dtypes)
+//   unary.cu         unary, unary_backward               elementwise.cu  fill, random, binary, where
+//   reduce.cu        reduce_rows, softmax, layer norm    matmul.cu   cuBLASLt / cublasDgemm GEMMs
+//   index.cu         index_select/add, gather/scatter    rotary.cu   rotary embedding
+//   optim.cu         adam_step, multi-tensor Adam
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace pe::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  const char* name() const override { return "cuda"; }
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* p, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_strided(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) override;
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gout, const Tensor& gx,
+                      double s) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) override;
+  void softmax(const Tensor& x, const Tensor& y, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, bool log) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                  const Tensor& mean, const Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& gy, const Tensor& gx, const Tensor& gweight, const Tensor& gbias) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
+              double beta) override;
+  void index_select(const Tensor& x, const Tensor& idx, const Tensor& out) override;
+  void index_add(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
+  void gather_rows(const Tensor& x, const Tensor& idx, const Tensor& out) override;
+  void scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
+  void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) override;
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                 const AdamParams& p) override;
+  void synchronize() override;
+  bool has_nonfinite(const Tensor& x) override;
+  bool any_nonfinite(const std::vector<Tensor>& xs) override;
+  void adam_multi_tensor(const std::vector<Tensor>& master, const std::vector<Tensor>& grad,
+                         const std::vector<Tensor>& m, const std::vector<Tensor>& v,
+                         const std::vector<Tensor>& working, const AdamParams& p) override;
+};
+
+// Implemented in elementwise.cu: launches the NaN/Inf scan of x, or-ing into *flag (device pointer).
+void launch_nonfinite_scan(const Tensor& x, int* flag);
+// A pinned host int that the device can write (mapped), for has_nonfinite's answer.
+int* nonfinite_flag_host();
+int* nonfinite_flag_device();
+
+}  // namespace pe::cuda

@@ -1,0 +1,243 @@
+// GEMMs: cuBLASLt for f32 (optionally TF32) and bf16 (fp32 accumulation, f32 or bf16 output),
+// cublasDgemmStridedBatched for f64 (reference checks).
+//
+// Row-major to column-major: out[M, N] row-major is the column-major N x M matrix out^T =
+// op(b)^T op(a)^T, so cuBLAS gets A := b (transa = trans_b), B := a (transb = trans_a), m = N,
+// n = M. A stored row-major [r, c] matrix is the column-major c x r matrix with ld = c.
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/cuda_backend.cuh"
+
+#define PE_CUBLAS_CHECK(expr, op)                                                                             \
+  do {                                                                                                        \
+    cublasStatus_t pe_blas_st_ = (expr);                                                                      \
+    if (pe_blas_st_ != CUBLAS_STATUS_SUCCESS)                                                                 \
+      ::pe::cuda::throw_cuda_error(int(pe_blas_st_), cublasGetStatusString(pe_blas_st_), #expr, op, __FILE__, \
+                                   __LINE__);                                                                 \
+  } while (0)
+
+namespace pe::cuda {
+
+namespace {
+
+bool& tf32_flag() {
+  static bool on = [] {
+    const char* v = std::getenv("PE_ALLOW_TF32");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
+constexpr size_t kMaxPlans = 4096;                   // variable-length batches make many shapes
+
+// Everything the algorithm choice depends on.
+using PlanKey = std::array<int64_t, 19>;
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t v : k) h = (h ^ uint64_t(v)) * 1099511628211ull;
+    return size_t(h);
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool found = false;
+  void destroy() {
+    if (desc) cublasLtMatmulDescDestroy(desc);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (ld) cublasLtMatrixLayoutDestroy(ld);
+    desc = nullptr;
+    la = lb = ld = nullptr;
+  }
+};
+
+struct Blas {
+  std::mutex mu;
+  cublasLtHandle_t lt = nullptr;
+  cublasHandle_t blas = nullptr;
+  void* workspace = nullptr;
+  std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
+  void init() {
+    if (lt) return;
+    PE_CUBLAS_CHECK(cublasLtCreate(&lt), "matmul");
+    PE_CUBLAS_CHECK(cublasCreate(&blas), "matmul");
+    PE_CUBLAS_CHECK(cublasSetStream(blas, stream()), "matmul");
+    PE_CUDA_CHECK(cudaMalloc(&workspace, kWorkspaceBytes), "matmul");
+  }
+};
+Blas& blas_state() {
+  static Blas* b = new Blas();  // never destroyed: the runtime may be gone at exit
+  return *b;
+}
+
+int64_t pointer_alignment(const void* p) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  int64_t a = 256;
+  while (a > 1 && (v % uintptr_t(a)) != 0) a >>= 1;
+  return a;
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F64: return CUDA_R_64F;
+    default: PE_FAIL("matmul: dtype ", dtype_name(t), " has no GEMM");
+  }
+}
+
+// Column-major layout of `rows x cols` matrices (ld = rows), `batch` of them `stride` elements apart.
+cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  PE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(t), uint64_t(rows), uint64_t(cols), rows), "matmul");
+  if (batch > 1) {
+    int32_t count = int32_t(batch);
+    PE_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+                    "matmul");
+    PE_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
+        "matmul");
+  }
+  return l;
+}
+
+struct GemmShape {
+  DType in, out;
+  bool tf32, trans_a, trans_b;
+  int64_t M, N, K, batch, sa, sb, so;
+};
+
+// Builds (or finds) the plan for one cuBLASLt call; plan.found is false when no algorithm supports it.
+Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const void* o) {
+  int64_t al_a = pointer_alignment(a), al_b = pointer_alignment(b), al_o = pointer_alignment(o);
+  PlanKey key = {int64_t(g.in), int64_t(g.out), g.tf32, g.trans_a, g.trans_b, g.M, g.N, g.K, g.batch, g.sa, g.sb,
+                 g.so, al_a, al_b, al_o, 0, 0, 0, 0};
+  auto it = st.plans.find(key);
+  if (it != st.plans.end()) return it->second;
+  if (st.plans.size() >= kMaxPlans) {
+    for (auto& kv : st.plans) kv.second.destroy();
+    st.plans.clear();
+  }
+  Plan p;
+  cublasComputeType_t compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  PE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "matmul");
+  cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  PE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "matmul");
+  PE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "matmul");
+  // Stored (pre-op) column-major shapes: b is N x K (K x N when trans_b), a is K x M (M x K when trans_a).
+  p.la = make_layout(g.in, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.batch, g.sb);
+  p.lb = make_layout(g.in, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.batch, g.sa);
+  p.ld = make_layout(g.out, g.N, g.M, g.batch, g.so);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  PE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref), "matmul");
+  uint64_t ws = kWorkspaceBytes;
+  uint32_t aa = uint32_t(al_b), ab = uint32_t(al_a), ao = uint32_t(al_o);  // cuBLAS A is our b
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof(aa));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof(ab));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ao, sizeof(ao));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ao, sizeof(ao));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(st.lt, p.desc, p.la, p.lb, p.ld, p.ld, pref, 1, &result, &returned);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s == CUBLAS_STATUS_SUCCESS && returned > 0) {
+    p.algo = result.algo;
+    p.found = true;
+  } else if (s != CUBLAS_STATUS_NOT_SUPPORTED && s != CUBLAS_STATUS_SUCCESS) {
+    p.destroy();
+    PE_CUBLAS_CHECK(s, "matmul");
+  }
+  return st.plans.emplace(key, p).first->second;
+}
+
+void run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta) {
+  Plan& p = lt_plan(st, g, a, b, o);
+  if (!p.found) {
+    // Some layouts (a broadcast batch stride, odd alignments) have no batched algorithm:
+    // run the batch one matrix at a time.
+    PE_CHECK(g.batch > 1, "matmul: cuBLASLt has no algorithm for ", dtype_name(g.in), " -> ", dtype_name(g.out),
+             " [", g.M, " x ", g.K, "] @ [", g.K, " x ", g.N, "] (trans_a ", g.trans_a, ", trans_b ", g.trans_b, ")");
+    GemmShape one = g;
+    one.batch = 1;
+    size_t es_in = dtype_size(g.in), es_out = dtype_size(g.out);
+    for (int64_t i = 0; i < g.batch; ++i)
+      run_lt(st, one, static_cast<const char*>(a) + i * g.sa * int64_t(es_in),
+             static_cast<const char*>(b) + i * g.sb * int64_t(es_in), static_cast<char*>(o) + i * g.so * int64_t(es_out),
+             alpha, beta);
+    return;
+  }
+  PE_CUBLAS_CHECK(cublasLtMatmul(st.lt, p.desc, &alpha, b, p.la, a, p.lb, &beta, o, p.ld, o, p.ld, &p.algo,
+                                 st.workspace, kWorkspaceBytes, stream()),
+                  "matmul");
+}
+
+void check_operand(const Tensor& t, int64_t batch, int64_t rows, int64_t cols, const char* what) {
+  check_cuda_tensor(t, "matmul", what);
+  PE_CHECK(t.dim() == 3 && t.size(0) == batch && t.size(1) == rows && t.size(2) == cols, "matmul: ", what, " ",
+           t.str(), " is not [", batch, ", ", rows, ", ", cols, "]");
+  const Shape& s = t.strides();
+  PE_CHECK((s[2] == 1 || cols == 1) && (s[1] == cols || rows == 1) && s[0] >= 0, "matmul: ", what, " ", t.str(),
+           " must hold contiguous matrices (strides ", shape_str(s), ")");
+}
+
+}  // namespace
+
+void set_allow_tf32(bool on) { tf32_flag() = on; }
+bool allow_tf32() { return tf32_flag(); }
+
+void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
+                         double alpha, double beta) {
+  check_contiguous(out, "matmul", "output");
+  PE_CHECK(out.dim() == 3, "matmul: output ", out.str(), " is not [batch, M, N]");
+  int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
+  PE_CHECK(a.dim() == 3, "matmul: ", a.str(), " is not 3-d");
+  int64_t K = trans_a ? a.size(1) : a.size(2);
+  check_operand(a, batch, trans_a ? K : M, trans_a ? M : K, "a");
+  check_operand(b, batch, trans_b ? N : K, trans_b ? K : N, "b");
+  PE_CHECK(a.dtype() == b.dtype(), "matmul: dtype mismatch: ", a.str(), " and ", b.str());
+  bool ok = a.dtype() == out.dtype() || (a.dtype() == DType::BF16 && out.dtype() == DType::F32);
+  PE_CHECK(ok && is_floating(a.dtype()), "matmul: ", a.str(), " @ ", b.str(), " into ", out.str(),
+           " (supported: f32, f64, bf16 -> bf16 or f32)");
+  if (batch == 0 || M == 0 || N == 0) return;
+  if (K == 0) {  // empty sum: out = beta * out
+    if (beta == 0.0) fill(out, 0.0);
+    else unary(UnaryOp::MulScalar, out, out, beta);
+    return;
+  }
+  int64_t sa = batch > 1 ? a.strides()[0] : 0, sb = batch > 1 ? b.strides()[0] : 0, so = M * N;
+  Blas& st = blas_state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.init();
+  if (a.dtype() == DType::F64) {
+    const int64_t lim = int64_t(1) << 31;
+    PE_CHECK(M < lim && N < lim && K < lim && batch < lim, "matmul: f64 GEMM dimensions exceed int32");
+    int lda_ = int(trans_b ? K : N), ldb_ = int(trans_a ? M : K);
+    PE_CUBLAS_CHECK(cublasDgemmStridedBatched(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                              trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
+                                              b.data<double>(), lda_, sb, a.data<double>(), ldb_, sa, &beta,
+                                              out.data<double>(), int(N), so, int(batch)),
+                    "matmul");
+    return;
+  }
+  GemmShape g{a.dtype(), out.dtype(), a.dtype() == DType::F32 && allow_tf32(), trans_a, trans_b, M, N, K, batch,
+              sa, sb, so};
+  run_lt(st, g, a.raw_data(), b.raw_data(), out.raw_data(), float(alpha), float(beta));
+}
+
+}  // namespace pe::cuda
