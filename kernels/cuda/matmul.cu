@@ -1,4 +1,5 @@
 // GEMMs: cuBLASLt for f32 (optionally TF32) and bf16 (fp32 accumulation, f32 or bf16 output),
+// with cublasGemmStridedBatchedEx where cuBLASLt offers no algorithm for a layout;
 // cublasDgemmStridedBatched for f64 (reference checks).
 //
 // Row-major to column-major: out[M, N] row-major is the column-major N x M matrix out^T =
@@ -166,20 +167,22 @@ Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const 
   return st.plans.emplace(key, p).first->second;
 }
 
+// The classic cuBLAS entry point: no alignment requirements and any batch strides; used when
+// cuBLASLt's heuristic offers no algorithm for a layout.
+void run_gemm_ex(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta) {
+  cublasComputeType_t compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  PE_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(st.blas, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.N, g.M, g.K, &alpha, b,
+                                                cuda_type(g.in), g.trans_b ? g.K : g.N, g.sb, a, cuda_type(g.in),
+                                                g.trans_a ? g.M : g.K, g.sa, &beta, o, cuda_type(g.out), g.N, g.so,
+                                                g.batch, compute, CUBLAS_GEMM_DEFAULT),
+                  "matmul");
+}
+
 void run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta) {
   Plan& p = lt_plan(st, g, a, b, o);
   if (!p.found) {
-    // Some layouts (a broadcast batch stride, odd alignments) have no batched algorithm:
-    // run the batch one matrix at a time.
-    PE_CHECK(g.batch > 1, "matmul: cuBLASLt has no algorithm for ", dtype_name(g.in), " -> ", dtype_name(g.out),
-             " [", g.M, " x ", g.K, "] @ [", g.K, " x ", g.N, "] (trans_a ", g.trans_a, ", trans_b ", g.trans_b, ")");
-    GemmShape one = g;
-    one.batch = 1;
-    size_t es_in = dtype_size(g.in), es_out = dtype_size(g.out);
-    for (int64_t i = 0; i < g.batch; ++i)
-      run_lt(st, one, static_cast<const char*>(a) + i * g.sa * int64_t(es_in),
-             static_cast<const char*>(b) + i * g.sb * int64_t(es_in), static_cast<char*>(o) + i * g.so * int64_t(es_out),
-             alpha, beta);
+    run_gemm_ex(st, g, a, b, o, alpha, beta);
     return;
   }
   PE_CUBLAS_CHECK(cublasLtMatmul(st.lt, p.desc, &alpha, b, p.la, a, p.lb, &beta, o, p.ld, o, p.ld, &p.algo,
@@ -225,13 +228,10 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
   std::lock_guard<std::mutex> lock(st.mu);
   st.init();
   if (a.dtype() == DType::F64) {
-    const int64_t lim = int64_t(1) << 31;
-    PE_CHECK(M < lim && N < lim && K < lim && batch < lim, "matmul: f64 GEMM dimensions exceed int32");
-    int lda_ = int(trans_b ? K : N), ldb_ = int(trans_a ? M : K);
-    PE_CUBLAS_CHECK(cublasDgemmStridedBatched(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                              trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
-                                              b.data<double>(), lda_, sb, a.data<double>(), ldb_, sa, &beta,
-                                              out.data<double>(), int(N), so, int(batch)),
+    PE_CUBLAS_CHECK(cublasDgemmStridedBatched_64(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                                                 b.data<double>(), trans_b ? K : N, sb, a.data<double>(),
+                                                 trans_a ? M : K, sa, &beta, out.data<double>(), N, so, batch),
                     "matmul");
     return;
   }

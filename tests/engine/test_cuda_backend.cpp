@@ -721,3 +721,51 @@ TEST_SUITE("cuda") {
   }
 #endif
 }
+
+// The CPU reference of the appended Backend methods (kernels/cpu/extra.cpp), which the CUDA cases
+// above compare against; runs everywhere.
+TEST_SUITE("unit") {
+  TEST_CASE("cpu has_nonfinite and multi-tensor Adam match their definitions") {
+    Tensor x = Tensor::from_vector(random_values(1001), {7, 143});
+    CHECK_FALSE(cpu().has_nonfinite(x));
+    CHECK_FALSE(cpu().has_nonfinite(Tensor::full({5}, 2.0, DType::I32)));
+    std::vector<double> v = x.to_double_vector();
+    v[500] = kInf;
+    Tensor y = Tensor::from_vector(v, {7, 143});
+    CHECK(cpu().has_nonfinite(y));
+    CHECK(cpu().has_nonfinite(y.transpose(0, 1)));
+    CHECK(cpu().any_nonfinite({x, y.to(DType::BF16)}));
+    CHECK_FALSE(cpu().any_nonfinite({x, x.narrow(0, 1, 2)}));
+
+    AdamParams p;
+    p.lr = 1e-2;
+    p.weight_decay = 0.1;
+    p.step = 4;
+    for (bool decoupled : {true, false}) {
+      p.decoupled = decoupled;
+      std::vector<Tensor> w, g, m, v2, work, w_ref, m_ref, v_ref;
+      for (int64_t n : {int64_t(1), int64_t(33), int64_t(1000)}) {
+        Tensor wi = Tensor::from_vector(random_values(n), {n});
+        Tensor gi = Tensor::from_vector(random_values(n), {n});
+        Tensor mi = Tensor::from_vector(random_values(n, 0.01, 0.1), {n});
+        Tensor vi = Tensor::from_vector(random_values(n, 0.01, 0.1, false), {n});
+        w.push_back(wi.clone());
+        g.push_back(gi.to(DType::BF16));
+        m.push_back(mi.clone());
+        v2.push_back(vi.clone());
+        work.push_back(Tensor::empty({n}, DType::F32));
+        w_ref.push_back(wi.clone());
+        m_ref.push_back(mi.clone());
+        v_ref.push_back(vi.clone());
+        cpu().adam_step(w_ref.back(), g.back().to(DType::F64), m_ref.back(), v_ref.back(), p);
+      }
+      cpu().adam_multi_tensor(w, g, m, v2, work, p);
+      for (size_t t = 0; t < w.size(); ++t) {
+        expect_close(w[t], w_ref[t], 0.0, "adam_multi_tensor master");
+        expect_close(m[t], m_ref[t], 0.0, "adam_multi_tensor m");
+        expect_close(v2[t], v_ref[t], 0.0, "adam_multi_tensor v");
+        expect_close(work[t], w_ref[t].to(DType::F32), 0.0, "adam_multi_tensor working copy");
+      }
+    }
+  }
+}
