@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   ds->add_option("--subset-test", g.subset_test, "Keep N test pairs (0 = all)")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+  set_flush_denormals(true);
   try {
     if (*tr) train(t);
     else if (*ev) run_eval(e);

@@ -121,6 +121,8 @@ class Backend {
 };
 
 Backend& backend_for(Device device);
+// CPU threads flush subnormal floats to zero (training speed); returns false where unsupported.
+bool set_flush_denormals(bool on);
 Backend& cpu_backend();
 // Registered by kernels/cuda when the engine is built with CUDA; null otherwise.
 Backend* cuda_backend();
