@@ -32,15 +32,34 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
   write_text_atomic(path, out);
 }
 
-EvalReport run_eval(const EvalCommandOptions& o) {
-  Device dev = resolve_device(o.device);
-  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
-  auto model = model_from_checkpoint(ck, dev);
-  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+namespace {
+// A trained model ready for inference: checkpoint, model on the device, tokenizer, eval options.
+struct OpenedModel {
+  LoadedCheckpoint ck;
+  std::unique_ptr<ProtSTModel> model;
+  std::unique_ptr<BertTokenizer> tok;
   EvalOptions eo;
-  eo.device = dev;
-  eo.batch_size = o.batch_size;
-  eo.max_protein_len = o.max_protein_len;
+};
+
+OpenedModel open_model(const std::string& checkpoint, const std::string& device, int64_t batch_size,
+                       int64_t max_protein_len) {
+  OpenedModel m;
+  m.eo.device = resolve_device(device);
+  m.eo.batch_size = batch_size;
+  m.eo.max_protein_len = max_protein_len;
+  m.ck = load_checkpoint_file(checkpoint);
+  m.model = model_from_checkpoint(m.ck, m.eo.device);
+  m.tok = std::make_unique<BertTokenizer>(tokenizer_from_checkpoint(m.ck));
+  return m;
+}
+}  // namespace
+
+EvalReport run_eval(const EvalCommandOptions& o) {
+  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len);
+  const LoadedCheckpoint& ck = m.ck;
+  ProtSTModel* model = m.model.get();
+  const BertTokenizer& tok = *m.tok;
+  const EvalOptions& eo = m.eo;
   EvalReport rep;
   json j = {{"checkpoint", o.checkpoint}, {"step", ck.progress.step}};
   if (!o.test_path.empty()) {
@@ -79,10 +98,9 @@ EvalReport run_eval(const EvalCommandOptions& o) {
 }
 
 int64_t run_embed(const EmbedOptions& o) {
-  Device dev = resolve_device(o.device);
-  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
-  auto model = model_from_checkpoint(ck, dev);
-  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len);
+  ProtSTModel* model = m.model.get();
+  const BertTokenizer& tok = *m.tok;
   std::string kind = o.kind;
   auto has = [&](const char* s) { return o.input.find(s) != std::string::npos; };
   if (kind == "auto") kind = (has(".fa") || has(".fasta") || has(".faa")) ? "protein" : "text";
@@ -113,10 +131,7 @@ int64_t run_embed(const EmbedOptions& o) {
     for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);  // every line its own row
   }
   PE_CHECK(!ds.items.empty(), o.input, ": nothing to embed");
-  EvalOptions eo;
-  eo.device = dev;
-  eo.batch_size = o.batch_size;
-  eo.max_protein_len = o.max_protein_len;
+  const EvalOptions& eo = m.eo;
   std::vector<std::vector<float>> P, T;
   std::vector<int64_t> g;
   int64_t cropped = 0;
@@ -136,13 +151,12 @@ int64_t run_embed(const EmbedOptions& o) {
 }
 
 void run_convert(const ConvertOptions& o) {
-  Device dev = resolve_device(o.device);
-  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
-  auto model = model_from_checkpoint(ck, dev);
-  BertTokenizer tok = tokenizer_from_checkpoint(ck);
-  EvalOptions eo;
-  eo.device = dev;
-  eo.max_protein_len = o.max_protein_len;
+  OpenedModel m = open_model(o.checkpoint, o.device, 64, o.max_protein_len);
+  const LoadedCheckpoint& ck = m.ck;
+  ProtSTModel* model = m.model.get();
+  const BertTokenizer& tok = *m.tok;
+  const EvalOptions& eo = m.eo;
+  Device dev = eo.device;
   auto load = [&](const std::string& path, std::vector<std::vector<float>>& P, std::vector<std::vector<float>>& T,
                   std::vector<int64_t>& g) {
     ReadStats st;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/checkpoint.h"
+#include "models/config_json.h"
 
 namespace pe {
 
@@ -14,22 +15,9 @@ using json = nlohmann::json;
 EsmConfig EsmConfig::from_json_file(const std::string& path) { return from_json_text(read_text_file(path), path); }
 
 EsmConfig EsmConfig::from_json_text(const std::string& text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    PE_FAIL("config ", path, ": not valid JSON: ", e.what());
-  }
+  JsonConfig j(text, path);
   EsmConfig c;
-  auto get = [&](const char* key, auto& field) {
-    if (j.contains(key) && !j[key].is_null()) {
-      try {
-        j[key].get_to(field);
-      } catch (const json::exception& e) {
-        PE_FAIL("config ", path, ": field '", key, "': ", e.what());
-      }
-    }
-  };
+  auto get = [&](const char* key, auto& field) { j.get(key, field); };
   get("vocab_size", c.vocab_size);
   get("hidden_size", c.hidden_size);
   get("num_hidden_layers", c.num_layers);
