@@ -232,7 +232,7 @@ EvalReport train(const TrainOptions& o) {
   std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
   PE_CHECK(!batches.empty(), "training set smaller than one batch");
   int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
-  std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s, f32\n",
+  std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s\n",
               double(model->params().numel()) / 1e6, [&] {
                 int64_t n = 0;
                 for (const Tensor& p : all_params) n += p.numel();
@@ -273,6 +273,12 @@ EvalReport train(const TrainOptions& o) {
   eo.max_protein_len = o.eval_max_protein_len;
   eo.batch_size = std::max<int64_t>(o.batch_size, 32);
 
+  PE_CHECK(o.precision == "auto" || o.precision == "f32" || o.precision == "bf16",
+           "--precision must be auto, f32 or bf16");
+  PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
+  bool bf16 = dev.is_cuda() && o.precision != "f32";
+  std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
+                                       : "f32");
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;
@@ -293,6 +299,7 @@ EvalReport train(const TrainOptions& o) {
       CollateStats cs;
       ProtSTBatch b = collate(train_ds, batches[size_t(prog.batch_in_epoch)], co, tok, g, dev, &cs);
       ++prog.batch_in_epoch;
+      AutocastBf16 autocast(bf16);
       ProtSTOutput out = model->forward(b, true);
       double lv = out.total.item();
       if (!std::isfinite(lv)) {

@@ -30,6 +30,7 @@ struct TrainOptions {
   bool bert_mask = false;
   uint64_t seed = 0;
   std::string device = "auto";
+  std::string precision = "auto";       // auto (bf16 matmuls on CUDA, f32 on CPU) | f32 | bf16
   // ---- bookkeeping
   std::string out = "runs/protst";
   int64_t save_every = 500, keep = 3, eval_every = 0, log_every = 10;

@@ -375,12 +375,23 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   });
 }
 
+static thread_local bool g_autocast_bf16 = false;
+bool autocast_bf16() { return g_autocast_bf16; }
+AutocastBf16::AutocastBf16(bool on) : prev_(g_autocast_bf16) { g_autocast_bf16 = on; }
+AutocastBf16::~AutocastBf16() { g_autocast_bf16 = prev_; }
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   PE_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
   PE_CHECK(x.size(-1) == weight.size(1), "linear: input ", x.str(), " does not match weight ", weight.str());
   Shape out_shape = x.shape();
   out_shape.back() = weight.size(0);
-  Tensor y = matmul(x.reshape({-1, x.size(-1)}), weight.transpose(0, 1));
+  Tensor x2 = x.reshape({-1, x.size(-1)});
+  Tensor y;
+  if (autocast_bf16() && x.device().is_cuda() && x.dtype() == DType::F32) {
+    y = matmul(x2.to(DType::BF16), weight.to(DType::BF16).transpose(0, 1)).to(DType::F32);
+  } else {
+    y = matmul(x2, weight.transpose(0, 1));
+  }
   if (bias.defined()) y = add(y, bias);
   return y.reshape(out_shape);
 }

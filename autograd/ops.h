@@ -59,7 +59,22 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 // supported; use unsqueeze). Transposed views are passed to the GEMM without a copy.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias; weight [out, in] as in PyTorch/HF checkpoints; bias may be undefined.
+// Under an AutocastBf16 scope on CUDA, f32 inputs are multiplied as bf16 (fp32 accumulation) and the
+// result returned in f32; gradients flow back to the f32 (master) weights.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// Mixed precision: bf16 matrix products on CUDA inside the scope (no effect on the CPU, whose
+// reference backend computes in f32/f64).
+bool autocast_bf16();
+struct AutocastBf16 {
+  explicit AutocastBf16(bool on = true);
+  ~AutocastBf16();
+  AutocastBf16(const AutocastBf16&) = delete;
+  AutocastBf16& operator=(const AutocastBf16&) = delete;
+
+ private:
+  bool prev_;
+};
 
 // ---- normalisation and activations over the last dim
 Tensor softmax(const Tensor& x, int64_t dim = -1);

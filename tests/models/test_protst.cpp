@@ -147,4 +147,22 @@ TEST_SUITE("cuda") {
       CHECK(err / mag < 1e-3);
     }
   }
+
+  TEST_CASE("ProtST loss under bf16 autocast on CUDA stays within bf16 tolerance of the f32 model") {
+    if (!cuda_available()) {
+      std::printf("[cuda-skipped] no CUDA device\n");
+      return;
+    }
+    Generator g1(5), g2(5);
+    ProtSTModel ref(tiny_config(), g1, {DType::F64, Device::cpu()});
+    ProtSTModel gpu(tiny_config(), g2, {DType::F32, Device::cuda()});
+    ProtSTOutput a = ref.forward(tiny_batch(), true);
+    AutocastBf16 autocast;
+    ProtSTOutput b = gpu.forward(tiny_batch(Device::cuda()), true);
+    CHECK(b.total.item() == doctest::Approx(a.total.item()).epsilon(2e-2));
+    b.total.backward();
+    for (const Tensor& p : gpu.params().parameters())
+      if (p.grad().defined()) CHECK(p.grad().dtype() == DType::F32);
+  }
 }
+
