@@ -84,7 +84,7 @@ step build 200 cmake --build "$build" -j16 --target protst_engine test_engine "$
 step build_all 120 cmake --build "$build" -j16
 
 # ------------------------------------------------------------------ tests
-step ctest_cuda 120 ctest --test-dir "$build" -L cuda --output-on-failure
+step ctest_cuda 120 ctest --test-dir "$build" -L cuda --output-on-failure -j4
 for bin in "$build"/tests/test_*; do
   [ -x "$bin" ] || continue
   name=$(basename "$bin")

@@ -23,15 +23,19 @@ namespace pe::cuda {
 // PE_CUDA_SYNC=1 in the environment the stream is also synchronised so that a fault inside the
 // kernel is reported by the op that caused it, and device-side range errors are raised at once.
 void check_launch(const char* op, const char* file, int line);
+inline bool status_ok(cudaError_t e) { return e == cudaSuccess; }
+inline const char* status_name(cudaError_t e) { return cudaGetErrorString(e); }
 
 }  // namespace pe::cuda
 
-#define PE_CUDA_CHECK(expr, op)                                                                              \
-  do {                                                                                                       \
-    cudaError_t pe_cuda_err_ = (expr);                                                                       \
-    if (pe_cuda_err_ != cudaSuccess)                                                                         \
-      ::pe::cuda::throw_cuda_error(int(pe_cuda_err_), cudaGetErrorString(pe_cuda_err_), #expr, op, __FILE__, \
-                                   __LINE__);                                                                \
+// The one check macro: `expr` returns a cudaError_t (or a library status with status_ok and
+// status_name overloads, e.g. cublasStatus_t in matmul.cu); failure throws pe::Error naming `op`.
+#define PE_CUDA_CHECK(expr, op)                                                                            \
+  do {                                                                                                     \
+    auto pe_cuda_st_ = (expr);                                                                             \
+    if (!::pe::cuda::status_ok(pe_cuda_st_))                                                               \
+      ::pe::cuda::throw_cuda_error(int(pe_cuda_st_), ::pe::cuda::status_name(pe_cuda_st_), #expr, op,      \
+                                   __FILE__, __LINE__);                                                    \
   } while (0)
 #define PE_CUDA_LAUNCH_CHECK(op) ::pe::cuda::check_launch(op, __FILE__, __LINE__)
 

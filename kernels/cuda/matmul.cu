@@ -17,15 +17,11 @@
 #include "kernels/cuda/cuda_api.h"
 #include "kernels/cuda/cuda_backend.cuh"
 
-#define PE_CUBLAS_CHECK(expr, op)                                                                             \
-  do {                                                                                                        \
-    cublasStatus_t pe_blas_st_ = (expr);                                                                      \
-    if (pe_blas_st_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-      ::pe::cuda::throw_cuda_error(int(pe_blas_st_), cublasGetStatusString(pe_blas_st_), #expr, op, __FILE__, \
-                                   __LINE__);                                                                 \
-  } while (0)
-
 namespace pe::cuda {
+
+// cuBLAS statuses go through PE_CUDA_CHECK too.
+inline bool status_ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+inline const char* status_name(cublasStatus_t s) { return cublasGetStatusString(s); }
 
 namespace {
 
@@ -73,9 +69,9 @@ struct Blas {
   std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
   void init() {
     if (lt) return;
-    PE_CUBLAS_CHECK(cublasLtCreate(&lt), "matmul");
-    PE_CUBLAS_CHECK(cublasCreate(&blas), "matmul");
-    PE_CUBLAS_CHECK(cublasSetStream(blas, stream()), "matmul");
+    PE_CUDA_CHECK(cublasLtCreate(&lt), "matmul");
+    PE_CUDA_CHECK(cublasCreate(&blas), "matmul");
+    PE_CUDA_CHECK(cublasSetStream(blas, stream()), "matmul");
     PE_CUDA_CHECK(cudaMalloc(&workspace, kWorkspaceBytes), "matmul");
   }
 };
@@ -103,12 +99,12 @@ cudaDataType_t cuda_type(DType t) {
 // Column-major layout of `rows x cols` matrices (ld = rows), `batch` of them `stride` elements apart.
 cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t batch, int64_t stride) {
   cublasLtMatrixLayout_t l = nullptr;
-  PE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(t), uint64_t(rows), uint64_t(cols), rows), "matmul");
+  PE_CUDA_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(t), uint64_t(rows), uint64_t(cols), rows), "matmul");
   if (batch > 1) {
     int32_t count = int32_t(batch);
-    PE_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+    PE_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
                     "matmul");
-    PE_CUBLAS_CHECK(
+    PE_CUDA_CHECK(
         cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
         "matmul");
   }
@@ -134,17 +130,17 @@ Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const 
   }
   Plan p;
   cublasComputeType_t compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  PE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "matmul");
+  PE_CUDA_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "matmul");
   cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  PE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "matmul");
-  PE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "matmul");
+  PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "matmul");
+  PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "matmul");
   // Stored (pre-op) column-major shapes: b is N x K (K x N when trans_b), a is K x M (M x K when trans_a).
   p.la = make_layout(g.in, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.batch, g.sb);
   p.lb = make_layout(g.in, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.batch, g.sa);
   p.ld = make_layout(g.out, g.N, g.M, g.batch, g.so);
 
   cublasLtMatmulPreference_t pref = nullptr;
-  PE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref), "matmul");
+  PE_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref), "matmul");
   uint64_t ws = kWorkspaceBytes;
   uint32_t aa = uint32_t(al_b), ab = uint32_t(al_a), ao = uint32_t(al_o);  // cuBLAS A is our b
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
@@ -162,7 +158,7 @@ Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const 
     p.found = true;
   } else if (s != CUBLAS_STATUS_NOT_SUPPORTED && s != CUBLAS_STATUS_SUCCESS) {
     p.destroy();
-    PE_CUBLAS_CHECK(s, "matmul");
+    PE_CUDA_CHECK(s, "matmul");
   }
   return st.plans.emplace(key, p).first->second;
 }
@@ -171,7 +167,7 @@ Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const 
 // cuBLASLt's heuristic offers no algorithm for a layout.
 void run_gemm_ex(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta) {
   cublasComputeType_t compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  PE_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(st.blas, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+  PE_CUDA_CHECK(cublasGemmStridedBatchedEx_64(st.blas, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                                 g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.N, g.M, g.K, &alpha, b,
                                                 cuda_type(g.in), g.trans_b ? g.K : g.N, g.sb, a, cuda_type(g.in),
                                                 g.trans_a ? g.M : g.K, g.sa, &beta, o, cuda_type(g.out), g.N, g.so,
@@ -185,7 +181,7 @@ void run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o,
     run_gemm_ex(st, g, a, b, o, alpha, beta);
     return;
   }
-  PE_CUBLAS_CHECK(cublasLtMatmul(st.lt, p.desc, &alpha, b, p.la, a, p.lb, &beta, o, p.ld, o, p.ld, &p.algo,
+  PE_CUDA_CHECK(cublasLtMatmul(st.lt, p.desc, &alpha, b, p.la, a, p.lb, &beta, o, p.ld, o, p.ld, &p.algo,
                                  st.workspace, kWorkspaceBytes, stream()),
                   "matmul");
 }
@@ -228,7 +224,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
   std::lock_guard<std::mutex> lock(st.mu);
   st.init();
   if (a.dtype() == DType::F64) {
-    PE_CUBLAS_CHECK(cublasDgemmStridedBatched_64(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+    PE_CUDA_CHECK(cublasDgemmStridedBatched_64(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
                                                  b.data<double>(), trans_b ? K : N, sb, a.data<double>(),
                                                  trans_a ? M : K, sa, &beta, out.data<double>(), N, so, batch),

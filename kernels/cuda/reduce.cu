@@ -2,7 +2,7 @@
 // mean/rstd may be stored as f32, f64 or bf16 whatever the input dtype.
 //
 // Two launch shapes over rows of length n: a warp per row (4 rows per 128-thread block) when
-// n <= 1024, else a block per row. VEC > 1 reads rows with 16-byte packs when every row start is
+// n <= 1024 (or n <= 4096 with >= 2048 rows), else a block per row. VEC > 1 reads rows with 16-byte packs when every row start is
 // 16-byte aligned. Reductions run in a fixed order, so results repeat bit for bit.
 #include <algorithm>
 #include <limits>
@@ -258,7 +258,9 @@ void launch_rows(int64_t rows, int64_t n, std::initializer_list<const void*> row
   constexpr int V = pack_width<T>();
   bool vec = n % V == 0;
   for (const void* p : row_ptrs) vec &= aligned16(p);
-  bool warp_row = n <= kWarpRowMax;
+  // A warp per row also for rows up to 4096 when there are enough of them to fill the card
+  // (no block barriers); the choice depends on the shape only.
+  bool warp_row = n <= kWarpRowMax || (n <= 4096 && rows >= 2048);
   int threads = warp_row ? 128 : (n <= 4096 ? 256 : (n <= 16384 ? 512 : 1024));
   int64_t groups = warp_row ? (rows + 3) / 4 : rows;
   int64_t cap = int64_t(sm_count()) * (2048 / threads);  // one full wave; the kernels loop over rows

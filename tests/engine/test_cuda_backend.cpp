@@ -313,7 +313,8 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("cuda reduce_rows sum mean and max") {
     if (skip_without_cuda()) return;
-    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 1000}, {5, 4099}, {1000, 7}, {3, 1025}, {2, 20000}, {4, 0}};
+    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 1000}, {5, 4099}, {1000, 7}, {3, 1025}, {2, 20000}, {4, 0},
+                            {2048, 1500}};
     for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max}) {
       for (DType dt : kFloatTypes) {
         for (const Shape& s : shapes) {
@@ -331,7 +332,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("cuda softmax and log_softmax forward and backward masked rows") {
     if (skip_without_cuda()) return;
-    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 1000}, {3, 1025}, {2, 5000}, {1000, 7}, {4, 30522}};
+    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 1000}, {3, 1025}, {2, 5000}, {1000, 7}, {4, 30522}, {2048, 1280}};
     for (bool log : {false, true}) {
       for (DType dt : kFloatTypes) {
         for (const Shape& s : shapes) {
@@ -365,7 +366,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("cuda layer_norm forward and backward with f32 statistics") {
     if (skip_without_cuda()) return;
-    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 320}, {5, 1280}, {3, 1025}, {2, 4099}, {2000, 33}};
+    const Shape shapes[] = {{1, 1}, {7, 33}, {33, 320}, {5, 1280}, {3, 1025}, {2, 4099}, {2000, 33}, {2048, 1281}};
     for (DType dt : kFloatTypes) {
       std::vector<DType> stats = {DType::F32};
       if (dt != DType::F32) stats.push_back(dt);  // ops.cpp stores statistics in x's dtype
