@@ -1,6 +1,6 @@
-// Rotary embedding, rotate-half convention, positions 0..L-1. inv_freq is computed on the host in
-// float32 with the CPU backend's expression (so both match transformers' EsmRotaryEmbedding
-// buffer) and cached on the device per (base, dim).
+// Rotary embedding, rotate-half convention, positions 0..L-1. inv_freq = base^(-2i/dim) is computed
+// on the host in double and rounded to float, as the CPU backend does in its f32 path, and cached
+// on the device per (base, dim).
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -55,10 +55,9 @@ const float* inv_freq_on_device(double base, int64_t D) {
   if (it != cache->end()) return it->second;
   int64_t half = D / 2;
   std::vector<float> host(size_t(half > 0 ? half : 1));
-  for (int64_t i = 0; i < half; ++i) {
-    float e = float(2 * i) / float(D);
-    host[size_t(i)] = 1.0f / std::pow(float(base), e);  // same expression as kernels/cpu/index.cpp
-  }
+  // base^(-2i/D) in double, rounded once to float: the value the CPU backend uses in its f32 path
+  // (kernels/cpu/index.cpp).
+  for (int64_t i = 0; i < half; ++i) host[size_t(i)] = float(std::pow(base, -double(2 * i) / double(D)));
   float* dev = nullptr;
   PE_CUDA_CHECK(cudaMalloc(&dev, host.size() * sizeof(float)), "rotary");
   PE_CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "rotary");
