@@ -32,6 +32,31 @@ struct AdamParams {
   int64_t step = 1;       // 1-based step for bias correction
 };
 
+// Which rows of a fused attention call form one sequence (Backend::attention_forward/backward).
+// Padded: q [B, Lq, H, D], k, v [B, Lk, H, D]; key_mask Bool or U8 [B, Lk] (nonzero = real key) or
+// undefined (every key real). Packed (variable length): q [Tq, H, D], k, v [Tk, H, D]; cu_q, cu_k i32 or
+// i64 [B+1] on q's device, nondecreasing from 0 to Tq (Tk): sequence b owns rows cu[b] .. cu[b+1]-1.
+struct AttentionLayout {
+  Tensor key_mask;               // padded only
+  Tensor cu_q, cu_k;             // packed only
+  int64_t max_q = 0, max_k = 0;  // packed only: the longest query / key sequence (sizes the CUDA grid; trusted)
+  double scale = 1.0;            // logits are scale * q.k (ProtST's fusion uses 1)
+  bool packed() const { return cu_q.defined(); }
+};
+
+// A softmax cross-entropy of rows x [R, D] against columns y [C, D] whose logits
+// z[i, j] = a * x_i . y_j are never stored; a = exp(min(logit_scale, max_logit_scale)), or 1 when
+// logit_scale is undefined. Positives of row i: the columns j with rkey(i) == ckey(j), where
+// rkey(i) = row_group[i] if defined else row_offset + i, and ckey(j) = col_group[j] if defined else j.
+// Across GPUs: x holds this rank's rows, whose global indices are row_offset .. row_offset+R-1 among
+// the C gathered columns (row_group = col_group[row_offset .. +R] when groups are used).
+struct InfoNceArgs {
+  Tensor logit_scale;  // one element, any floating dtype, on x's device; undefined: a = 1
+  double max_logit_scale = 0;
+  Tensor row_group, col_group;  // i64 [R] / [C], contiguous, or undefined
+  int64_t row_offset = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -118,6 +143,47 @@ class Backend {
   virtual void adam_multi_tensor(const std::vector<Tensor>& master, const std::vector<Tensor>& grad,
                                  const std::vector<Tensor>& m, const std::vector<Tensor>& v,
                                  const std::vector<Tensor>& working, const AdamParams& p);
+
+  // ---- appended: fused attention and losses (autograd/fused.h). The CPU reference is kernels/cpu/fused.cpp,
+  // the CUDA kernels kernels/cuda/{attention,info_nce,masked_ce}.cu. Statistics and per-row losses are in
+  // the accumulation dtype: f64 for f64 inputs, f32 for f32 and bf16. All tensors contiguous; every
+  // gradient output is overwritten. Backward passes are deterministic (no floating-point atomics).
+
+  // softmax(scale * q k^T + key mask) v per (sequence, head), without the [Lq, Lk] matrix.
+  // out: like q. lse: q's shape without the last dim (accumulation dtype): the log-sum-exp of the
+  // scaled logits of each query row over its real keys, +inf for a row with none (its output is 0).
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
+                                 const Tensor& out, const Tensor& lse) = 0;
+  // gq (like q), gk, gv (like k) from out, lse of attention_forward and gout = dL/d out.
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, const Tensor& gout, const AttentionLayout& layout,
+                                  const Tensor& gq, const Tensor& gk, const Tensor& gv) = 0;
+
+  // One direction of InfoNCE (see InfoNceArgs): x [R, D], y [C, D] of one floating dtype.
+  // stats [R, 2]: log-sum-exp of row i's logits over all columns and over its positives;
+  // loss [R] = stats[i, 0] - stats[i, 1] (+inf for a row without positives).
+  virtual void info_nce_forward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& stats,
+                                const Tensor& loss) = 0;
+  // Gradients of L = g * (row_weight * sum_i loss_i + col_weight * sum_j loss'_j), g = gloss[0] (one
+  // element on the device). loss'_j is the column direction, whose col_stats [C, 2] come from
+  // info_nce_forward(y, x) with the groups swapped (meaningful for row_offset 0); col_stats undefined
+  // drops that term. gx [R, D], gy [C, D]; glog [R] (accumulation dtype): row i's share of
+  // dL/d log(a), so dL/d logit_scale = sum(glog) where logit_scale <= max_logit_scale, else 0.
+  virtual void info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& row_stats,
+                                 const Tensor& col_stats, const Tensor& gloss, double row_weight, double col_weight,
+                                 const Tensor& gx, const Tensor& gy, const Tensor& glog) = 0;
+
+  // Cross-entropy of hidden [M, d] (the masked rows) against a vocabulary projection: logits
+  // hidden weight^T + bias, weight [V, d], bias [V] or undefined (same dtype), targets i64 [M] in
+  // [0, V) (trusted; one outside gives loss +inf). The [M, V] logits are never stored.
+  // stats [M, 2]: (log-sum-exp, target logit); loss [M] = stats[i, 0] - stats[i, 1].
+  virtual void masked_ce_forward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
+                                 const Tensor& targets, const Tensor& stats, const Tensor& loss) = 0;
+  // Gradients of gloss[0] * row_weight * sum_i loss_i: ghidden [M, d], gweight [V, d], gbias [V] (skipped
+  // when undefined).
+  virtual void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
+                                  const Tensor& targets, const Tensor& stats, const Tensor& gloss, double row_weight,
+                                  const Tensor& ghidden, const Tensor& gweight, const Tensor& gbias) = 0;
 };
 
 Backend& backend_for(Device device);

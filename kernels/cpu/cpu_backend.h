@@ -35,6 +35,22 @@ class CpuBackend final : public Backend {
   void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                  const AdamParams& p) override;
+  // fused.cpp: fused attention, InfoNCE and masked cross-entropy (f32/f64)
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
+                         const Tensor& out, const Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& gout, const AttentionLayout& layout, const Tensor& gq, const Tensor& gk,
+                          const Tensor& gv) override;
+  void info_nce_forward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& stats,
+                        const Tensor& loss) override;
+  void info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& row_stats,
+                         const Tensor& col_stats, const Tensor& gloss, double row_weight, double col_weight,
+                         const Tensor& gx, const Tensor& gy, const Tensor& glog) override;
+  void masked_ce_forward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
+                         const Tensor& stats, const Tensor& loss) override;
+  void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
+                          const Tensor& stats, const Tensor& gloss, double row_weight, const Tensor& ghidden,
+                          const Tensor& gweight, const Tensor& gbias) override;
 };
 
 }  // namespace pe::cpu

@@ -7,6 +7,8 @@
 //   reduce.cu        reduce_rows, softmax, layer norm    matmul.cu   cuBLASLt / cublasDgemm GEMMs
 //   index.cu         index_select/add, gather/scatter    rotary.cu   rotary embedding
 //   optim.cu         adam_step, multi-tensor Adam
+//   attention.cu     fused attention forward/backward    info_nce.cu  tiled softmax cross-entropy engine, InfoNCE
+//   masked_ce.cu     masked cross-entropy over a vocabulary (on info_nce.cu's engine)
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace pe::cuda {
@@ -48,6 +50,22 @@ class CudaBackend final : public Backend {
   void adam_multi_tensor(const std::vector<Tensor>& master, const std::vector<Tensor>& grad,
                          const std::vector<Tensor>& m, const std::vector<Tensor>& v,
                          const std::vector<Tensor>& working, const AdamParams& p) override;
+  // attention.cu, info_nce.cu, masked_ce.cu: fused attention and losses (f32, f64, bf16)
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
+                         const Tensor& out, const Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& gout, const AttentionLayout& layout, const Tensor& gq, const Tensor& gk,
+                          const Tensor& gv) override;
+  void info_nce_forward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& stats,
+                        const Tensor& loss) override;
+  void info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& row_stats,
+                         const Tensor& col_stats, const Tensor& gloss, double row_weight, double col_weight,
+                         const Tensor& gx, const Tensor& gy, const Tensor& glog) override;
+  void masked_ce_forward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
+                         const Tensor& stats, const Tensor& loss) override;
+  void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
+                          const Tensor& stats, const Tensor& gloss, double row_weight, const Tensor& ghidden,
+                          const Tensor& gweight, const Tensor& gbias) override;
 };
 
 // Implemented in elementwise.cu: launches the NaN/Inf scan of x, or-ing into *flag (device pointer).

@@ -1,0 +1,480 @@
+// Fused attention, InfoNCE and masked cross-entropy on the CPU: the reference for the CUDA kernels
+// (kernels/cuda/{attention,info_nce,masked_ce}.cu). Plain loops in the input dtype (f32 or f64),
+// OpenMP over (sequence, head) pairs or rows. Nothing of size [Lq, Lk] or [R, C] is stored: a thread
+// keeps one row of logits at a time.
+//
+// Attention backward per query row i (p_ij = exp(s_ij - lse_i), delta_i = dO_i . O_i):
+//   dv_j += p_ij dO_i,  ds_ij = p_ij (dO_i . v_j - delta_i),  dq_i += scale ds_ij k_j,  dk_j += scale ds_ij q_i.
+// Cross-entropy of rows against columns, logits z_ij = a x_i . y_j + bias_j, with the gradient of
+// w_r sum_i (lse_i - lsep_i) + w_c sum_j (lse'_j - lsep'_j) with respect to z:
+//   G_ij = w_r (e^(z_ij - lse_i) - pos_ij e^(z_ij - lsep_i)) + w_c (e^(z_ij - lse'_j) - pos_ij e^(z_ij - lsep'_j)),
+//   dx_i = a sum_j G_ij y_j,  dy_j = a sum_i G_ij x_i,  dbias_j = sum_i G_ij,  dlog(a) = sum_ij G_ij (z_ij - bias_j).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_common.h"
+
+namespace pe::cpu {
+
+namespace {
+
+DType acc_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
+
+void check_cpu(const char* op, const char* what, const Tensor& t) {
+  PE_CHECK(t.defined(), op, ": ", what, " is undefined");
+  PE_CHECK(t.device().is_cpu() && t.is_contiguous(), op, ": ", what, " ", t.str(), " must be a contiguous CPU tensor");
+}
+
+// ------------------------------------------------------------------ attention
+// The rows of each sequence: queries q0[b] .. q0[b]+nq[b]-1, keys k0[b] .. k0[b]+nk[b]-1.
+struct Sequences {
+  int64_t B = 0, H = 0, D = 0;
+  std::vector<int64_t> q0, nq, k0, nk;
+  std::vector<uint8_t> mask;  // padded with a key mask: [B, Lk] of 0/1, else empty
+  int64_t mask_stride = 0;
+};
+
+std::vector<int64_t> read_cu(const Tensor& cu, int64_t rows, const char* op, const char* what) {
+  check_cpu(op, what, cu);
+  PE_CHECK((cu.dtype() == DType::I32 || cu.dtype() == DType::I64) && cu.dim() == 1 && cu.numel() >= 1, op, ": ",
+           what, " must be i32 or i64 [B+1], got ", cu.str());
+  std::vector<int64_t> v = cu.to_int_vector();
+  PE_CHECK(v.front() == 0 && v.back() == rows, op, ": ", what, " must run from 0 to ", rows, ", got ", v.front(),
+           " .. ", v.back());
+  for (size_t i = 1; i < v.size(); ++i) PE_CHECK(v[i] >= v[i - 1], op, ": ", what, " decreases at ", i);
+  return v;
+}
+
+Sequences attention_sequences(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const AttentionLayout& L) {
+  for (const Tensor* t : {&q, &k, &v}) check_cpu(op, "q/k/v", *t);
+  PE_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), op, ": q ", q.str(), ", k ", k.str(), ", v ", v.str(),
+           " differ in dtype");
+  Sequences s;
+  if (L.packed()) {
+    PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) &&
+                 k.size(2) == q.size(2),
+             op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
+    PE_CHECK(!L.key_mask.defined(), op, ": a packed batch takes no key mask");
+    PE_CHECK(L.cu_k.defined(), op, ": cu_q given without cu_k");
+    std::vector<int64_t> cq = read_cu(L.cu_q, q.size(0), op, "cu_q"), ck = read_cu(L.cu_k, k.size(0), op, "cu_k");
+    PE_CHECK(cq.size() == ck.size(), op, ": cu_q ", L.cu_q.str(), " and cu_k ", L.cu_k.str(), " differ in length");
+    s.B = int64_t(cq.size()) - 1;
+    s.H = q.size(1);
+    s.D = q.size(2);
+    for (int64_t b = 0; b < s.B; ++b) {
+      s.q0.push_back(cq[size_t(b)]);
+      s.nq.push_back(cq[size_t(b) + 1] - cq[size_t(b)]);
+      s.k0.push_back(ck[size_t(b)]);
+      s.nk.push_back(ck[size_t(b) + 1] - ck[size_t(b)]);
+    }
+    return s;
+  }
+  PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) &&
+               k.size(2) == q.size(2) && k.size(3) == q.size(3),
+           op, ": padded q [B, Lq, H, D], k, v [B, Lk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
+  s.B = q.size(0);
+  s.H = q.size(2);
+  s.D = q.size(3);
+  int64_t Lq = q.size(1), Lk = k.size(1);
+  for (int64_t b = 0; b < s.B; ++b) {
+    s.q0.push_back(b * Lq);
+    s.nq.push_back(Lq);
+    s.k0.push_back(b * Lk);
+    s.nk.push_back(Lk);
+  }
+  if (L.key_mask.defined()) {
+    check_cpu(op, "key mask", L.key_mask);
+    PE_CHECK((L.key_mask.dtype() == DType::Bool || L.key_mask.dtype() == DType::U8) &&
+                 L.key_mask.shape() == (Shape{s.B, Lk}),
+             op, ": key mask must be bool or u8 [", s.B, ", ", Lk, "], got ", L.key_mask.str());
+    const uint8_t* m = static_cast<const uint8_t*>(L.key_mask.raw_data());
+    s.mask.assign(m, m + s.B * Lk);
+    s.mask_stride = Lk;
+  }
+  return s;
+}
+
+bool key_real(const Sequences& s, int64_t b, int64_t j) {
+  return s.mask.empty() || s.mask[size_t(b * s.mask_stride + j)] != 0;
+}
+
+// Scaled logits of query row i of (b, h) against every key (-inf for masked keys); returns the max.
+template <typename T>
+T logits_row(const Sequences& s, const T* q, const T* k, int64_t b, int64_t h, int64_t i, double scale, T* row) {
+  const int64_t HD = s.H * s.D;
+  const T* qi = q + (s.q0[size_t(b)] + i) * HD + h * s.D;
+  T mx = -std::numeric_limits<T>::infinity();
+  for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+    if (!key_real(s, b, j)) {
+      row[j] = -std::numeric_limits<T>::infinity();
+      continue;
+    }
+    const T* kj = k + (s.k0[size_t(b)] + j) * HD + h * s.D;
+    T dot = 0;
+    for (int64_t d = 0; d < s.D; ++d) dot += qi[d] * kj[d];
+    row[j] = dot * T(scale);
+    mx = std::max(mx, row[j]);
+  }
+  return mx;
+}
+
+template <typename T>
+void attention_forward_impl(const Sequences& s, const T* q, const T* k, const T* v, double scale, T* out, T* lse) {
+  const int64_t HD = s.H * s.D;
+  int64_t max_k = 0;
+  for (int64_t n : s.nk) max_k = std::max(max_k, n);
+#pragma omp parallel
+  {
+    std::vector<T> row(static_cast<size_t>(max_k));
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.H; ++h)
+        for (int64_t i = 0; i < s.nq[size_t(b)]; ++i) {
+          T* oi = out + (s.q0[size_t(b)] + i) * HD + h * s.D;
+          T* li = lse + (s.q0[size_t(b)] + i) * s.H + h;
+          std::fill(oi, oi + s.D, T(0));
+          T mx = logits_row(s, q, k, b, h, i, scale, row.data());
+          if (mx == -std::numeric_limits<T>::infinity()) {  // no real key: zeros, lse +inf
+            *li = std::numeric_limits<T>::infinity();
+            continue;
+          }
+          T sum = 0;
+          for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+            T p = std::exp(row[size_t(j)] - mx);  // exp(-inf) = 0 for masked keys
+            if (p == T(0)) continue;
+            sum += p;
+            const T* vj = v + (s.k0[size_t(b)] + j) * HD + h * s.D;
+            for (int64_t d = 0; d < s.D; ++d) oi[d] += p * vj[d];
+          }
+          for (int64_t d = 0; d < s.D; ++d) oi[d] /= sum;
+          *li = mx + std::log(sum);
+        }
+  }
+}
+
+// Parallel over (b, h): every gradient row written belongs to that pair alone, so the sums are
+// formed in a fixed order (deterministic).
+template <typename T>
+void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T* v, const T* out, const T* lse,
+                             const T* gout, double scale, T* gq, T* gk, T* gv) {
+  const int64_t HD = s.H * s.D;
+  const T sc = T(scale);
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h) {
+      for (int64_t i = 0; i < s.nq[size_t(b)]; ++i) std::fill_n(gq + (s.q0[size_t(b)] + i) * HD + h * s.D, s.D, T(0));
+      for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+        std::fill_n(gk + (s.k0[size_t(b)] + j) * HD + h * s.D, s.D, T(0));
+        std::fill_n(gv + (s.k0[size_t(b)] + j) * HD + h * s.D, s.D, T(0));
+      }
+      for (int64_t i = 0; i < s.nq[size_t(b)]; ++i) {
+        int64_t qrow = (s.q0[size_t(b)] + i) * HD + h * s.D;
+        T li = lse[(s.q0[size_t(b)] + i) * s.H + h];
+        if (li == std::numeric_limits<T>::infinity()) continue;  // no real key: no gradient
+        const T *qi = q + qrow, *oi = out + qrow, *goi = gout + qrow;
+        T* gqi = gq + qrow;
+        T delta = 0;
+        for (int64_t d = 0; d < s.D; ++d) delta += goi[d] * oi[d];
+        for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+          if (!key_real(s, b, j)) continue;
+          int64_t krow = (s.k0[size_t(b)] + j) * HD + h * s.D;
+          const T *kj = k + krow, *vj = v + krow;
+          T dot = 0, dp = 0;
+          for (int64_t d = 0; d < s.D; ++d) {
+            dot += qi[d] * kj[d];
+            dp += goi[d] * vj[d];
+          }
+          T p = std::exp(dot * sc - li);
+          T ds = p * (dp - delta) * sc;
+          T *gkj = gk + krow, *gvj = gv + krow;
+          for (int64_t d = 0; d < s.D; ++d) {
+            gqi[d] += ds * kj[d];
+            gkj[d] += ds * qi[d];
+            gvj[d] += p * goi[d];
+          }
+        }
+      }
+    }
+}
+
+// ------------------------------------------------------------------ cross-entropy of rows against columns
+// The engine behind info_nce_* and masked_ce_* (see the file comment).
+struct Xent {
+  const char* op = "";
+  Tensor x, y, bias;  // [R, D], [C, D], [C] or undefined
+  InfoNceArgs args;
+  int64_t R = 0, C = 0, D = 0;
+  double a = 1.0;  // exp(min(logit_scale, max))
+  std::vector<int64_t> rkey, ckey;
+};
+
+Xent make_xent(const char* op, const Tensor& x, const Tensor& y, const Tensor& bias, const InfoNceArgs& args) {
+  check_cpu(op, "rows", x);
+  check_cpu(op, "columns", y);
+  PE_CHECK(x.dim() == 2 && y.dim() == 2 && x.size(1) == y.size(1) && x.dtype() == y.dtype(), op,
+           ": rows [R, D] and columns [C, D] of one dtype expected, got ", x.str(), " and ", y.str());
+  Xent p;
+  p.op = op;
+  p.x = x;
+  p.y = y;
+  p.bias = bias;
+  p.args = args;
+  p.R = x.size(0);
+  p.C = y.size(0);
+  p.D = x.size(1);
+  if (bias.defined()) {
+    check_cpu(op, "bias", bias);
+    PE_CHECK(bias.dtype() == x.dtype() && bias.shape() == Shape{p.C}, op, ": bias ", bias.str(), " is not [", p.C,
+             "] of ", dtype_name(x.dtype()));
+  }
+  if (args.logit_scale.defined()) {
+    PE_CHECK(args.logit_scale.numel() == 1 && is_floating(args.logit_scale.dtype()), op,
+             ": logit scale must be one floating element, got ", args.logit_scale.str());
+    p.a = std::exp(std::min(args.logit_scale.item(), args.max_logit_scale));
+  }
+  auto keys = [&](const Tensor& g, int64_t n, int64_t offset, const char* what) {
+    std::vector<int64_t> k(static_cast<size_t>(n));
+    if (g.defined()) {
+      check_cpu(op, what, g);
+      PE_CHECK(g.dtype() == DType::I64 && g.shape() == Shape{n}, op, ": ", what, " must be i64 [", n, "], got ",
+               g.str());
+      const int64_t* gp = g.data<int64_t>();
+      std::copy(gp, gp + n, k.begin());
+    } else {
+      for (int64_t i = 0; i < n; ++i) k[size_t(i)] = offset + i;
+    }
+    return k;
+  };
+  p.rkey = keys(args.row_group, p.R, args.row_offset, "row groups");
+  p.ckey = keys(args.col_group, p.C, 0, "column groups");
+  return p;
+}
+
+void check_acc(const char* op, const char* what, const Tensor& t, DType acc, const Shape& shape) {
+  check_cpu(op, what, t);
+  PE_CHECK(t.dtype() == acc && t.shape() == shape, op, ": ", what, " must be ", dtype_name(acc), " ",
+           shape_str(shape), ", got ", t.str());
+}
+
+// z_ij for all j of row i; returns (max over all, max over positives).
+template <typename T>
+void xent_row(const Xent& p, const T* x, const T* y, const T* bias, int64_t i, T* z) {
+  const T* xi = x + i * p.D;
+  for (int64_t j = 0; j < p.C; ++j) {
+    const T* yj = y + j * p.D;
+    T dot = 0;
+    for (int64_t d = 0; d < p.D; ++d) dot += xi[d] * yj[d];
+    z[j] = T(p.a) * dot + (bias ? bias[j] : T(0));
+  }
+}
+
+template <typename T>
+void xent_forward_impl(const Xent& p, T* stats, T* loss) {
+  const T* x = p.x.data<T>();
+  const T* y = p.y.data<T>();
+  const T* bias = p.bias.defined() ? p.bias.data<T>() : nullptr;
+  const T kNegInf = -std::numeric_limits<T>::infinity();
+#pragma omp parallel
+  {
+    std::vector<T> z(static_cast<size_t>(p.C));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < p.R; ++i) {
+      xent_row(p, x, y, bias, i, z.data());
+      T m = kNegInf, mp = kNegInf;
+      for (int64_t j = 0; j < p.C; ++j) {
+        m = std::max(m, z[size_t(j)]);
+        if (p.ckey[size_t(j)] == p.rkey[size_t(i)]) mp = std::max(mp, z[size_t(j)]);
+      }
+      T s = 0, sp = 0;
+      for (int64_t j = 0; j < p.C; ++j) {
+        s += std::exp(z[size_t(j)] - m);
+        if (p.ckey[size_t(j)] == p.rkey[size_t(i)]) sp += std::exp(z[size_t(j)] - mp);
+      }
+      T lse = m + std::log(s), lsep = mp == kNegInf ? kNegInf : mp + std::log(sp);
+      stats[2 * i] = lse;
+      stats[2 * i + 1] = lsep;
+      loss[i] = lse - lsep;
+    }
+  }
+}
+
+// G_ij (see the file comment); col_stats may be null.
+template <typename T>
+inline T xent_g(T z, bool pos, const T* rs, const T* cs, T wr, T wc) {
+  T g = wr * (std::exp(z - rs[0]) - (pos ? std::exp(z - rs[1]) : T(0)));
+  if (cs) g += wc * (std::exp(z - cs[0]) - (pos ? std::exp(z - cs[1]) : T(0)));
+  return g;
+}
+
+template <typename T>
+void xent_backward_impl(const Xent& p, const T* row_stats, const T* col_stats, T wr, T wc, T* gx, T* gy, T* glog,
+                        T* gbias) {
+  const T* x = p.x.data<T>();
+  const T* y = p.y.data<T>();
+  const T* bias = p.bias.defined() ? p.bias.data<T>() : nullptr;
+  const T a = T(p.a);
+  // Rows: dx_i and dlog(a)_i.
+#pragma omp parallel
+  {
+    std::vector<T> z(static_cast<size_t>(p.C));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < p.R; ++i) {
+      xent_row(p, x, y, bias, i, z.data());
+      T* gxi = gx + i * p.D;
+      std::fill_n(gxi, p.D, T(0));
+      T gl = 0;
+      for (int64_t j = 0; j < p.C; ++j) {
+        T g = xent_g(z[size_t(j)], p.ckey[size_t(j)] == p.rkey[size_t(i)], row_stats + 2 * i,
+                     col_stats ? col_stats + 2 * j : nullptr, wr, wc);
+        gl += g * (z[size_t(j)] - (bias ? bias[j] : T(0)));
+        const T* yj = y + j * p.D;
+        for (int64_t d = 0; d < p.D; ++d) gxi[d] += g * yj[d];
+      }
+      for (int64_t d = 0; d < p.D; ++d) gxi[d] *= a;
+      if (glog) glog[i] = gl;
+    }
+  }
+  // Columns: dy_j and dbias_j.
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < p.C; ++j) {
+    const T* yj = y + j * p.D;
+    T* gyj = gy + j * p.D;
+    std::fill_n(gyj, p.D, T(0));
+    T gb = 0;
+    for (int64_t i = 0; i < p.R; ++i) {
+      const T* xi = x + i * p.D;
+      T dot = 0;
+      for (int64_t d = 0; d < p.D; ++d) dot += xi[d] * yj[d];
+      T z = a * dot + (bias ? bias[j] : T(0));
+      T g = xent_g(z, p.ckey[size_t(j)] == p.rkey[size_t(i)], row_stats + 2 * i,
+                   col_stats ? col_stats + 2 * j : nullptr, wr, wc);
+      gb += g;
+      for (int64_t d = 0; d < p.D; ++d) gyj[d] += g * xi[d];
+    }
+    for (int64_t d = 0; d < p.D; ++d) gyj[d] *= a;
+    if (gbias) gbias[j] = gb;
+  }
+}
+
+void xent_forward(const Xent& p, const Tensor& stats, const Tensor& loss) {
+  DType acc = acc_dtype(p.x.dtype());
+  check_acc(p.op, "statistics", stats, acc, {p.R, 2});
+  check_acc(p.op, "loss", loss, acc, {p.R});
+  dispatch_float(p.x.dtype(), p.op, [&](auto tag) {
+    using T = decltype(tag);
+    xent_forward_impl<T>(p, stats.data<T>(), loss.data<T>());
+  });
+}
+
+void xent_backward(const Xent& p, const Tensor& row_stats, const Tensor& col_stats, const Tensor& gloss,
+                   double row_weight, double col_weight, const Tensor& gx, const Tensor& gy, const Tensor& glog,
+                   const Tensor& gbias) {
+  DType acc = acc_dtype(p.x.dtype());
+  check_acc(p.op, "row statistics", row_stats, acc, {p.R, 2});
+  if (col_stats.defined()) check_acc(p.op, "column statistics", col_stats, acc, {p.C, 2});
+  check_cpu(p.op, "loss gradient", gloss);
+  PE_CHECK(gloss.numel() == 1 && is_floating(gloss.dtype()), p.op, ": loss gradient must be one floating element, got ",
+           gloss.str());
+  for (const Tensor* t : {&gx, &gy}) check_cpu(p.op, "gradient", *t);
+  PE_CHECK(gx.shape() == p.x.shape() && gx.dtype() == p.x.dtype() && gy.shape() == p.y.shape() &&
+               gy.dtype() == p.y.dtype(),
+           p.op, ": gradients ", gx.str(), ", ", gy.str(), " do not match ", p.x.str(), ", ", p.y.str());
+  if (glog.defined()) check_acc(p.op, "logit-scale gradient", glog, acc, {p.R});
+  if (gbias.defined()) {
+    check_cpu(p.op, "bias gradient", gbias);
+    PE_CHECK(gbias.shape() == Shape{p.C} && gbias.dtype() == p.x.dtype(), p.op, ": bias gradient ", gbias.str(),
+             " is not [", p.C, "]");
+  }
+  double g = gloss.item();
+  dispatch_float(p.x.dtype(), p.op, [&](auto tag) {
+    using T = decltype(tag);
+    xent_backward_impl<T>(p, row_stats.data<T>(), col_stats.defined() ? col_stats.data<T>() : nullptr,
+                          T(g * row_weight), T(g * col_weight), gx.data<T>(), gy.data<T>(),
+                          glog.defined() ? glog.data<T>() : nullptr, gbias.defined() ? gbias.data<T>() : nullptr);
+  });
+}
+
+// Masked CE on the engine: the positive of row i is column targets[i]; a = 1.
+Xent masked_ce_problem(const char* op, const Tensor& hidden, const Tensor& weight, const Tensor& bias,
+                       const Tensor& targets) {
+  Xent p = make_xent(op, hidden, weight, bias, InfoNceArgs{});
+  check_cpu(op, "targets", targets);
+  PE_CHECK(targets.dtype() == DType::I64 && targets.shape() == Shape{p.R}, op, ": targets must be i64 [", p.R,
+           "], got ", targets.str());
+  const int64_t* t = targets.data<int64_t>();
+  for (int64_t i = 0; i < p.R; ++i)
+    PE_CHECK(t[i] >= 0 && t[i] < p.C, op, ": target ", t[i], " of row ", i, " outside [0, ", p.C, ")");
+  p.rkey.assign(t, t + p.R);
+  return p;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ Backend methods
+void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
+                                   const Tensor& out, const Tensor& lse) {
+  const char* op = "attention_forward";
+  Sequences s = attention_sequences(op, q, k, v, layout);
+  check_cpu(op, "output", out);
+  PE_CHECK(out.shape() == q.shape() && out.dtype() == q.dtype(), op, ": output ", out.str(), " does not match q ",
+           q.str());
+  Shape ls(q.shape().begin(), q.shape().end() - 1);
+  check_acc(op, "lse", lse, acc_dtype(q.dtype()), ls);
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    attention_forward_impl<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), layout.scale, out.data<T>(), lse.data<T>());
+  });
+}
+
+void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                    const Tensor& lse, const Tensor& gout, const AttentionLayout& layout,
+                                    const Tensor& gq, const Tensor& gk, const Tensor& gv) {
+  const char* op = "attention_backward";
+  Sequences s = attention_sequences(op, q, k, v, layout);
+  for (const Tensor* t : {&out, &gout, &gq}) {
+    check_cpu(op, "output/gradient", *t);
+    PE_CHECK(t->shape() == q.shape() && t->dtype() == q.dtype(), op, ": ", t->str(), " does not match q ", q.str());
+  }
+  for (const Tensor* t : {&gk, &gv}) {
+    check_cpu(op, "gradient", *t);
+    PE_CHECK(t->shape() == k.shape() && t->dtype() == k.dtype(), op, ": ", t->str(), " does not match k ", k.str());
+  }
+  Shape ls(q.shape().begin(), q.shape().end() - 1);
+  check_acc(op, "lse", lse, acc_dtype(q.dtype()), ls);
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    attention_backward_impl<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), gout.data<T>(),
+                               layout.scale, gq.data<T>(), gk.data<T>(), gv.data<T>());
+  });
+}
+
+void CpuBackend::info_nce_forward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& stats,
+                                  const Tensor& loss) {
+  xent_forward(make_xent("info_nce_forward", x, y, Tensor(), args), stats, loss);
+}
+
+void CpuBackend::info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& row_stats,
+                                   const Tensor& col_stats, const Tensor& gloss, double row_weight, double col_weight,
+                                   const Tensor& gx, const Tensor& gy, const Tensor& glog) {
+  xent_backward(make_xent("info_nce_backward", x, y, Tensor(), args), row_stats, col_stats, gloss, row_weight,
+                col_weight, gx, gy, glog, Tensor());
+}
+
+void CpuBackend::masked_ce_forward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& targets, const Tensor& stats, const Tensor& loss) {
+  xent_forward(masked_ce_problem("masked_ce_forward", hidden, weight, bias, targets), stats, loss);
+}
+
+void CpuBackend::masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
+                                    const Tensor& targets, const Tensor& stats, const Tensor& gloss,
+                                    double row_weight, const Tensor& ghidden, const Tensor& gweight,
+                                    const Tensor& gbias) {
+  xent_backward(masked_ce_problem("masked_ce_backward", hidden, weight, bias, targets), stats, Tensor(), gloss,
+                row_weight, 0.0, ghidden, gweight, Tensor(), gbias);
+}
+
+}  // namespace pe::cpu

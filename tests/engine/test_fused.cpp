@@ -1,0 +1,375 @@
+// The fused ops (autograd/fused.h) on the CPU against their composition references in float64:
+// attention() of models/layers.h, info_nce and masked_cross_entropy of losses/losses.h. Random
+// (never zero) inputs, odd sizes, masks with empty and full rows, lengths 1 to 1024, Lq != Lk,
+// scale 1 and 1/sqrt(D); packed variable-length batches against the padded result; float64
+// central-difference gradient checks at small sizes.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "autograd/fused.h"
+#include "autograd/gradcheck.h"
+// test_engine links protst_engine only, so the two composition references are compiled in here
+// (they use nothing but autograd/ops.h).
+#include "losses/losses.cpp"
+#include "models/layers.cpp"
+
+using namespace pe;
+
+namespace {
+
+// max |got - ref| / max(max |ref|, 1e-300): error relative to the reference's magnitude.
+double rel_err(const Tensor& got, const Tensor& ref) {
+  REQUIRE(got.defined());
+  REQUIRE(ref.defined());
+  REQUIRE(got.shape() == ref.shape());
+  std::vector<double> g = got.to_double_vector(), r = ref.to_double_vector();
+  double mag = 1e-300, err = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    mag = std::max(mag, std::abs(r[i]));
+    double e = std::abs(g[i] - r[i]);
+    if (std::isnan(g[i]) != std::isnan(r[i])) e = INFINITY;
+    err = std::max(err, e);
+  }
+  return err / mag;
+}
+
+Tensor leaf(const Shape& s, Generator& gen, double std = 1.0) {
+  return randn(s, gen, DType::F64, Device::cpu(), 0.0, std).requires_grad_(true);
+}
+
+// Key mask [B, Lk]: kind 0 none, 1 random with batch 0 empty and batch 1 full, 2 prefix lengths.
+Tensor make_mask(int kind, int64_t B, int64_t Lk, Generator& gen) {
+  if (kind == 0) return Tensor();
+  std::vector<double> m(size_t(B * Lk));
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t len = 1 + gen.randint(0, Lk);  // prefix length in [1, Lk]
+    for (int64_t j = 0; j < Lk; ++j) {
+      double v = kind == 1 ? double(gen.randint(0, 10) < 6) : double(j < len);
+      if (kind == 1 && b == 0) v = 0;
+      if (kind == 1 && b == 1) v = 1;
+      m[size_t(b * Lk + j)] = v;
+    }
+  }
+  return Tensor::from_vector(m, {B, Lk});
+}
+
+struct AttnCase {
+  int64_t B, Lq, Lk, H, D;
+  int mask;
+  bool inv_sqrt;  // scale 1/sqrt(D), else 1
+};
+
+void grads_equal(const std::vector<Tensor>& xs, const std::vector<Tensor>& ga, double tol) {
+  for (size_t i = 0; i < xs.size(); ++i) {
+    INFO("gradient of input ", i);
+    CHECK(rel_err(xs[i].grad(), ga[i]) <= tol);
+  }
+}
+
+std::vector<Tensor> take_grads(const std::vector<Tensor>& xs) {
+  std::vector<Tensor> g;
+  for (const Tensor& x : xs) {
+    g.push_back(x.grad());
+    x.zero_grad();
+  }
+  return g;
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+  TEST_CASE("flash_attention matches the attention() composition in float64") {
+    const AttnCase cases[] = {
+        {2, 5, 7, 3, 8, 1, false},   {1, 1, 1, 1, 24, 0, true},    {3, 17, 33, 2, 32, 1, true},
+        {2, 64, 48, 2, 64, 2, false}, {2, 9, 130, 1, 128, 1, true}, {2, 1024, 1024, 1, 24, 2, true},
+        {1, 1024, 3, 2, 16, 0, false}, {1, 1, 1024, 1, 64, 2, false},
+    };
+    Generator gen(11);
+    for (const AttnCase& c : cases) {
+      INFO("B ", c.B, " Lq ", c.Lq, " Lk ", c.Lk, " H ", c.H, " D ", c.D, " mask ", c.mask, " inv_sqrt ", c.inv_sqrt);
+      double scale = c.inv_sqrt ? 1.0 / std::sqrt(double(c.D)) : 1.0;
+      // Scale 1 with large D would make every softmax one-hot; keep the logits moderate.
+      double std_ = c.inv_sqrt ? 1.0 : std::pow(double(c.D), -0.25);
+      Tensor q = leaf({c.B, c.Lq, c.H, c.D}, gen, std_), k = leaf({c.B, c.Lk, c.H, c.D}, gen, std_);
+      Tensor v = leaf({c.B, c.Lk, c.H, c.D}, gen);
+      Tensor mask = make_mask(c.mask, c.B, c.Lk, gen);
+      Tensor w = add(rand({c.B, c.Lq, c.H, c.D}, gen, DType::F64), 0.5);
+      Tensor ref = attention(q, k, v, mask, scale);
+      sum(mul(ref, w)).backward();
+      std::vector<Tensor> gref = take_grads({q, k, v});
+      Tensor got = flash_attention(q, k, v, mask, scale);
+      CHECK(rel_err(got, ref) <= 1e-12);
+      sum(mul(got, w)).backward();
+      grads_equal({q, k, v}, gref, 1e-11);
+      if (c.mask == 1) {  // batch 0 has no real key: zeros, no gradient
+        CHECK(std::abs(sum(abs(got.select(0, 0))).item()) == 0.0);
+        CHECK(std::abs(sum(abs(q.grad().select(0, 0))).item()) == 0.0);
+      }
+    }
+  }
+
+  TEST_CASE("flash_attention takes key masks of any dtype and rejects bad shapes") {
+    Generator gen(12);
+    Tensor q = leaf({2, 3, 1, 8}, gen), k = leaf({2, 4, 1, 8}, gen), v = leaf({2, 4, 1, 8}, gen);
+    Tensor mask = Tensor::from_vector(std::vector<double>{1, 0, 2, 1, 0, 0, 1, 1}, {2, 4});
+    Tensor a = flash_attention(q, k, v, mask, 0.5);
+    Tensor b = flash_attention(q, k, v, mask.to(DType::I64), 0.5);
+    Tensor c = flash_attention(q, k, v, mask.to(DType::Bool), 0.5);
+    CHECK(rel_err(b, a) == 0.0);
+    CHECK(rel_err(c, a) == 0.0);
+    CHECK_THROWS_AS(flash_attention(q, k.narrow(3, 0, 4), v, Tensor(), 1.0), Error);
+    CHECK_THROWS_AS(flash_attention(q, k, v, mask.narrow(1, 0, 3), 1.0), Error);
+  }
+
+  TEST_CASE("flash_attention_varlen equals the padded attention on the same data") {
+    Generator gen(13);
+    const int64_t H = 2, D = 24;
+    struct Lens {
+      std::vector<int64_t> q, k;
+      bool i32;
+    };
+    const Lens sets[] = {{{5, 1, 12}, {7, 3, 1}, true}, {{1}, {1}, false}, {{40, 9, 17, 2}, {33, 40, 1, 8}, false}};
+    for (const Lens& ls : sets) {
+      int64_t B = int64_t(ls.q.size());
+      int64_t Lq = *std::max_element(ls.q.begin(), ls.q.end()), Lk = *std::max_element(ls.k.begin(), ls.k.end());
+      double scale = 1.0 / std::sqrt(double(D));
+      Tensor q = leaf({B, Lq, H, D}, gen), k = leaf({B, Lk, H, D}, gen), v = leaf({B, Lk, H, D}, gen);
+      std::vector<double> mask(size_t(B * Lk)), wq(size_t(B * Lq));
+      std::vector<int64_t> qrows, krows, cq{0}, ck{0};
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t j = 0; j < Lk; ++j) mask[size_t(b * Lk + j)] = j < ls.k[size_t(b)];
+        for (int64_t i = 0; i < ls.q[size_t(b)]; ++i) {
+          qrows.push_back(b * Lq + i);
+          wq[size_t(b * Lq + i)] = 1;
+        }
+        for (int64_t j = 0; j < ls.k[size_t(b)]; ++j) krows.push_back(b * Lk + j);
+        cq.push_back(cq.back() + ls.q[size_t(b)]);
+        ck.push_back(ck.back() + ls.k[size_t(b)]);
+      }
+      Tensor qi = Tensor::from_vector(qrows, {int64_t(qrows.size())});
+      Tensor ki = Tensor::from_vector(krows, {int64_t(krows.size())});
+      // Loss weights vanish on padded query rows, so both layouts see the same loss.
+      Tensor w = mul(add(rand({B, Lq, H, D}, gen, DType::F64), 0.5),
+                     Tensor::from_vector(wq, {B, Lq, 1, 1}));
+      Tensor pad = flash_attention(q, k, v, Tensor::from_vector(mask, {B, Lk}), scale);
+      sum(mul(pad, w)).backward();
+      std::vector<Tensor> gpad = take_grads({q, k, v});
+
+      Tensor cu_q = Tensor::from_vector(cq, {B + 1}), cu_k = Tensor::from_vector(ck, {B + 1});
+      if (ls.i32) {
+        cu_q = cu_q.to(DType::I32);
+        cu_k = cu_k.to(DType::I32);
+      }
+      auto pack = [&](const Tensor& x, const Tensor& idx, int64_t L) {
+        return index_select(x.reshape({B * L, H, D}), 0, idx);
+      };
+      Tensor packed = flash_attention_varlen(pack(q, qi, Lq), pack(k, ki, Lk), pack(v, ki, Lk), cu_q, cu_k, 0, 0, scale);
+      CHECK(rel_err(packed, pack(pad.detach(), qi, Lq)) <= 1e-13);
+      sum(mul(packed, pack(w, qi, Lq))).backward();
+      grads_equal({q, k, v}, gpad, 1e-12);
+    }
+  }
+
+  TEST_CASE("flash_attention_varlen rejects bad cumulative lengths") {
+    Generator gen(14);
+    Tensor q = leaf({6, 1, 8}, gen), k = leaf({5, 1, 8}, gen), v = leaf({5, 1, 8}, gen);
+    Tensor good_q = Tensor::from_vector(std::vector<int64_t>{0, 2, 6}, {3});
+    Tensor good_k = Tensor::from_vector(std::vector<int64_t>{0, 4, 5}, {3});
+    CHECK_NOTHROW(flash_attention_varlen(q, k, v, good_q, good_k, 0, 0, 1.0));
+    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 2, 5}, {3}), good_k,
+                                           0, 0, 1.0),
+                    Error);  // does not reach Tq
+    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 7, 6}, {3}), good_k,
+                                           0, 0, 1.0),
+                    Error);  // decreasing
+    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, good_q, good_k, 2, 0, 1.0), Error);  // max_q below 4
+    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, good_q, Tensor::from_vector(std::vector<int64_t>{0, 5}, {2}), 0,
+                                           0, 1.0),
+                    Error);  // different batch
+  }
+
+  TEST_CASE("fused_info_nce matches info_nce in float64") {
+    struct Case {
+      int64_t B, D;
+      bool groups;
+      double logit_scale;
+    };
+    const Case cases[] = {{1, 5, false, 2.6592}, {7, 16, true, 2.6592}, {64, 33, false, 4.0},
+                          {300, 16, true, 3.1},  {9, 8, false, 5.5},    {33, 12, true, 7.0}};
+    const double max_scale = std::log(100.0);
+    Generator gen(21);
+    for (const Case& c : cases) {
+      INFO("B ", c.B, " D ", c.D, " groups ", c.groups, " logit scale ", c.logit_scale);
+      Tensor praw = leaf({c.B, c.D}, gen), traw = leaf({c.B, c.D}, gen);
+      Tensor s = Tensor::scalar(c.logit_scale, DType::F64).requires_grad_(true);
+      Tensor group;
+      if (c.groups) {
+        std::vector<int64_t> g(size_t(c.B));
+        for (auto& x : g) x = gen.randint(0, std::max<int64_t>(1, c.B / 2));
+        group = Tensor::from_vector(g, {c.B});
+      }
+      InfoNceResult ref = info_nce(l2_normalize(praw), l2_normalize(traw), s, max_scale, group);
+      ref.loss.backward();
+      std::vector<Tensor> gref = take_grads({praw, traw, s});
+      FusedInfoNce got = fused_info_nce_terms(l2_normalize(praw), l2_normalize(traw), s, max_scale, group);
+      CHECK(rel_err(got.loss, ref.loss) <= 1e-13);
+      CHECK(rel_err(got.p2t, ref.p2t) <= 1e-13);
+      CHECK(rel_err(got.t2p, ref.t2p) <= 1e-13);
+      CHECK(rel_err(got.scale, ref.scale) <= 1e-15);
+      got.loss.backward();
+      grads_equal({praw, traw}, gref, 1e-11);
+      if (c.logit_scale > max_scale) CHECK(s.grad().item() == 0.0);
+      else CHECK(rel_err(s.grad(), gref[2]) <= 1e-11);
+    }
+  }
+
+  TEST_CASE("info_nce_direction over simulated ranks equals fused_info_nce") {
+    Generator gen(22);
+    const int64_t N = 12, D = 7, ranks = 3, R = N / ranks;
+    for (bool groups : {false, true}) {
+      INFO("groups ", groups);
+      Tensor praw = leaf({N, D}, gen), traw = leaf({N, D}, gen);
+      Tensor s = Tensor::scalar(2.0, DType::F64).requires_grad_(true);
+      Tensor group = groups ? Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0, 3, 4, 4, 5, 6, 7, 1, 8}, {N})
+                            : Tensor();
+      Tensor ref = fused_info_nce(l2_normalize(praw), l2_normalize(traw), s, std::log(100.0), group);
+      ref.backward();
+      std::vector<Tensor> gref = take_grads({praw, traw, s});
+      Tensor P = l2_normalize(praw), T = l2_normalize(traw);
+      Tensor total;
+      for (int64_t r = 0; r < ranks; ++r) {
+        Tensor lr = add(info_nce_direction(P.narrow(0, r * R, R), T, s, std::log(100.0), group, r * R),
+                        info_nce_direction(T.narrow(0, r * R, R), P, s, std::log(100.0), group, r * R));
+        total = total.defined() ? add(total, lr) : lr;
+      }
+      total = mul(total, 1.0 / double(ranks));
+      CHECK(rel_err(total, ref) <= 1e-13);
+      total.backward();
+      grads_equal({praw, traw, s}, gref, 1e-11);
+    }
+  }
+
+  TEST_CASE("fused_masked_cross_entropy matches masked_cross_entropy in float64") {
+    struct Case {
+      int64_t N, M, d, V;
+      bool bias;
+    };
+    const Case cases[] = {{50, 13, 24, 33, true}, {9, 1, 5, 3, false}, {200, 31, 16, 1000, true},
+                          {40, 7, 16, 30522, true}};
+    Generator gen(31);
+    for (const Case& c : cases) {
+      INFO("N ", c.N, " M ", c.M, " d ", c.d, " V ", c.V, " bias ", c.bias);
+      Tensor hidden = leaf({c.N, c.d}, gen), W = leaf({c.V, c.d}, gen, 0.3);
+      Tensor b = c.bias ? leaf({c.V}, gen) : Tensor();
+      std::vector<int64_t> rows(size_t(c.N)), tg(size_t(c.M));
+      for (int64_t i = 0; i < c.N; ++i) rows[size_t(i)] = i;
+      for (int64_t i = 0; i < c.M; ++i) {
+        std::swap(rows[size_t(i)], rows[size_t(i + gen.randint(0, c.N - i))]);
+        tg[size_t(i)] = gen.randint(0, c.V);
+      }
+      rows.resize(size_t(c.M));
+      Tensor index = Tensor::from_vector(rows, {c.M}), targets = Tensor::from_vector(tg, {c.M});
+      auto head = [&](const Tensor& h) { return linear(h, W, b); };
+      MaskedCeResult ref = masked_cross_entropy(hidden, index, targets, head);
+      ref.loss.backward();
+      std::vector<Tensor> params{hidden, W};
+      if (c.bias) params.push_back(b);
+      std::vector<Tensor> gref = take_grads(params);
+      Tensor got = fused_masked_cross_entropy(index_select(hidden, 0, index), W, b, targets);
+      CHECK(rel_err(got, ref.loss) <= 1e-13);
+      got.backward();
+      grads_equal(params, gref, 1e-11);
+    }
+  }
+
+  TEST_CASE("fused_masked_cross_entropy with no rows and with bad targets") {
+    Generator gen(32);
+    Tensor h = leaf({0, 4}, gen), W = leaf({5, 4}, gen);
+    Tensor z = fused_masked_cross_entropy(h, W, Tensor(), Tensor::from_vector(std::vector<int64_t>{}, {0}));
+    CHECK(z.item() == 0.0);
+    z.backward();
+    CHECK(sum(abs(W.grad())).item() == 0.0);
+    Tensor h2 = leaf({2, 4}, gen);
+    CHECK_THROWS_AS(fused_masked_cross_entropy(h2, W, Tensor(), Tensor::from_vector(std::vector<int64_t>{1, 5}, {2})),
+                    Error);
+    CHECK_THROWS_AS(fused_masked_cross_entropy(h2, W, Tensor(), Tensor::from_vector(std::vector<int64_t>{1}, {1})),
+                    Error);
+    CHECK_THROWS_AS(fused_masked_cross_entropy(h2, leaf({5, 3}, gen), Tensor(),
+                                               Tensor::from_vector(std::vector<int64_t>{1, 2}, {2})),
+                    Error);
+  }
+}
+
+TEST_SUITE("gradcheck") {
+  TEST_CASE("flash_attention gradcheck with an empty and a partial key mask") {
+    Generator gen(41);
+    Tensor mask = Tensor::from_vector(std::vector<double>{1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1}, {3, 4});
+    for (double scale : {1.0, 1.0 / std::sqrt(8.0)}) {
+      std::vector<Tensor> xs{leaf({3, 3, 2, 8}, gen), leaf({3, 4, 2, 8}, gen), leaf({3, 4, 2, 8}, gen)};
+      auto f = [&](const std::vector<Tensor>& x) { return flash_attention(x[0], x[1], x[2], mask, scale); };
+      GradcheckResult r = gradcheck(f, xs);
+      INFO(r.detail, " max abs err ", r.max_abs_err);
+      CHECK(r.ok);
+    }
+  }
+
+  TEST_CASE("flash_attention_varlen gradcheck") {
+    Generator gen(42);
+    std::vector<Tensor> xs{leaf({6, 2, 8}, gen), leaf({5, 2, 8}, gen), leaf({5, 2, 8}, gen)};
+    Tensor cu_q = Tensor::from_vector(std::vector<int32_t>{0, 1, 1, 6}, {4});
+    Tensor cu_k = Tensor::from_vector(std::vector<int32_t>{0, 3, 4, 5}, {4});
+    auto f = [&](const std::vector<Tensor>& x) {
+      return flash_attention_varlen(x[0], x[1], x[2], cu_q, cu_k, 0, 0, 0.7);
+    };
+    GradcheckResult r = gradcheck(f, xs);
+    INFO(r.detail, " max abs err ", r.max_abs_err);
+    CHECK(r.ok);
+  }
+
+  TEST_CASE("fused_info_nce gradcheck with groups and the logit scale") {
+    Generator gen(43);
+    Tensor group = Tensor::from_vector(std::vector<int64_t>{3, 1, 3, 0, 2}, {5});
+    for (bool grouped : {false, true}) {
+      std::vector<Tensor> xs{leaf({5, 4}, gen), leaf({5, 4}, gen), Tensor::scalar(1.3, DType::F64).requires_grad_(true)};
+      auto f = [&](const std::vector<Tensor>& x) {
+        return fused_info_nce(l2_normalize(x[0]), l2_normalize(x[1]), x[2], std::log(100.0),
+                              grouped ? group : Tensor());
+      };
+      GradcheckResult r = gradcheck(f, xs);
+      INFO("grouped ", grouped, " ", r.detail, " max abs err ", r.max_abs_err);
+      CHECK(r.ok);
+    }
+  }
+
+  TEST_CASE("info_nce_direction gradcheck with a row offset") {
+    Generator gen(44);
+    Tensor group = Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 2, 1, 3}, {6});
+    for (bool grouped : {false, true}) {
+      std::vector<Tensor> xs{leaf({3, 4}, gen), leaf({6, 4}, gen), Tensor::scalar(0.8, DType::F64).requires_grad_(true)};
+      auto f = [&](const std::vector<Tensor>& x) {
+        return info_nce_direction(x[0], x[1], x[2], 4.0, grouped ? group : Tensor(), 2);
+      };
+      GradcheckResult r = gradcheck(f, xs);
+      INFO("grouped ", grouped, " ", r.detail, " max abs err ", r.max_abs_err);
+      CHECK(r.ok);
+    }
+  }
+
+  TEST_CASE("fused_masked_cross_entropy gradcheck") {
+    Generator gen(45);
+    Tensor targets = Tensor::from_vector(std::vector<int64_t>{8, 0, 3, 3}, {4});
+    for (bool with_bias : {true, false}) {
+      std::vector<Tensor> xs{leaf({4, 6}, gen), leaf({9, 6}, gen), leaf({9}, gen)};
+      auto f = [&](const std::vector<Tensor>& x) {
+        return fused_masked_cross_entropy(x[0], x[1], with_bias ? x[2] : Tensor(), targets);
+      };
+      if (!with_bias) xs[2].requires_grad_(false);
+      GradcheckResult r = gradcheck(f, xs);
+      INFO("bias ", with_bias, " ", r.detail, " max abs err ", r.max_abs_err);
+      CHECK(r.ok);
+    }
+  }
+}
