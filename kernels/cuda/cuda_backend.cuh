@@ -68,6 +68,16 @@ class CudaBackend final : public Backend {
                           const Tensor& gweight, const Tensor& gbias) override;
 };
 
+// Implemented in info_nce.cu: the tiled softmax cross-entropy of rows x [R, D] against columns y [C, D]
+// (logits a x y^T + bias, bias [C] or undefined, never stored; positives and a from `args`) behind
+// info_nce_* (no bias) and masked_ce_* (args.row_group = targets). Same contracts as those methods;
+// xent_backward also writes gbias [C] (bias dtype) when defined, and glog when defined.
+void xent_forward(const char* op, const Tensor& x, const Tensor& y, const Tensor& bias, const InfoNceArgs& args,
+                  const Tensor& stats, const Tensor& loss);
+void xent_backward(const char* op, const Tensor& x, const Tensor& y, const Tensor& bias, const InfoNceArgs& args,
+                   const Tensor& row_stats, const Tensor& col_stats, const Tensor& gloss, double row_weight,
+                   double col_weight, const Tensor& gx, const Tensor& gy, const Tensor& glog, const Tensor& gbias);
+
 // Implemented in elementwise.cu: launches the NaN/Inf scan of x, or-ing into *flag (device pointer).
 void launch_nonfinite_scan(const Tensor& x, int* flag);
 // A pinned host int that the device can write (mapped), for has_nonfinite's answer.
