@@ -435,7 +435,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   Tensor xc = x.contiguous();
   int64_t rows = n ? x.numel() / n : 0;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mu = Tensor::empty({rows}, x.dtype(), x.device()), rs = Tensor::empty({rows}, x.dtype(), x.device());
+  // Statistics in f32 (f64 for f64 inputs), also for bf16 activations.
+  DType stat = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor mu = Tensor::empty({rows}, stat, x.device()), rs = Tensor::empty({rows}, stat, x.device());
   Tensor wd = weight.defined() ? weight.contiguous().detach() : Tensor();
   Tensor bd = bias.defined() ? bias.contiguous().detach() : Tensor();
   if (y.numel()) be(x).layer_norm(xc, wd, bd, eps, y, mu, rs);

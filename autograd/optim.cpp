@@ -90,6 +90,12 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
-bool grads_nonfinite(const std::vector<Tensor>& params) { return !std::isfinite(grad_sum_squares(params)); }
+bool grads_nonfinite(const std::vector<Tensor>& params) {
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return false;
+  return backend_for(grads[0].device()).any_nonfinite(grads);  // one synchronisation for all
+}
 
 }  // namespace pe
