@@ -8,7 +8,8 @@
 # 1. configures and builds Release for sm_90 with -j16 (our targets first, then everything else);
 # 2. runs `ctest -L cuda`, then every test binary's CUDA suite directly (full doctest output), and
 #    reruns a failing binary under PE_CUDA_SYNC=1 so each fault is reported by the op that made it;
-# 3. runs the benchmarks (bench/bench_*) and their PyTorch twins (bench/torch_baselines.py);
+# 3. runs the benchmarks (bench/bench_*) and their PyTorch twins (bench/torch_baselines.py, and
+#    bench/torch_fused_baselines.py for the fused attention / InfoNCE / masked CE);
 # 4. prints a short summary table last. Logs: LOG_DIR/<step>.log; benchmark rows: LOG_DIR/bench_table.md.
 # Environment: PE_GPU_BUILD_DIR (default build-gpu-check), PE_DEPS_PREFIX (extra CMAKE_PREFIX_PATH),
 # PE_GPU_CHECK_SKIP_TORCH=1 to skip the PyTorch twins.
@@ -58,7 +59,7 @@ detail() {
       echo "$(grep -E "^\[doctest\] test cases" "$log" | tail -1 | sed 's/\[doctest\] //');" \
         "$(grep -c "cuda-skipped" "$log") cases without a device"
       ;;
-    bench_* | torch_baselines) echo "$(grep -c '^| [a-z]' "$log") rows" ;;
+    bench_* | torch_baselines | torch_fused_baselines) echo "$(grep -c '^| [a-z]' "$log") rows" ;;
     build*) grep -m1 -E "error|Error" "$log" | cut -c1-120 ;;
     *) ;;
   esac
@@ -79,7 +80,7 @@ prefix=()
 [ -n "${PE_DEPS_PREFIX:-}" ] && prefix=(-DCMAKE_PREFIX_PATH="$PE_DEPS_PREFIX")
 step configure 90 cmake -S "$root" -B "$build" "${generator[@]}" "${prefix[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DPE_CUDA=ON -DPE_CUDA_ARCHITECTURES=90 -DPE_BUILD_TESTS=ON -DPE_BUILD_BENCH=ON
-benches=(bench_gemm bench_rowops bench_adam bench_elementwise)
+benches=(bench_gemm bench_rowops bench_adam bench_elementwise bench_attention bench_info_nce bench_masked_ce)
 step build 200 cmake --build "$build" -j16 --target protst_engine test_engine "${benches[@]}"
 # Everything else (other folders' tests may hold CUDA cases too); a failure here does not stop ours.
 step build_all 120 cmake --build "$build" -j16
@@ -100,12 +101,13 @@ for b in "${benches[@]}"; do
 done
 if [ "${PE_GPU_CHECK_SKIP_TORCH:-0}" != 1 ] && python3 -c "import torch" 2>/dev/null; then
   PYTHONUNBUFFERED=1 step torch_baselines 110 python3 "$root/bench/torch_baselines.py"
+  PYTHONUNBUFFERED=1 step torch_fused_baselines 120 python3 "$root/bench/torch_fused_baselines.py"
 fi
 {
   head -1 "$out/bench_gemm.log" 2>/dev/null
   echo "| bench | op | shape | dtype | impl | median us | p10-p90 us | achieved | of limit |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  cat "$out"/bench_*.log "$out"/torch_baselines.log 2>/dev/null | grep '^| [a-z]' | grep -v '^| bench |' | sort -s -t'|' -k2,4
+  cat "$out"/bench_*.log "$out"/torch_baselines.log "$out"/torch_fused_baselines.log 2>/dev/null | grep '^| [a-z]' | grep -v '^| bench |' | sort -s -t'|' -k2,4
 } >"$out/bench_table.md"
 
 # ------------------------------------------------------------------ summary (last)
