@@ -1,6 +1,10 @@
 #include "models/layers.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "autograd/fused.h"
 
 namespace pe {
 
@@ -108,7 +112,24 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
   return m;
 }
 
+static int g_fused = -1;  // -1: not decided yet (read PE_FUSED once)
+bool fused_kernels(const Device& d) {
+  if (g_fused < 0) {
+    const char* e = std::getenv("PE_FUSED");
+    g_fused = (e && std::strcmp(e, "0") == 0) ? 0 : 1;
+  }
+  return d.is_cuda() && g_fused == 1;
+}
+void set_fused_kernels(bool on) { g_fused = on ? 1 : 0; }
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
+  if (!fused_kernels(q.device())) return attention_reference(q, k, v, key_mask, scale);
+  if (autocast_bf16() && q.dtype() == DType::F32)
+    return flash_attention(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), key_mask, scale).to(DType::F32);
+  return flash_attention(q, k, v, key_mask, scale);
+}
+
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
   PE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q, k, v must be [B, L, H, D], got ", q.str(),
            ", ", k.str(), ", ", v.str());
   int64_t B = q.size(0), H = q.size(2), Lk = k.size(1);

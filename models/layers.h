@@ -65,6 +65,16 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
 
 // softmax(scale * q k^T + mask) v for q [B, Lq, H, D], k, v [B, Lk, H, D]; key_mask [B, Lk]
 // (nonzero = real key) or undefined. Query rows with no real key give zeros. Returns [B, Lq, H, D].
+// On the CPU this is the composition of ops (the reference); on CUDA the fused flash-style kernel
+// (autograd/fused.h), in bf16 under AutocastBf16, unless fused kernels are switched off.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
+// The composition reference, on any device.
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
+
+// Whether models use the fused kernels (attention, InfoNCE, masked cross-entropy) on CUDA.
+// Default on; the environment variable PE_FUSED=0 or set_fused_kernels(false) selects the
+// compositions (for debugging a kernel against its reference on the same device).
+bool fused_kernels(const Device& d);
+void set_fused_kernels(bool on);
 
 }  // namespace pe

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "autograd/fused.h"
+
 namespace pe {
 
 int64_t ProtSTBatch::real_tokens() const {
@@ -122,20 +124,42 @@ ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
   Tensor residue = residue_mlp_(hp);  // [B, Lp, e]
   Tensor word = word_mlp_(ht);        // [B, Lt, e]
 
-  InfoNceResult cl = info_nce(l2_normalize(out.protein_embedding, -1), l2_normalize(out.text_embedding, -1),
-                              logit_scale_, cfg_.logit_scale_max, b.pair_group);
-  out.cl = cl.loss;
-  out.cl_p2t = cl.p2t;
-  out.cl_t2p = cl.t2p;
-  out.logit_scale = cl.scale;
+  // Training on CUDA uses the fused kernels (no [B, B] / [M, V] logits); evaluation and the CPU use
+  // the compositions, which also give the masked-prediction accuracies.
+  bool fused = train && fused_kernels(hp.device());
+  Tensor pn = l2_normalize(out.protein_embedding, -1), tn = l2_normalize(out.text_embedding, -1);
+  if (fused) {
+    FusedInfoNce cl = fused_info_nce_terms(pn, tn, logit_scale_, cfg_.logit_scale_max, b.pair_group);
+    out.cl = cl.loss;
+    out.cl_p2t = cl.p2t;
+    out.cl_t2p = cl.t2p;
+    out.logit_scale = cl.scale;
+  } else {
+    InfoNceResult cl = info_nce(pn, tn, logit_scale_, cfg_.logit_scale_max, b.pair_group);
+    out.cl = cl.loss;
+    out.cl_p2t = cl.p2t;
+    out.cl_t2p = cl.t2p;
+    out.logit_scale = cl.scale;
+  }
+  // Masked cross-entropy through a two-layer head; fused: the last layer and the loss in one op.
+  auto masked_ce = [&](const Tensor& hidden, const Tensor& index, const Tensor& target, const MLP& head) {
+    if (!fused || index.numel() == 0) return masked_cross_entropy(hidden, index, target, head);
+    PE_CHECK(head.layers.size() == 2, "ProtST: fused masked cross-entropy expects a two-layer head");
+    MaskedCeResult r;
+    r.count = index.numel();
+    r.accuracy = std::nan("");  // not computed: the logits never exist
+    Tensor h = relu(head.layers[0](index_select(hidden, 0, index)));
+    r.loss = fused_masked_cross_entropy(h, head.layers[1].weight, head.layers[1].bias, target);
+    return r;
+  };
 
-  MaskedCeResult mlm = masked_cross_entropy(residue.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mlm_head_);
+  MaskedCeResult mlm = masked_ce(residue.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mlm_head_);
   out.mlm = mlm.loss;
   out.mlm_acc = mlm.accuracy;
 
   auto [fp, ft] = fuse(residue, b.residue_mask, word, b.text_mask, train);
-  MaskedCeResult mp = masked_cross_entropy(fp.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mmp_p_head_);
-  MaskedCeResult mt = masked_cross_entropy(ft.reshape({B * Lt, e}), b.text_mlm_index, b.text_mlm_target, mmp_t_head_);
+  MaskedCeResult mp = masked_ce(fp.reshape({B * Lp, e}), b.protein_mlm_index, b.protein_mlm_target, mmp_p_head_);
+  MaskedCeResult mt = masked_ce(ft.reshape({B * Lt, e}), b.text_mlm_index, b.text_mlm_target, mmp_t_head_);
   out.mmp_protein = mp.loss;
   out.mmp_text = mt.loss;
   out.mmp_protein_acc = mp.accuracy;
