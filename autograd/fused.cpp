@@ -132,6 +132,7 @@ Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v,
   L.cu_k = prepare_cu(op, "cu_k", cu_k, k.size(0), q.device(), L.max_k);
   PE_CHECK(L.cu_q.numel() == L.cu_k.numel(), op, ": cu_q ", cu_q.str(), " and cu_k ", cu_k.str(),
            " differ in length");
+  if (L.cu_k.dtype() != L.cu_q.dtype()) L.cu_k = L.cu_k.to(L.cu_q.dtype());  // the kernels read one index type
   return attention_node(op, q, k, v, L);
 }
 

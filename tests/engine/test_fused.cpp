@@ -179,6 +179,8 @@ TEST_SUITE("unit") {
     Tensor good_q = Tensor::from_vector(std::vector<int64_t>{0, 2, 6}, {3});
     Tensor good_k = Tensor::from_vector(std::vector<int64_t>{0, 4, 5}, {3});
     CHECK_NOTHROW(flash_attention_varlen(q, k, v, good_q, good_k, 0, 0, 1.0));
+    CHECK(rel_err(flash_attention_varlen(q, k, v, good_q, good_k.to(DType::I32), 0, 0, 1.0),
+                  flash_attention_varlen(q, k, v, good_q, good_k, 0, 0, 1.0)) == 0.0);  // mixed index types
     CHECK_THROWS_AS(flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 2, 5}, {3}), good_k,
                                            0, 0, 1.0),
                     Error);  // does not reach Tq
