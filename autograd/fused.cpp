@@ -48,8 +48,7 @@ Tensor attention_node(const char* op, const Tensor& q, const Tensor& k, const Te
 // cu_seqlens on q's device; from the CPU: checked, with the longest length returned through `max_len`.
 Tensor prepare_cu(const char* op, const char* what, const Tensor& cu, int64_t rows, const Device& dev,
                   int64_t& max_len) {
-  PE_CHECK(cu.defined() && (cu.dtype() == DType::I32 || cu.dtype() == DType::I64) && cu.dim() == 1 &&
-               cu.numel() >= 1,
+  PE_CHECK(cu.defined() && (cu.dtype() == DType::I32 || cu.dtype() == DType::I64) && cu.dim() == 1 && cu.numel() >= 1,
            op, ": ", what, " must be i32 or i64 [B+1], got ", cu.defined() ? cu.str() : "undefined");
   if (!cu.device().is_cpu()) {
     PE_CHECK(cu.device() == dev, op, ": ", what, " ", cu.str(), " is on another device than q");
@@ -64,8 +63,8 @@ Tensor prepare_cu(const char* op, const char* what, const Tensor& cu, int64_t ro
     PE_CHECK(c[i] >= c[i - 1], op, ": ", what, " decreases at ", i);
     longest = std::max(longest, c[i] - c[i - 1]);
   }
-  PE_CHECK(max_len <= 0 || max_len >= longest, op, ": max length ", max_len, " is below the longest sequence of ",
-           what, " (", longest, ")");
+  PE_CHECK(max_len <= 0 || max_len >= longest, op, ": max length ", max_len, " is below the longest sequence of ", what,
+           " (", longest, ")");
   if (max_len <= 0) max_len = longest;
   return cu.contiguous().to(dev);
 }
@@ -102,8 +101,8 @@ Tensor prepare_group(const char* op, const Tensor& group, int64_t n, const Devic
 Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
   const char* op = "flash_attention";
   check_floats(op, {&q, &k, &v});
-  PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) &&
-               k.size(2) == q.size(2) && k.size(3) == q.size(3),
+  PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) && k.size(2) == q.size(2) &&
+               k.size(3) == q.size(3),
            op, ": q [B, Lq, H, D], k, v [B, Lk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
@@ -117,12 +116,11 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
   return attention_node(op, q, k, v, L);
 }
 
-Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q,
-                              const Tensor& cu_k, int64_t max_q, int64_t max_k, double scale) {
+Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
+                              int64_t max_q, int64_t max_k, double scale) {
   const char* op = "flash_attention_varlen";
   check_floats(op, {&q, &k, &v});
-  PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) &&
-               k.size(2) == q.size(2),
+  PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
            op, ": q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
@@ -130,14 +128,13 @@ Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v,
   L.max_k = max_k;
   L.cu_q = prepare_cu(op, "cu_q", cu_q, q.size(0), q.device(), L.max_q);
   L.cu_k = prepare_cu(op, "cu_k", cu_k, k.size(0), q.device(), L.max_k);
-  PE_CHECK(L.cu_q.numel() == L.cu_k.numel(), op, ": cu_q ", cu_q.str(), " and cu_k ", cu_k.str(),
-           " differ in length");
+  PE_CHECK(L.cu_q.numel() == L.cu_k.numel(), op, ": cu_q ", cu_q.str(), " and cu_k ", cu_k.str(), " differ in length");
   if (L.cu_k.dtype() != L.cu_q.dtype()) L.cu_k = L.cu_k.to(L.cu_q.dtype());  // the kernels read one index type
   return attention_node(op, q, k, v, L);
 }
 
-FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale,
-                                  double max_logit_scale, const Tensor& group) {
+FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale, double max_logit_scale,
+                                  const Tensor& group) {
   const char* op = "fused_info_nce";
   check_info_nce_inputs(op, p, t, logit_scale);
   PE_CHECK(p.shape() == t.shape(), op, ": embeddings must both be [B, D], got ", p.str(), " and ", t.str());
@@ -163,15 +160,16 @@ FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor
   }
   Tensor loss = add(r.p2t, r.t2p);
   Tensor sd = args.logit_scale;
-  r.loss = record(loss, op, {p, t, logit_scale}, [pd, td, args, stats_r, stats_c, sd, max_logit_scale](const Tensor& g) {
-    int64_t n = pd.size(0);
-    Tensor gp = Tensor::empty(pd.shape(), pd.dtype(), pd.device());
-    Tensor gt_ = Tensor::empty(td.shape(), td.dtype(), td.device());
-    Tensor glog = Tensor::empty({n}, stats_r.dtype(), pd.device());
-    be(pd).info_nce_backward(pd, td, args, stats_r, stats_c, g.contiguous(), 1.0 / double(n), 1.0 / double(n), gp, gt_,
-                             glog);
-    return Grads{gp, gt_, logit_scale_grad(glog, sd, max_logit_scale)};
-  });
+  r.loss =
+      record(loss, op, {p, t, logit_scale}, [pd, td, args, stats_r, stats_c, sd, max_logit_scale](const Tensor& g) {
+        int64_t n = pd.size(0);
+        Tensor gp = Tensor::empty(pd.shape(), pd.dtype(), pd.device());
+        Tensor gt_ = Tensor::empty(td.shape(), td.dtype(), td.device());
+        Tensor glog = Tensor::empty({n}, stats_r.dtype(), pd.device());
+        be(pd).info_nce_backward(pd, td, args, stats_r, stats_c, g.contiguous(), 1.0 / double(n), 1.0 / double(n), gp,
+                                 gt_, glog);
+        return Grads{gp, gt_, logit_scale_grad(glog, sd, max_logit_scale)};
+      });
   return r;
 }
 
@@ -216,8 +214,10 @@ Tensor info_nce_direction(const Tensor& x, const Tensor& y, const Tensor& logit_
 Tensor fused_masked_cross_entropy(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
                                   const Tensor& targets) {
   const char* op = "fused_masked_cross_entropy";
-  if (bias.defined()) check_floats(op, {&hidden, &weight, &bias});
-  else check_floats(op, {&hidden, &weight});
+  if (bias.defined())
+    check_floats(op, {&hidden, &weight, &bias});
+  else
+    check_floats(op, {&hidden, &weight});
   PE_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1), op,
            ": hidden [M, d] and weight [V, d] expected, got ", hidden.str(), " and ", weight.str());
   int64_t M = hidden.size(0), V = weight.size(0);

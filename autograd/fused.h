@@ -20,8 +20,8 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 // 0 to Tq / Tk). cu_* given on the CPU are checked, copied to q's device, and max_q / max_k (the
 // longest sequences) computed when passed as 0; cu_* given on the device are trusted together with
 // max_q and max_k, which must then be positive and at least every length (no host synchronisation).
-Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q,
-                              const Tensor& cu_k, int64_t max_q, int64_t max_k, double scale);
+Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
+                              int64_t max_q, int64_t max_k, double scale);
 
 // ProtST's contrastive loss: p, t [B, D] (L2-normalised embeddings, row i of p pairs with row i of t),
 // logits exp(min(logit_scale, max_logit_scale)) p t^T, loss CE(p->t) + CE(t->p), each the mean over rows;
@@ -32,8 +32,8 @@ struct FusedInfoNce {
   Tensor p2t, t2p;  // the two terms (no history), for logging
   Tensor scale;     // exp(min(logit_scale, max)) (no history)
 };
-FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale,
-                                  double max_logit_scale, const Tensor& group = Tensor());
+FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale, double max_logit_scale,
+                                  const Tensor& group = Tensor());
 Tensor fused_info_nce(const Tensor& p, const Tensor& t, const Tensor& logit_scale, double max_logit_scale,
                       const Tensor& group = Tensor());
 

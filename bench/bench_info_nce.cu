@@ -67,9 +67,10 @@ void info_nce_case(int64_t B, int64_t D, const bench::Card& card) {
 int main() {
   if (!bench::require_gpu()) return 0;
   bench::Card card = bench::card();
-  std::printf("bench_info_nce on %s (bf16 limit %.0f TFLOP/s; FLOPs of matmul + cross-entropy: fwd 2B^2D, fwd+bwd "
-              "6B^2D)\n",
-              card.name.c_str(), card.bf16_tflops);
+  std::printf(
+      "bench_info_nce on %s (bf16 limit %.0f TFLOP/s; FLOPs of matmul + cross-entropy: fwd 2B^2D, fwd+bwd "
+      "6B^2D)\n",
+      card.name.c_str(), card.bf16_tflops);
   bench::header();
   for (int64_t B : {256, 1024, 4096, 16384, 65536}) info_nce_case(B, 512, card);
   return 0;

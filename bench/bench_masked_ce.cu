@@ -58,7 +58,8 @@ void masked_ce_case(int64_t M, int64_t d, int64_t V, const bench::Card& card) {
   bench::row("masked_ce", "loss fwd", shape, "bf16", "engine", f, 2.0 * mvd, true, card);
   bench::Timing fb = bench::time_it(fwd_bwd);
   bench::row("masked_ce", "loss fwd+bwd", shape, "bf16", "engine", fb, 6.0 * mvd, true, card);
-  std::printf("| masked_ce | loss fwd+bwd peak memory | %s | bf16 | engine | %.1f MB | | | |\n", shape.c_str(), peak_mb);
+  std::printf("| masked_ce | loss fwd+bwd peak memory | %s | bf16 | engine | %.1f MB | | | |\n", shape.c_str(),
+              peak_mb);
 }
 
 }  // namespace
@@ -66,9 +67,10 @@ void masked_ce_case(int64_t M, int64_t d, int64_t V, const bench::Card& card) {
 int main() {
   if (!bench::require_gpu()) return 0;
   bench::Card card = bench::card();
-  std::printf("bench_masked_ce on %s (bf16 limit %.0f TFLOP/s; FLOPs of linear + cross-entropy: fwd 2MVd, "
-              "fwd+bwd 6MVd)\n",
-              card.name.c_str(), card.bf16_tflops);
+  std::printf(
+      "bench_masked_ce on %s (bf16 limit %.0f TFLOP/s; FLOPs of linear + cross-entropy: fwd 2MVd, "
+      "fwd+bwd 6MVd)\n",
+      card.name.c_str(), card.bf16_tflops);
   bench::header();
   const int64_t M = (65536 * 15 + 50) / 100;  // 15% of 64k tokens
   for (int64_t V : {33, 30522}) masked_ce_case(M, 512, V, card);

@@ -39,8 +39,8 @@ struct Sequences {
 
 std::vector<int64_t> read_cu(const Tensor& cu, int64_t rows, const char* op, const char* what) {
   check_cpu(op, what, cu);
-  PE_CHECK((cu.dtype() == DType::I32 || cu.dtype() == DType::I64) && cu.dim() == 1 && cu.numel() >= 1, op, ": ",
-           what, " must be i32 or i64 [B+1], got ", cu.str());
+  PE_CHECK((cu.dtype() == DType::I32 || cu.dtype() == DType::I64) && cu.dim() == 1 && cu.numel() >= 1, op, ": ", what,
+           " must be i32 or i64 [B+1], got ", cu.str());
   std::vector<int64_t> v = cu.to_int_vector();
   PE_CHECK(v.front() == 0 && v.back() == rows, op, ": ", what, " must run from 0 to ", rows, ", got ", v.front(),
            " .. ", v.back());
@@ -55,8 +55,7 @@ Sequences attention_sequences(const char* op, const Tensor& q, const Tensor& k, 
            " differ in dtype");
   Sequences s;
   if (L.packed()) {
-    PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) &&
-                 k.size(2) == q.size(2),
+    PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
              op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
     PE_CHECK(!L.key_mask.defined(), op, ": a packed batch takes no key mask");
     PE_CHECK(L.cu_k.defined(), op, ": cu_q given without cu_k");
@@ -73,8 +72,8 @@ Sequences attention_sequences(const char* op, const Tensor& q, const Tensor& k, 
     }
     return s;
   }
-  PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) &&
-               k.size(2) == q.size(2) && k.size(3) == q.size(3),
+  PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) && k.size(2) == q.size(2) &&
+               k.size(3) == q.size(3),
            op, ": padded q [B, Lq, H, D], k, v [B, Lk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   s.B = q.size(0);
   s.H = q.size(2);
@@ -256,8 +255,8 @@ Xent make_xent(const char* op, const Tensor& x, const Tensor& y, const Tensor& b
 
 void check_acc(const char* op, const char* what, const Tensor& t, DType acc, const Shape& shape) {
   check_cpu(op, what, t);
-  PE_CHECK(t.dtype() == acc && t.shape() == shape, op, ": ", what, " must be ", dtype_name(acc), " ",
-           shape_str(shape), ", got ", t.str());
+  PE_CHECK(t.dtype() == acc && t.shape() == shape, op, ": ", what, " must be ", dtype_name(acc), " ", shape_str(shape),
+           ", got ", t.str());
 }
 
 // z_ij for all j of row i; returns (max over all, max over positives).
@@ -380,9 +379,9 @@ void xent_backward(const Xent& p, const Tensor& row_stats, const Tensor& col_sta
   PE_CHECK(gloss.numel() == 1 && is_floating(gloss.dtype()), p.op, ": loss gradient must be one floating element, got ",
            gloss.str());
   for (const Tensor* t : {&gx, &gy}) check_cpu(p.op, "gradient", *t);
-  PE_CHECK(gx.shape() == p.x.shape() && gx.dtype() == p.x.dtype() && gy.shape() == p.y.shape() &&
-               gy.dtype() == p.y.dtype(),
-           p.op, ": gradients ", gx.str(), ", ", gy.str(), " do not match ", p.x.str(), ", ", p.y.str());
+  PE_CHECK(
+      gx.shape() == p.x.shape() && gx.dtype() == p.x.dtype() && gy.shape() == p.y.shape() && gy.dtype() == p.y.dtype(),
+      p.op, ": gradients ", gx.str(), ", ", gy.str(), " do not match ", p.x.str(), ", ", p.y.str());
   if (glog.defined()) check_acc(p.op, "logit-scale gradient", glog, acc, {p.R});
   if (gbias.defined()) {
     check_cpu(p.op, "bias gradient", gbias);
@@ -470,9 +469,8 @@ void CpuBackend::masked_ce_forward(const Tensor& hidden, const Tensor& weight, c
 }
 
 void CpuBackend::masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
-                                    const Tensor& targets, const Tensor& stats, const Tensor& gloss,
-                                    double row_weight, const Tensor& ghidden, const Tensor& gweight,
-                                    const Tensor& gbias) {
+                                    const Tensor& targets, const Tensor& stats, const Tensor& gloss, double row_weight,
+                                    const Tensor& ghidden, const Tensor& gweight, const Tensor& gbias) {
   xent_backward(masked_ce_problem("masked_ce_backward", hidden, weight, bias, targets), stats, Tensor(), gloss,
                 row_weight, 0.0, ghidden, gweight, Tensor(), gbias);
 }

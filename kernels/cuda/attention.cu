@@ -72,9 +72,9 @@ constexpr int kLanes = kMaxHeadDim / 32;  // head-dim elements per lane
 
 // A warp per query row: grid (ceil(max_q / 4), H, B), 128 threads.
 template <typename T>
-__global__ void __launch_bounds__(128) attn_fwd_simple(const T* __restrict__ q, const T* __restrict__ k,
-                                                       const T* __restrict__ v, T* __restrict__ out,
-                                                       acc_t<T>* __restrict__ lse, SeqInfo s, double scale) {
+__global__ void __launch_bounds__(128)
+    attn_fwd_simple(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
+                    acc_t<T>* __restrict__ lse, SeqInfo s, double scale) {
   using A = acc_t<T>;
   const int64_t b = blockIdx.z, h = blockIdx.y;
   int64_t q0, nq, k0, nk;
@@ -142,11 +142,10 @@ __global__ void attn_delta_kernel(const T* __restrict__ out, const T* __restrict
 
 // dQ, a warp per query row: grid (ceil(max_q / 4), H, B).
 template <typename T>
-__global__ void __launch_bounds__(128) attn_bwd_dq_simple(const T* __restrict__ q, const T* __restrict__ k,
-                                                          const T* __restrict__ v, const T* __restrict__ gout,
-                                                          const acc_t<T>* __restrict__ lse,
-                                                          const acc_t<T>* __restrict__ delta, T* __restrict__ gq,
-                                                          SeqInfo s, double scale) {
+__global__ void __launch_bounds__(128)
+    attn_bwd_dq_simple(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                       const T* __restrict__ gout, const acc_t<T>* __restrict__ lse, const acc_t<T>* __restrict__ delta,
+                       T* __restrict__ gq, SeqInfo s, double scale) {
   using A = acc_t<T>;
   const int64_t b = blockIdx.z, h = blockIdx.y;
   int64_t q0, nq, k0, nk;
@@ -197,12 +196,11 @@ __global__ void __launch_bounds__(128) attn_bwd_dq_simple(const T* __restrict__ 
 
 // dK and dV, a warp per key row: grid (ceil(max_k / 4), H, B).
 template <typename T>
-__global__ void __launch_bounds__(128) attn_bwd_dkdv_simple(const T* __restrict__ q, const T* __restrict__ k,
-                                                            const T* __restrict__ v, const T* __restrict__ gout,
-                                                            const acc_t<T>* __restrict__ lse,
-                                                            const acc_t<T>* __restrict__ delta,
-                                                            T* __restrict__ gk, T* __restrict__ gv, SeqInfo s,
-                                                            double scale) {
+__global__ void __launch_bounds__(128)
+    attn_bwd_dkdv_simple(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                         const T* __restrict__ gout, const acc_t<T>* __restrict__ lse,
+                         const acc_t<T>* __restrict__ delta, T* __restrict__ gk, T* __restrict__ gv, SeqInfo s,
+                         double scale) {
   using A = acc_t<T>;
   const int64_t b = blockIdx.z, h = blockIdx.y;
   int64_t q0, nq, k0, nk;
@@ -279,8 +277,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 __device__ __forceinline__ uint32_t lds32(const bf16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 // A fragment of the 16x16 tile at (row0, col0) of a row-major shared array with leading dimension ld.
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* base, int ld, int row0, int col0, int g,
-                                       int t) {
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* base, int ld, int row0, int col0, int g, int t) {
   const bf16_t* p = base + (row0 + g) * ld + col0 + 2 * t;
   a[0] = lds32(p);
   a[1] = lds32(p + 8 * ld);
@@ -339,15 +336,15 @@ struct FwdShape {
 };
 
 template <int DP>
-__global__ void __launch_bounds__(128) attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                    const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
-                                                    float* __restrict__ lse, SeqInfo s, float scale_log2) {
+__global__ void __launch_bounds__(128)
+    attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                 bf16_t* __restrict__ out, float* __restrict__ lse, SeqInfo s, float scale_log2) {
   using S = FwdShape<DP>;
   constexpr int BR = S::BR, BC = S::BC, LD = S::LD, LDT = S::LDT;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Qs = reinterpret_cast<bf16_t*>(smem);  // [BR][LD]
-  bf16_t* Ks = Qs + BR * LD;                      // [BC][LD]
-  bf16_t* Vt = Ks + BC * LD;                      // [DP][LDT]: V^T
+  bf16_t* Qs = reinterpret_cast<bf16_t*>(smem);            // [BR][LD]
+  bf16_t* Ks = Qs + BR * LD;                               // [BC][LD]
+  bf16_t* Vt = Ks + BC * LD;                               // [DP][LDT]: V^T
   float* kbias = reinterpret_cast<float*>(Vt + DP * LDT);  // [BC]: 0 for a real key, -inf otherwise
 
   const int64_t b = blockIdx.z, h = blockIdx.y;
@@ -422,7 +419,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(const bf16_t* __restrict__ q
         sc[nt][e] = p;
         l[e >> 1] += p;
       }
-    // O += P V, P straight from registers.
+      // O += P V, P straight from registers.
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
       uint32_t pa[4];
@@ -457,26 +454,24 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(const bf16_t* __restrict__ q
 template <int DP>
 struct DkdvShape {
   static constexpr int BC = 64, BR = DP == 128 ? 32 : 64, LD = DP + 8, LDT = BR + 8;
-  static constexpr size_t smem = size_t(2 * BC * LD + 2 * BR * LD + 2 * DP * LDT) * sizeof(bf16_t) +
-                                 size_t(2 * BR) * sizeof(float);
+  static constexpr size_t smem =
+      size_t(2 * BC * LD + 2 * BR * LD + 2 * DP * LDT) * sizeof(bf16_t) + size_t(2 * BR) * sizeof(float);
 };
 
 template <int DP>
-__global__ void __launch_bounds__(128) attn_bwd_dkdv_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                         const bf16_t* __restrict__ v, const bf16_t* __restrict__ gout,
-                                                         const float* __restrict__ lse,
-                                                         const float* __restrict__ delta, bf16_t* __restrict__ gk,
-                                                         bf16_t* __restrict__ gv, SeqInfo s, float scale,
-                                                         float scale_log2) {
+__global__ void __launch_bounds__(128)
+    attn_bwd_dkdv_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                      const bf16_t* __restrict__ gout, const float* __restrict__ lse, const float* __restrict__ delta,
+                      bf16_t* __restrict__ gk, bf16_t* __restrict__ gv, SeqInfo s, float scale, float scale_log2) {
   using S = DkdvShape<DP>;
   constexpr int BC = S::BC, BR = S::BR, LD = S::LD, LDT = S::LDT;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Ks = reinterpret_cast<bf16_t*>(smem);  // [BC][LD]
-  bf16_t* Vs = Ks + BC * LD;                      // [BC][LD]
-  bf16_t* Qs = Vs + BC * LD;                      // [BR][LD]
-  bf16_t* Gs = Qs + BR * LD;                      // [BR][LD]: dO
-  bf16_t* Qt = Gs + BR * LD;                      // [DP][LDT]: Q^T
-  bf16_t* Gt = Qt + DP * LDT;                     // [DP][LDT]: dO^T
+  bf16_t* Ks = reinterpret_cast<bf16_t*>(smem);            // [BC][LD]
+  bf16_t* Vs = Ks + BC * LD;                               // [BC][LD]
+  bf16_t* Qs = Vs + BC * LD;                               // [BR][LD]
+  bf16_t* Gs = Qs + BR * LD;                               // [BR][LD]: dO
+  bf16_t* Qt = Gs + BR * LD;                               // [DP][LDT]: Q^T
+  bf16_t* Gt = Qt + DP * LDT;                              // [DP][LDT]: dO^T
   float* lse_s = reinterpret_cast<float*>(Gt + DP * LDT);  // [BR], log2 units, +inf for rows without keys
   float* del_s = lse_s + BR;                               // [BR]
 
@@ -544,7 +539,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dkdv_mma(const bf16_t* __restric
         st[nt][e] = p;
         dpt[nt][e] = p * (dpt[nt][e] - del_s[qc]);  // dS^T
       }
-    // dV += P^T dO and dK += dS^T Q (scale applied at the end).
+      // dV += P^T dO and dK += dS^T Q (scale applied at the end).
 #pragma unroll
     for (int kk = 0; kk < BR / 16; ++kk) {
       uint32_t pa[4], da[4];
@@ -586,19 +581,18 @@ struct DqShape {
 };
 
 template <int DP>
-__global__ void __launch_bounds__(128) attn_bwd_dq_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                       const bf16_t* __restrict__ v, const bf16_t* __restrict__ gout,
-                                                       const float* __restrict__ lse, const float* __restrict__ delta,
-                                                       bf16_t* __restrict__ gq, SeqInfo s, float scale,
-                                                       float scale_log2) {
+__global__ void __launch_bounds__(128)
+    attn_bwd_dq_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                    const bf16_t* __restrict__ gout, const float* __restrict__ lse, const float* __restrict__ delta,
+                    bf16_t* __restrict__ gq, SeqInfo s, float scale, float scale_log2) {
   using S = DqShape<DP>;
   constexpr int BR = S::BR, BC = S::BC, LD = S::LD, LDT = S::LDT;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Qs = reinterpret_cast<bf16_t*>(smem);  // [BR][LD]
-  bf16_t* Gs = Qs + BR * LD;                      // [BR][LD]: dO
-  bf16_t* Ks = Gs + BR * LD;                      // [BC][LD]
-  bf16_t* Vs = Ks + BC * LD;                      // [BC][LD]
-  bf16_t* Kt = Vs + BC * LD;                      // [DP][LDT]: K^T
+  bf16_t* Qs = reinterpret_cast<bf16_t*>(smem);            // [BR][LD]
+  bf16_t* Gs = Qs + BR * LD;                               // [BR][LD]: dO
+  bf16_t* Ks = Gs + BR * LD;                               // [BC][LD]
+  bf16_t* Vs = Ks + BC * LD;                               // [BC][LD]
+  bf16_t* Kt = Vs + BC * LD;                               // [DP][LDT]: K^T
   float* kbias = reinterpret_cast<float*>(Kt + DP * LDT);  // [BC]
 
   const int64_t b = blockIdx.z, h = blockIdx.y;
@@ -658,7 +652,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dq_mma(const bf16_t* __restrict_
         float p = exp2f(sc[nt][e] * scale_log2 + kbias[nt * 8 + 2 * t + (e & 1)] - lse2[r]);
         dp[nt][e] = p * (dp[nt][e] - del[r]);  // dS
       }
-    // dQ += dS K (scale applied at the end).
+      // dQ += dS K (scale applied at the end).
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
       uint32_t da[4];
@@ -697,8 +691,7 @@ Problem describe(const char* op, const Tensor& q, const Tensor& k, const Tensor&
            k.str(), ", v ", v.str(), " must share one floating dtype");
   Problem p;
   if (L.packed()) {
-    PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) &&
-                 k.size(2) == q.size(2),
+    PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
              op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
     PE_CHECK(!L.key_mask.defined(), op, ": a packed batch takes no key mask");
     PE_CHECK(L.cu_k.defined(), op, ": cu_q given without cu_k");
@@ -746,8 +739,8 @@ void check_lse(const char* op, const Tensor& lse, const Tensor& q) {
   check_contiguous(lse, op, "lse");
   Shape ls(q.shape().begin(), q.shape().end() - 1);
   DType acc = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
-  PE_CHECK(lse.dtype() == acc && lse.shape() == ls, op, ": lse must be ", dtype_name(acc), " ", shape_str(ls),
-           ", got ", lse.str());
+  PE_CHECK(lse.dtype() == acc && lse.shape() == ls, op, ": lse must be ", dtype_name(acc), " ", shape_str(ls), ", got ",
+           lse.str());
 }
 
 void check_like(const char* op, const Tensor& t, const Tensor& like, const char* what) {
@@ -773,9 +766,12 @@ void allow_smem(K kernel, size_t bytes, const char* op) {
 // Calls f(std::integral_constant<int, DP>) for the padded head dim.
 template <typename F>
 void dispatch_dp(int D, F&& f) {
-  if (D <= 32) f(std::integral_constant<int, 32>{});
-  else if (D <= 64) f(std::integral_constant<int, 64>{});
-  else f(std::integral_constant<int, 128>{});
+  if (D <= 32)
+    f(std::integral_constant<int, 32>{});
+  else if (D <= 64)
+    f(std::integral_constant<int, 64>{});
+  else
+    f(std::integral_constant<int, 128>{});
 }
 
 unsigned blocks(int64_t n, int per) { return unsigned((n + per - 1) / per); }
@@ -796,8 +792,8 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
       allow_smem(attn_fwd_mma<DP>, S::smem, op);
       dim3 grid(blocks(p.max_q, S::BR), unsigned(p.s.H), unsigned(p.B));
       attn_fwd_mma<DP><<<grid, 128, S::smem, stream()>>>(q.data<bf16_t>(), k.data<bf16_t>(), v.data<bf16_t>(),
-                                                          out.data<bf16_t>(), lse.data<float>(), p.s,
-                                                          float(layout.scale) * kLog2e);
+                                                         out.data<bf16_t>(), lse.data<float>(), p.s,
+                                                         float(layout.scale) * kLog2e);
     });
     PE_CUDA_LAUNCH_CHECK(op);
     return;
@@ -829,8 +825,8 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
     using A = acc_t<T>;
     DeviceBuffer delta(size_t(items) * sizeof(A));
     if (items) {
-      attn_delta_kernel<T><<<grid_for(items * 32, 128), 128, 0, stream()>>>(out.data<T>(), gout.data<T>(),
-                                                                                 delta.as<A>(), items, p.s.D);
+      attn_delta_kernel<T>
+          <<<grid_for(items * 32, 128), 128, 0, stream()>>>(out.data<T>(), gout.data<T>(), delta.as<A>(), items, p.s.D);
       PE_CUDA_LAUNCH_CHECK(op);
     }
     if constexpr (std::is_same_v<T, bf16_t>) {
@@ -851,9 +847,9 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
             using S = DqShape<DP>;
             allow_smem(attn_bwd_dq_mma<DP>, S::smem, op);
             dim3 grid(blocks(p.max_q, S::BR), unsigned(p.s.H), unsigned(p.B));
-            attn_bwd_dq_mma<DP><<<grid, 128, S::smem, stream()>>>(q.data<T>(), k.data<T>(), v.data<T>(),
-                                                                   gout.data<T>(), lse.data<float>(),
-                                                                   delta.as<float>(), gq.data<T>(), p.s, sc, sl2);
+            attn_bwd_dq_mma<DP><<<grid, 128, S::smem, stream()>>>(q.data<T>(), k.data<T>(), v.data<T>(), gout.data<T>(),
+                                                                  lse.data<float>(), delta.as<float>(), gq.data<T>(),
+                                                                  p.s, sc, sl2);
             PE_CUDA_LAUNCH_CHECK(op);
           }
         });
@@ -863,8 +859,8 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
     if (p.max_k > 0) {
       dim3 grid(blocks(p.max_k, 4), unsigned(p.s.H), unsigned(p.B));
       attn_bwd_dkdv_simple<T><<<grid, 128, 0, stream()>>>(q.data<T>(), k.data<T>(), v.data<T>(), gout.data<T>(),
-                                                          lse.data<A>(), delta.as<A>(), gk.data<T>(), gv.data<T>(),
-                                                          p.s, layout.scale);
+                                                          lse.data<A>(), delta.as<A>(), gk.data<T>(), gv.data<T>(), p.s,
+                                                          layout.scale);
       PE_CUDA_LAUNCH_CHECK(op);
     }
     if (p.max_q > 0) {

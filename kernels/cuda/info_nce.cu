@@ -5,7 +5,8 @@
 // forward   one pass over column tiles per row block with a running max and sum (online
 //           log-sum-exp), over all columns and over the positives: stats [R, 2], loss [R].
 // backward  with w_r = g row_weight, w_c = g col_weight and the column statistics optional,
-//             G_ij = w_r (e^(z_ij - lse_i) - pos_ij e^(z_ij - lsep_i)) + w_c (e^(z_ij - lse'_j) - pos_ij e^(z_ij - lsep'_j)),
+//             G_ij = w_r (e^(z_ij - lse_i) - pos_ij e^(z_ij - lsep_i)) + w_c (e^(z_ij - lse'_j) - pos_ij e^(z_ij -
+//             lsep'_j)),
 //           two passes of one kernel: "outer" blocks of rows looping over column tiles give
 //           dx_i = a sum_j G_ij y_j and dlog(a)_i = sum_j G_ij (z_ij - bias_j); the same kernel with
 //           rows and columns swapped gives dy_j = a sum_i G_ij x_i and dbias_j = sum_i G_ij. Each output
@@ -47,7 +48,7 @@ struct XentView {
   const void* outer = nullptr;  // [n_out, D]
   const void* inner = nullptr;  // [n_in, D]
   int64_t n_out = 0, n_in = 0, D = 0;
-  FloatPtr bias;            // [n_in], or [n_out] when bias_outer; null: no bias
+  FloatPtr bias;  // [n_in], or [n_out] when bias_outer; null: no bias
   bool bias_outer = false;
   const int64_t* out_key = nullptr;  // key(o) = out_key ? out_key[o] : out_key_off + o
   const int64_t* in_key = nullptr;
@@ -83,8 +84,8 @@ __device__ __forceinline__ void online_add(A& m, A& l, A z) {
 
 // A warp per outer row (grid-stride), 128 threads.
 template <typename T>
-__global__ void __launch_bounds__(128) xent_stats_simple(XentView v, acc_t<T>* __restrict__ stats,
-                                                         acc_t<T>* __restrict__ loss) {
+__global__ void __launch_bounds__(128)
+    xent_stats_simple(XentView v, acc_t<T>* __restrict__ stats, acc_t<T>* __restrict__ loss) {
   using A = acc_t<T>;
   const T* X = static_cast<const T*>(v.outer);
   const T* Y = static_cast<const T*>(v.inner);
@@ -173,8 +174,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 __device__ __forceinline__ uint32_t lds32(const bf16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* base, int ld, int row0, int col0, int g,
-                                       int t) {
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* base, int ld, int row0, int col0, int g, int t) {
   const bf16_t* p = base + (row0 + g) * ld + col0 + 2 * t;
   a[0] = lds32(p);
   a[1] = lds32(p + 8 * ld);
@@ -189,13 +189,13 @@ __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16_t*
   b1 = lds32(p + 8);
 }
 
-constexpr int kChunk = 64;         // features per step
-constexpr int kLd = kChunk + 8;    // padded row of a [rows][64] tile
-constexpr int kInner = 64;         // inner rows (columns of z) per tile
-constexpr int kLdT = kInner + 8;   // padded row of a transposed [64 features][64 inner] tile
-constexpr int kStatsOuter = 64;    // outer rows per CTA in the forward
-constexpr int kGradOuter = 32;     // outer rows per CTA in the backward
-constexpr int kMaxChunks = 8;      // backward: at most 8 x 64 = 512 output features per CTA
+constexpr int kChunk = 64;        // features per step
+constexpr int kLd = kChunk + 8;   // padded row of a [rows][64] tile
+constexpr int kInner = 64;        // inner rows (columns of z) per tile
+constexpr int kLdT = kInner + 8;  // padded row of a transposed [64 features][64 inner] tile
+constexpr int kStatsOuter = 64;   // outer rows per CTA in the forward
+constexpr int kGradOuter = 32;    // outer rows per CTA in the backward
+constexpr int kMaxChunks = 8;     // backward: at most 8 x 64 = 512 output features per CTA
 
 // rows row0 .. row0+ROWS-1 (below `valid`) x features c0 .. c0+63 of a row-major [*, D] tensor into
 // smem [ROWS][kLd]; zeros outside. 16-byte loads (D % 8 == 0, aligned rows: checked by the launcher).
@@ -327,9 +327,9 @@ __global__ void __launch_bounds__(128) xent_stats_mma(XentView v, float* __restr
 // (warp w: all 32 rows, features w * 16 of each 64-chunk). With splits > 1 the partial block (times a)
 // goes to ws [splits, n_out, D] and the sums to ws_sums [splits, n_out, 2], added in order afterwards.
 template <int NCH>
-__global__ void __launch_bounds__(128) xent_grad_mma(XentView v, bf16_t* __restrict__ gout, FloatPtr gsum,
-                                                     FloatPtr gzsum, float* __restrict__ ws,
-                                                     float* __restrict__ ws_sums, int64_t tiles_per_split) {
+__global__ void __launch_bounds__(128)
+    xent_grad_mma(XentView v, bf16_t* __restrict__ gout, FloatPtr gsum, FloatPtr gzsum, float* __restrict__ ws,
+                  float* __restrict__ ws_sums, int64_t tiles_per_split) {
   __shared__ __align__(16) bf16_t Os[kGradOuter * kLd];
   __shared__ __align__(16) bf16_t Is[kInner * kLd];
   __shared__ __align__(16) bf16_t It[kChunk * kLdT];
@@ -528,15 +528,14 @@ struct Host {
 
 void check_acc(const char* op, const Tensor& t, DType acc, const Shape& shape, const char* what) {
   check_contiguous(t, op, what);
-  PE_CHECK(t.dtype() == acc && t.shape() == shape, op, ": ", what, " must be ", dtype_name(acc), " ",
-           shape_str(shape), ", got ", t.str());
+  PE_CHECK(t.dtype() == acc && t.shape() == shape, op, ": ", what, " must be ", dtype_name(acc), " ", shape_str(shape),
+           ", got ", t.str());
 }
 
 Host check_problem(const char* op, const Tensor& x, const Tensor& y, const Tensor& bias, const InfoNceArgs& args) {
   check_contiguous(x, op, "rows");
   check_contiguous(y, op, "columns");
-  PE_CHECK(x.dim() == 2 && y.dim() == 2 && x.size(1) == y.size(1) && x.dtype() == y.dtype() &&
-               is_floating(x.dtype()),
+  PE_CHECK(x.dim() == 2 && y.dim() == 2 && x.size(1) == y.size(1) && x.dtype() == y.dtype() && is_floating(x.dtype()),
            op, ": rows [R, D] and columns [C, D] of one floating dtype expected, got ", x.str(), " and ", y.str());
   Host h{op, x.size(0), y.size(0), x.size(1)};
   h.acc = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
@@ -560,8 +559,8 @@ Host check_problem(const char* op, const Tensor& x, const Tensor& y, const Tenso
     PE_CHECK(args.col_group.dtype() == DType::I64 && args.col_group.shape() == Shape{h.C}, op,
              ": column groups must be i64 [", h.C, "], got ", args.col_group.str());
   }
-  h.mma = !force_simple() && x.dtype() == DType::BF16 && h.D % 8 == 0 && aligned16(x.raw_data()) &&
-          aligned16(y.raw_data());
+  h.mma =
+      !force_simple() && x.dtype() == DType::BF16 && h.D % 8 == 0 && aligned16(x.raw_data()) && aligned16(y.raw_data());
   return h;
 }
 
@@ -602,8 +601,8 @@ void run_grad(const Host& h, const Tensor& x, XentView v, const Tensor& gout, co
     // Too few CTAs to fill the card: split the inner loop (the split depends on the shape only,
     // so results repeat on every card).
     constexpr int64_t kTargetBlocks = 264;
-    int64_t splits = std::min<int64_t>((tiles + 1) / 2, (kTargetBlocks + outer_blocks * slices - 1) /
-                                                            (outer_blocks * slices));
+    int64_t splits =
+        std::min<int64_t>((tiles + 1) / 2, (kTargetBlocks + outer_blocks * slices - 1) / (outer_blocks * slices));
     splits = std::max<int64_t>(1, std::min<int64_t>(splits, 65535));
     const int64_t per = (tiles + splits - 1) / splits;
     splits = (tiles + per - 1) / per;
@@ -612,20 +611,26 @@ void run_grad(const Host& h, const Tensor& x, XentView v, const Tensor& gout, co
     DeviceBuffer ws_sums(splits > 1 ? size_t(splits * v.n_out * 2) * sizeof(float) : 0);
     dim3 grid(static_cast<unsigned>(outer_blocks), static_cast<unsigned>(slices), static_cast<unsigned>(splits));
     auto go = [&](auto kernel) {
-      kernel<<<grid, 128, 0, stream()>>>(v, gout.data<bf16_t>(), gsum, gzsum, ws.as<float>(), ws_sums.as<float>(),
-                                         per);
+      kernel<<<grid, 128, 0, stream()>>>(v, gout.data<bf16_t>(), gsum, gzsum, ws.as<float>(), ws_sums.as<float>(), per);
     };
     switch (nch) {
-      case 1: go(xent_grad_mma<1>); break;
-      case 2: go(xent_grad_mma<2>); break;
-      case 4: go(xent_grad_mma<4>); break;
-      default: go(xent_grad_mma<kMaxChunks>); break;
+      case 1:
+        go(xent_grad_mma<1>);
+        break;
+      case 2:
+        go(xent_grad_mma<2>);
+        break;
+      case 4:
+        go(xent_grad_mma<4>);
+        break;
+      default:
+        go(xent_grad_mma<kMaxChunks>);
+        break;
     }
     PE_CUDA_LAUNCH_CHECK(h.op);
     if (splits > 1) {
-      xent_split_sum<<<grid_for(v.n_out * v.D, 256), 256, 0, stream()>>>(ws.as<float>(), ws_sums.as<float>(), splits,
-                                                                        v.n_out, v.D, gout.data<bf16_t>(), gsum,
-                                                                        gzsum);
+      xent_split_sum<<<grid_for(v.n_out * v.D, 256), 256, 0, stream()>>>(
+          ws.as<float>(), ws_sums.as<float>(), splits, v.n_out, v.D, gout.data<bf16_t>(), gsum, gzsum);
       PE_CUDA_LAUNCH_CHECK(h.op);
     }
     return;
@@ -678,8 +683,8 @@ void xent_backward(const char* op, const Tensor& x, const Tensor& y, const Tenso
            gloss.str());
   check_contiguous(gx, op, "row gradient");
   check_contiguous(gy, op, "column gradient");
-  PE_CHECK(gx.shape() == x.shape() && gx.dtype() == x.dtype() && gy.shape() == y.shape() && gy.dtype() == y.dtype(),
-           op, ": gradients ", gx.str(), ", ", gy.str(), " do not match ", x.str(), ", ", y.str());
+  PE_CHECK(gx.shape() == x.shape() && gx.dtype() == x.dtype() && gy.shape() == y.shape() && gy.dtype() == y.dtype(), op,
+           ": gradients ", gx.str(), ", ", gy.str(), " do not match ", x.str(), ", ", y.str());
   if (glog.defined()) check_acc(op, glog, h.acc, {h.R}, "logit-scale gradient");
   if (gbias.defined()) {
     check_contiguous(gbias, op, "bias gradient");
@@ -711,12 +716,11 @@ void CudaBackend::info_nce_forward(const Tensor& x, const Tensor& y, const InfoN
   xent_forward("info_nce_forward", x, y, Tensor(), args, stats, loss);
 }
 
-void CudaBackend::info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args,
-                                    const Tensor& row_stats, const Tensor& col_stats, const Tensor& gloss,
-                                    double row_weight, double col_weight, const Tensor& gx, const Tensor& gy,
-                                    const Tensor& glog) {
-  xent_backward("info_nce_backward", x, y, Tensor(), args, row_stats, col_stats, gloss, row_weight, col_weight, gx,
-                gy, glog, Tensor());
+void CudaBackend::info_nce_backward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& row_stats,
+                                    const Tensor& col_stats, const Tensor& gloss, double row_weight, double col_weight,
+                                    const Tensor& gx, const Tensor& gy, const Tensor& glog) {
+  xent_backward("info_nce_backward", x, y, Tensor(), args, row_stats, col_stats, gloss, row_weight, col_weight, gx, gy,
+                glog, Tensor());
 }
 
 }  // namespace pe::cuda

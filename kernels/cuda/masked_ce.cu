@@ -12,9 +12,9 @@ namespace {
 
 InfoNceArgs target_args(const char* op, const Tensor& hidden, const Tensor& targets) {
   check_contiguous(targets, op, "targets");
-  PE_CHECK(targets.dtype() == DType::I64 && targets.dim() == 1 && hidden.dim() == 2 &&
-               targets.size(0) == hidden.size(0),
-           op, ": targets must be i64 [", hidden.dim() ? hidden.size(0) : 0, "], got ", targets.str());
+  PE_CHECK(
+      targets.dtype() == DType::I64 && targets.dim() == 1 && hidden.dim() == 2 && targets.size(0) == hidden.size(0), op,
+      ": targets must be i64 [", hidden.dim() ? hidden.size(0) : 0, "], got ", targets.str());
   InfoNceArgs a;
   a.row_group = targets;  // row i's key is its target; column j's key is j
   return a;
@@ -29,9 +29,8 @@ void CudaBackend::masked_ce_forward(const Tensor& hidden, const Tensor& weight, 
 }
 
 void CudaBackend::masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
-                                     const Tensor& targets, const Tensor& stats, const Tensor& gloss,
-                                     double row_weight, const Tensor& ghidden, const Tensor& gweight,
-                                     const Tensor& gbias) {
+                                     const Tensor& targets, const Tensor& stats, const Tensor& gloss, double row_weight,
+                                     const Tensor& ghidden, const Tensor& gweight, const Tensor& gbias) {
   const char* op = "masked_ce_backward";
   xent_backward(op, hidden, weight, bias, target_args(op, hidden, targets), stats, Tensor(), gloss, row_weight, 0.0,
                 ghidden, gweight, Tensor(), gbias);

@@ -83,8 +83,8 @@ std::vector<Tensor> take_grads(const std::vector<Tensor>& xs) {
 TEST_SUITE("unit") {
   TEST_CASE("flash_attention matches the attention() composition in float64") {
     const AttnCase cases[] = {
-        {2, 5, 7, 3, 8, 1, false},   {1, 1, 1, 1, 24, 0, true},    {3, 17, 33, 2, 32, 1, true},
-        {2, 64, 48, 2, 64, 2, false}, {2, 9, 130, 1, 128, 1, true}, {2, 1024, 1024, 1, 24, 2, true},
+        {2, 5, 7, 3, 8, 1, false},     {1, 1, 1, 1, 24, 0, true},     {3, 17, 33, 2, 32, 1, true},
+        {2, 64, 48, 2, 64, 2, false},  {2, 9, 130, 1, 128, 1, true},  {2, 1024, 1024, 1, 24, 2, true},
         {1, 1024, 3, 2, 16, 0, false}, {1, 1, 1024, 1, 64, 2, false},
     };
     Generator gen(11);
@@ -152,8 +152,7 @@ TEST_SUITE("unit") {
       Tensor qi = Tensor::from_vector(qrows, {int64_t(qrows.size())});
       Tensor ki = Tensor::from_vector(krows, {int64_t(krows.size())});
       // Loss weights vanish on padded query rows, so both layouts see the same loss.
-      Tensor w = mul(add(rand({B, Lq, H, D}, gen, DType::F64), 0.5),
-                     Tensor::from_vector(wq, {B, Lq, 1, 1}));
+      Tensor w = mul(add(rand({B, Lq, H, D}, gen, DType::F64), 0.5), Tensor::from_vector(wq, {B, Lq, 1, 1}));
       Tensor pad = flash_attention(q, k, v, Tensor::from_vector(mask, {B, Lk}), scale);
       sum(mul(pad, w)).backward();
       std::vector<Tensor> gpad = take_grads({q, k, v});
@@ -166,7 +165,8 @@ TEST_SUITE("unit") {
       auto pack = [&](const Tensor& x, const Tensor& idx, int64_t L) {
         return index_select(x.reshape({B * L, H, D}), 0, idx);
       };
-      Tensor packed = flash_attention_varlen(pack(q, qi, Lq), pack(k, ki, Lk), pack(v, ki, Lk), cu_q, cu_k, 0, 0, scale);
+      Tensor packed =
+          flash_attention_varlen(pack(q, qi, Lq), pack(k, ki, Lk), pack(v, ki, Lk), cu_q, cu_k, 0, 0, scale);
       CHECK(rel_err(packed, pack(pad.detach(), qi, Lq)) <= 1e-13);
       sum(mul(packed, pack(w, qi, Lq))).backward();
       grads_equal({q, k, v}, gpad, 1e-12);
@@ -181,16 +181,16 @@ TEST_SUITE("unit") {
     CHECK_NOTHROW(flash_attention_varlen(q, k, v, good_q, good_k, 0, 0, 1.0));
     CHECK(rel_err(flash_attention_varlen(q, k, v, good_q, good_k.to(DType::I32), 0, 0, 1.0),
                   flash_attention_varlen(q, k, v, good_q, good_k, 0, 0, 1.0)) == 0.0);  // mixed index types
-    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 2, 5}, {3}), good_k,
-                                           0, 0, 1.0),
-                    Error);  // does not reach Tq
-    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 7, 6}, {3}), good_k,
-                                           0, 0, 1.0),
-                    Error);  // decreasing
+    CHECK_THROWS_AS(
+        flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 2, 5}, {3}), good_k, 0, 0, 1.0),
+        Error);  // does not reach Tq
+    CHECK_THROWS_AS(
+        flash_attention_varlen(q, k, v, Tensor::from_vector(std::vector<int64_t>{0, 7, 6}, {3}), good_k, 0, 0, 1.0),
+        Error);                                                                          // decreasing
     CHECK_THROWS_AS(flash_attention_varlen(q, k, v, good_q, good_k, 2, 0, 1.0), Error);  // max_q below 4
-    CHECK_THROWS_AS(flash_attention_varlen(q, k, v, good_q, Tensor::from_vector(std::vector<int64_t>{0, 5}, {2}), 0,
-                                           0, 1.0),
-                    Error);  // different batch
+    CHECK_THROWS_AS(
+        flash_attention_varlen(q, k, v, good_q, Tensor::from_vector(std::vector<int64_t>{0, 5}, {2}), 0, 0, 1.0),
+        Error);  // different batch
   }
 
   TEST_CASE("fused_info_nce matches info_nce in float64") {
@@ -223,8 +223,10 @@ TEST_SUITE("unit") {
       CHECK(rel_err(got.scale, ref.scale) <= 1e-15);
       got.loss.backward();
       grads_equal({praw, traw}, gref, 1e-11);
-      if (c.logit_scale > max_scale) CHECK(s.grad().item() == 0.0);
-      else CHECK(rel_err(s.grad(), gref[2]) <= 1e-11);
+      if (c.logit_scale > max_scale)
+        CHECK(s.grad().item() == 0.0);
+      else
+        CHECK(rel_err(s.grad(), gref[2]) <= 1e-11);
     }
   }
 
@@ -235,8 +237,8 @@ TEST_SUITE("unit") {
       INFO("groups ", groups);
       Tensor praw = leaf({N, D}, gen), traw = leaf({N, D}, gen);
       Tensor s = Tensor::scalar(2.0, DType::F64).requires_grad_(true);
-      Tensor group = groups ? Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0, 3, 4, 4, 5, 6, 7, 1, 8}, {N})
-                            : Tensor();
+      Tensor group =
+          groups ? Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0, 3, 4, 4, 5, 6, 7, 1, 8}, {N}) : Tensor();
       Tensor ref = fused_info_nce(l2_normalize(praw), l2_normalize(traw), s, std::log(100.0), group);
       ref.backward();
       std::vector<Tensor> gref = take_grads({praw, traw, s});
@@ -259,8 +261,8 @@ TEST_SUITE("unit") {
       int64_t N, M, d, V;
       bool bias;
     };
-    const Case cases[] = {{50, 13, 24, 33, true}, {9, 1, 5, 3, false}, {200, 31, 16, 1000, true},
-                          {40, 7, 16, 30522, true}};
+    const Case cases[] = {
+        {50, 13, 24, 33, true}, {9, 1, 5, 3, false}, {200, 31, 16, 1000, true}, {40, 7, 16, 30522, true}};
     Generator gen(31);
     for (const Case& c : cases) {
       INFO("N ", c.N, " M ", c.M, " d ", c.d, " V ", c.V, " bias ", c.bias);
@@ -335,7 +337,8 @@ TEST_SUITE("gradcheck") {
     Generator gen(43);
     Tensor group = Tensor::from_vector(std::vector<int64_t>{3, 1, 3, 0, 2}, {5});
     for (bool grouped : {false, true}) {
-      std::vector<Tensor> xs{leaf({5, 4}, gen), leaf({5, 4}, gen), Tensor::scalar(1.3, DType::F64).requires_grad_(true)};
+      std::vector<Tensor> xs{leaf({5, 4}, gen), leaf({5, 4}, gen),
+                             Tensor::scalar(1.3, DType::F64).requires_grad_(true)};
       auto f = [&](const std::vector<Tensor>& x) {
         return fused_info_nce(l2_normalize(x[0]), l2_normalize(x[1]), x[2], std::log(100.0),
                               grouped ? group : Tensor());
@@ -350,7 +353,8 @@ TEST_SUITE("gradcheck") {
     Generator gen(44);
     Tensor group = Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 2, 1, 3}, {6});
     for (bool grouped : {false, true}) {
-      std::vector<Tensor> xs{leaf({3, 4}, gen), leaf({6, 4}, gen), Tensor::scalar(0.8, DType::F64).requires_grad_(true)};
+      std::vector<Tensor> xs{leaf({3, 4}, gen), leaf({6, 4}, gen),
+                             Tensor::scalar(0.8, DType::F64).requires_grad_(true)};
       auto f = [&](const std::vector<Tensor>& x) {
         return info_nce_direction(x[0], x[1], x[2], 4.0, grouped ? group : Tensor(), 2);
       };

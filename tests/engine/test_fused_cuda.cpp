@@ -122,7 +122,8 @@ void check_attention(const Shape& qs, const Shape& ks, const AttentionLayout& cp
     INFO(label, " mode ", mode.name);
     SimpleScope simple(mode.simple);
     Generator gen(seed);
-    Pair q = random_pair(qs, mode.dt, gen, std_), k = random_pair(ks, mode.dt, gen, std_), v = random_pair(ks, mode.dt, gen);
+    Pair q = random_pair(qs, mode.dt, gen, std_), k = random_pair(ks, mode.dt, gen, std_),
+         v = random_pair(ks, mode.dt, gen);
     Pair go = random_pair(qs, mode.dt, gen);
     Shape ls(qs.begin(), qs.end() - 1);
     Tensor out_ref = cpu_empty(qs), lse_ref = cpu_empty(ls);
@@ -153,8 +154,8 @@ TEST_SUITE("cuda") {
   TEST_CASE("attention on CUDA matches the float64 CPU reference (padded)") {
     if (skip_without_cuda()) return;
     const AttnCase cases[] = {
-        {2, 5, 7, 3, 8, 1, false},   {1, 1, 1, 1, 24, 0, true},     {3, 17, 33, 2, 32, 1, true},
-        {2, 64, 48, 2, 64, 2, false}, {2, 9, 130, 1, 128, 1, true},  {2, 1024, 1024, 1, 24, 2, true},
+        {2, 5, 7, 3, 8, 1, false},     {1, 1, 1, 1, 24, 0, true},     {3, 17, 33, 2, 32, 1, true},
+        {2, 64, 48, 2, 64, 2, false},  {2, 9, 130, 1, 128, 1, true},  {2, 1024, 1024, 1, 24, 2, true},
         {1, 1024, 3, 2, 16, 0, false}, {1, 1, 1024, 1, 64, 2, false}, {2, 100, 77, 4, 40, 1, true},
         {1, 20, 20, 2, 12, 1, true},   {2, 70, 200, 3, 96, 2, true},
     };
@@ -243,8 +244,8 @@ TEST_SUITE("cuda") {
       Tensor qp = q.reshape({-1, 2, 32}).narrow(0, 0, 37), kp = k.reshape({-1, 2, 32}).narrow(0, 0, 29);
       Tensor vp = v.reshape({-1, 2, 32}).narrow(0, 0, 29);
       Tensor ref_out = flash_attention_varlen(qp, kp, vp, cu_q, cu_k, 0, 0, 0.5);
-      Tensor host_cu = flash_attention_varlen(qp.to(dt).to(kCuda), kp.to(dt).to(kCuda), vp.to(dt).to(kCuda), cu_q,
-                                              cu_k, 0, 0, 0.5);
+      Tensor host_cu =
+          flash_attention_varlen(qp.to(dt).to(kCuda), kp.to(dt).to(kCuda), vp.to(dt).to(kCuda), cu_q, cu_k, 0, 0, 0.5);
       Tensor dev_cu = flash_attention_varlen(qp.to(dt).to(kCuda), kp.to(dt).to(kCuda), vp.to(dt).to(kCuda),
                                              cu_q.to(kCuda), cu_k.to(kCuda), 30, 25, 0.5);
       CHECK(rel_err(host_cu, ref_out) <= (dt == DType::F32 ? 1e-5 : 1e-2));
@@ -259,7 +260,7 @@ TEST_SUITE("cuda") {
       bool groups;
       double logit_scale;
     };
-    const Case cases[] = {{1, 16, false, 2.6592}, {7, 8, true, 2.6592}, {64, 512, false, 4.0},
+    const Case cases[] = {{1, 16, false, 2.6592}, {7, 8, true, 2.6592},  {64, 512, false, 4.0},
                           {300, 33, true, 3.1},   {1000, 64, true, 5.5}, {130, 512, false, 2.0}};
     const double max_scale = std::log(100.0);
     uint64_t seed = 400;
@@ -363,7 +364,7 @@ TEST_SUITE("cuda") {
       int64_t M, d, V;
       bool bias;
     };
-    const Case cases[] = {{13, 24, 33, true},     {1, 8, 3, false},      {300, 512, 33, true},  {200, 64, 1000, true},
+    const Case cases[] = {{13, 24, 33, true},    {1, 8, 3, false},      {300, 512, 33, true}, {200, 64, 1000, true},
                           {64, 64, 30522, true}, {40, 640, 100, false}, {50, 20, 77, true}};
     uint64_t seed = 600;
     for (const Case& c : cases) {
