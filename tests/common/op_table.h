@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/fused.h"
 #include "autograd/ops.h"
 
 namespace pe::testing {
@@ -167,6 +168,17 @@ inline std::vector<OpCase> op_table() {
     return cross_entropy(x[0], Tensor::from_vector(t, {6}).to(x[0].device()));
   }});
   add_case({"mse_loss", {N({4, 5}), N({4, 5})}, [](V x) { return mse_loss(x[0], x[1]); }});
+  // ---- fused kernels (their own suites test them further against the compositions)
+  add_case({"flash_attention", {N({2, 5, 2, 8}), N({2, 7, 2, 8}), N({2, 7, 2, 8}), M({2, 7})}, [](V x) {
+    return flash_attention(x[0], x[1], x[2], x[3], 0.35);
+  }});
+  add_case({"fused_info_nce", {N({5, 6}), N({5, 6}), N({})}, [](V x) {
+    Tensor group = Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 2, 3}, {5}).to(x[0].device());
+    return fused_info_nce(l2_normalize(x[0], -1), l2_normalize(x[1], -1), x[2], 4.6, group);
+  }});
+  add_case({"fused_masked_cross_entropy", {N({6, 8}), N({11, 8}), N({11}), I({6}, 11)}, [](V x) {
+    return fused_masked_cross_entropy(x[0], x[1], x[2], x[3]);
+  }});
   return t;
 }
 
