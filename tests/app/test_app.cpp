@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "tests/common/temp_dir.h"
 #include <unistd.h>
 
 #include <cmath>
@@ -11,18 +13,12 @@
 #include "app/train.h"
 
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
 std::string sample() { return std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat"; }
 
-std::string temp_dir(const std::string& tag) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "/tmp/pe_app_%s_%d_XXXXXX", tag.c_str(), int(::getpid()));
-  char* d = ::mkdtemp(buf);
-  REQUIRE(d != nullptr);
-  return d;
-}
 
 TrainOptions tiny_options(const std::string& out) {
   TrainOptions o;
@@ -113,7 +109,8 @@ TEST_SUITE("app") {
   }
 
   TEST_CASE("resume: N steps straight equal k steps - stop - resume - N-k steps") {
-    std::string a = temp_dir("straight"), b = temp_dir("resumed");
+    TempDir ta("straight"), tb("resumed");
+    std::string a = ta.dir.string(), b = tb.dir.string();
     TrainOptions oa = tiny_options(a);
     train(oa);
     TrainOptions ob = tiny_options(b);
@@ -134,7 +131,8 @@ TEST_SUITE("app") {
   }
 
   TEST_CASE("a damaged checkpoint is detected and resume falls back to the previous one") {
-    std::string d = temp_dir("corrupt");
+    TempDir td("corrupt");
+    std::string d = td.dir.string();
     TrainOptions o = tiny_options(d);
     train(o);
     std::string newest = d + "/checkpoints/step-6.safetensors";
@@ -153,7 +151,8 @@ TEST_SUITE("app") {
   }
 
   TEST_CASE("embed: results do not depend on the batch or on input order - and are in input order") {
-    std::string d = temp_dir("embed");
+    TempDir td("embed");
+    std::string d = td.dir.string();
     TrainOptions o = tiny_options(d);
     o.steps = 2;
     train(o);
@@ -196,7 +195,8 @@ TEST_SUITE("app") {
   }
 
   TEST_CASE("bad input names the file") {
-    std::string d = temp_dir("bad");
+    TempDir td("bad");
+    std::string d = td.dir.string();
     TrainOptions o = tiny_options(d);
     o.train_path = d + "/missing.jsonl";
     CHECK_THROWS_WITH_AS(train(o), doctest::Contains("missing.jsonl"), Error);

@@ -2,6 +2,8 @@
 // (size, every series colour drawn as a line), non-finite and empty data, the metrics JSONL reader's
 // errors, and the atomic write leaving no temporary file behind on failure.
 #include <doctest/doctest.h>
+
+#include "tests/common/temp_dir.h"
 #include <png.h>
 #include <stdlib.h>
 
@@ -20,23 +22,10 @@
 
 namespace fs = std::filesystem;
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pe_plot_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
 
 struct Image {
   int w = 0, h = 0;
@@ -121,7 +110,7 @@ TEST_CASE("plot ticks: 1-2-5 steps and compact labels") {
 }
 
 TEST_CASE("plot: synthetic curves give an image of the right size with every series drawn") {
-  TempDir td;
+  TempDir td("plot");
   std::vector<PlotPanel> panels(3);
   panels[0].title = "loss";
   panels[1].title = "contrastive";
@@ -173,7 +162,7 @@ TEST_CASE("plot: synthetic curves give an image of the right size with every ser
 }
 
 TEST_CASE("plot: non-finite values - empty series and empty panels do not crash") {
-  TempDir td;
+  TempDir td("plot");
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   std::vector<PlotPanel> panels(5);
   panels[0].title = "with gaps";
@@ -209,7 +198,7 @@ TEST_CASE("plot: non-finite values - empty series and empty panels do not crash"
 }
 
 TEST_CASE("plot: failed writes throw naming the path and leave no temporary file") {
-  TempDir td;
+  TempDir td("plot");
   PlotPanel p;
   p.title = "t";
   p.series = {{"s", {0, 1, 2}, {1, 2, 3}}};
@@ -237,7 +226,7 @@ TEST_CASE("plot: failed writes throw naming the path and leave no temporary file
 }
 
 TEST_CASE("plot_metrics_jsonl: plots keys by panel - skipping missing and null values") {
-  TempDir td;
+  TempDir td("plot");
   std::string jsonl;
   for (int step = 0; step <= 300; step += 10) {
     jsonl += "{\"step\": " + std::to_string(step) + ", \"loss\": " + std::to_string(4.0 - step / 100.0);
@@ -267,7 +256,7 @@ TEST_CASE("plot_metrics_jsonl: plots keys by panel - skipping missing and null v
 }
 
 TEST_CASE("plot_metrics_jsonl: malformed lines raise an error naming file:line") {
-  TempDir td;
+  TempDir td("plot");
   const fs::path in = td.dir / "metrics.jsonl", out = td.dir / "m.png";
   const auto expect_error = [&](const std::string& content, const std::string& where) {
     write_text(in, content);

@@ -2,6 +2,8 @@
 // error, and (when the real Debian metastudent-data is unpacked under datasets/) the real MFO file.
 #include <doctest/doctest.h>
 
+#include "tests/common/temp_dir.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -14,18 +16,10 @@
 
 namespace fs = std::filesystem;
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pe_blastdb_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~TempDir() { fs::remove_all(dir); }
-};
 
 void be32(std::string& out, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out += static_cast<char>((v >> s) & 0xff);
@@ -129,7 +123,7 @@ const std::vector<std::string> kTitles = {"P00001|GO:0005524", "P00002|GO:000367
 TEST_SUITE("data") {
 
 TEST_CASE("blastdb: decodes a hand-built version 4 protein database") {
-  TempDir t;
+  TempDir t("blastdb");
   const std::string base = write(t, build(kSeqs, kTitles));
   BlastDb db(base);
   REQUIRE(db.size() == 3);
@@ -146,7 +140,7 @@ TEST_CASE("blastdb: decodes a hand-built version 4 protein database") {
 }
 
 TEST_CASE("blastdb: header validation errors name the .pin file") {
-  TempDir t;
+  TempDir t("blastdb");
   const Db good = build(kSeqs, kTitles);
 
   Db v = good;
@@ -179,7 +173,7 @@ TEST_CASE("blastdb: header validation errors name the .pin file") {
 }
 
 TEST_CASE("blastdb: sequence and header file errors name the file") {
-  TempDir t;
+  TempDir t("blastdb");
   const Db good = build(kSeqs, kTitles);
 
   Db nonul = good;

@@ -3,6 +3,8 @@
 // packages (downloads ~310 MB on the first run).
 #include <doctest/doctest.h>
 
+#include "tests/common/temp_dir.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -20,18 +22,10 @@
 
 namespace fs = std::filesystem;
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pe_godata_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~TempDir() { fs::remove_all(dir); }
-};
 
 // 3000 clusters "R<i>" with 1 to 6 members ("R<i>" itself and "R<i>_m<k>"), as mmseqs writes them.
 struct Synthetic {
@@ -74,7 +68,7 @@ TEST_CASE("go_dataset: stable hash is pinned (changing it would silently change 
 }
 
 TEST_CASE("go_dataset: whole clusters go to one side deterministically near the target fraction") {
-  TempDir t;
+  TempDir t("godata");
   Synthetic s = make_synthetic(t);
   const auto member_to_rep = read_clusters(s.tsv);
   REQUIRE(member_to_rep.size() == s.records.size());
@@ -113,7 +107,7 @@ TEST_CASE("go_dataset: whole clusters go to one side deterministically near the 
 }
 
 TEST_CASE("go_dataset: cluster table and split errors") {
-  TempDir t;
+  TempDir t("godata");
   const std::string bad = (t.dir / "bad.tsv").string();
   std::ofstream(bad) << "R1\tR1\nR1 R2\n";
   CHECK_THROWS_WITH_AS(read_clusters(bad), doctest::Contains((bad + ":2: expected representative<TAB>member").c_str()), pe::Error);
@@ -127,7 +121,7 @@ TEST_CASE("go_dataset: cluster table and split errors") {
 }
 
 TEST_CASE("go_dataset: subsets are deterministic and keep the input order") {
-  TempDir t;
+  TempDir t("godata");
   const Synthetic s = make_synthetic(t, 500);
   std::vector<ProteinRecord> a = s.records, b(s.records.rbegin(), s.records.rend());
   keep_subset(a, 100);
@@ -166,7 +160,7 @@ TEST_CASE("go_dataset: options and default names and the manifest cache") {
 
   // A finished build with the same options is reused without any download or tool run (the
   // cache folder has no packages, so anything else would fail).
-  TempDir t;
+  TempDir t("godata");
   GoDatasetOptions opt;
   opt.cache_dir = t.dir.string();
   opt.progress = false;
@@ -186,7 +180,7 @@ TEST_CASE("go_dataset: options and default names and the manifest cache") {
 
 TEST_CASE("go_dataset: a failing apt-get download says what to do") {
   // A stand-in apt-get that fails like apt does without package lists, first in PATH.
-  TempDir t;
+  TempDir t("godata");
   const fs::path bin = t.dir / "bin";
   fs::create_directories(bin);
   {

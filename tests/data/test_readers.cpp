@@ -1,6 +1,8 @@
 // Readers for UniProt flat files, FASTA (+TSV/JSONL descriptions) and JSONL pairs: the committed
 // real sample, then every malformed-input case with the file:line it must report.
 #include <doctest/doctest.h>
+
+#include "tests/common/temp_dir.h"
 #include <zlib.h>
 
 #include <cstdio>
@@ -17,33 +19,20 @@
 
 namespace fs = std::filesystem;
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
 // A fresh directory per test case, removed at the end.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pe_readers_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string file(const std::string& name, const std::string& content) const {
-    const std::string p = (dir / name).string();
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  std::string gz(const std::string& name, const std::string& content) const {
-    const std::string p = (dir / name).string();
-    gzFile f = gzopen(p.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(gzwrite(f, content.data(), static_cast<unsigned>(content.size())) ==
-            static_cast<int>(content.size()));
-    gzclose(f);
-    return p;
-  }
-};
+// dir/name holding `content` gzip-compressed.
+std::string write_gz(const pe::testing::TempDir& t, const std::string& name, const std::string& content) {
+  const std::string p = t.path(name);
+  gzFile f = gzopen(p.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  REQUIRE(gzwrite(f, content.data(), static_cast<unsigned>(content.size())) == static_cast<int>(content.size()));
+  gzclose(f);
+  return p;
+}
 
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -164,8 +153,8 @@ TEST_CASE("uniprot: text template and field selection") {
 }
 
 TEST_CASE("uniprot: gzip input gives the same records") {
-  TempDir t;
-  const std::string gz = t.gz("SWISS100.dat.gz", read_all(kSwiss100));
+  TempDir t("readers");
+  const std::string gz = write_gz(t, "SWISS100.dat.gz", read_all(kSwiss100));
   const auto a = read_uniprot(kSwiss100);
   const auto b = read_uniprot(gz);
   REQUIRE(a.size() == b.size());
@@ -184,7 +173,7 @@ TEST_CASE("go_text: names sorted and de-duplicated and empty aspects left out") 
 // ------------------------------------------------------------------------------ UniProt: malformed
 
 TEST_CASE("uniprot: modern evidence tags are stripped") {
-  TempDir t;
+  TempDir t("readers");
   const std::string extra =
       "GN   Name=abcA {ECO:0000312|EMBL:X1}; ORFNames=F1 {ECO:0000313};\n"
       "OS   Escherichia coli (strain K12).\n"
@@ -207,7 +196,7 @@ TEST_CASE("uniprot: modern evidence tags are stripped") {
 }
 
 TEST_CASE("uniprot: truncated last entry is a counted skip naming its ID line") {
-  TempDir t;
+  TempDir t("readers");
   std::string text = entry("P00001", "MKVLAAGIVG") + entry("P00002", "MKKLLPT");
   text.resize(text.size() - 3);  // drop the final "//\n"
   const std::string p = t.file("trunc.dat", text);
@@ -225,7 +214,7 @@ TEST_CASE("uniprot: truncated last entry is a counted skip naming its ID line") 
 }
 
 TEST_CASE("uniprot: bad residue / length mismatch / CRC mismatch / missing SQ / missing AC") {
-  TempDir t;
+  TempDir t("readers");
   const std::string good = entry("P00001", "MKVLAAGIVG");
   std::string bad_char = entry("P00002", "MKVLAAGIVG");
   bad_char.replace(bad_char.find("MKVLAAGIVG"), 10, "MKVLA1GIVG");
@@ -275,7 +264,7 @@ TEST_CASE("uniprot: bad residue / length mismatch / CRC mismatch / missing SQ / 
 }
 
 TEST_CASE("uniprot: missing text fields and empty files") {
-  TempDir t;
+  TempDir t("readers");
   // No DE, no CC, no KW: only the GO part remains; with only "name" chosen the text is empty.
   std::string e = entry("P00001", "MKV");
   e.erase(e.find("DE   "), e.find("DR   ") - e.find("DE   "));
@@ -298,7 +287,7 @@ TEST_CASE("uniprot: missing text fields and empty files") {
 }
 
 TEST_CASE("text_io: corrupt and truncated gzip name the file and line") {
-  TempDir t;
+  TempDir t("readers");
   const std::string garbage = t.file("bad.dat.gz", std::string("\x1f\x8b\x08\x00garbage-not-deflate", 23));
   CHECK(contains(error_of([&] { read_uniprot(garbage); }), garbage + ":1: read error (gzip)"));
 
@@ -306,7 +295,7 @@ TEST_CASE("text_io: corrupt and truncated gzip name the file and line") {
   // line being read.
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i) + " some filler text to compress\n";
-  const std::string full = t.gz("full.gz", text);
+  const std::string full = write_gz(t, "full.gz", text);
   std::string bytes = read_all(full);
   bytes.resize(bytes.size() / 2);
   const std::string cut = t.file("cut.gz", bytes);
@@ -322,7 +311,7 @@ TEST_CASE("text_io: corrupt and truncated gzip name the file and line") {
 }
 
 TEST_CASE("text_io: CRLF and last line without newline and atomic writer") {
-  TempDir t;
+  TempDir t("readers");
   const std::string p = t.file("crlf.txt", "a\r\nb\n\nc");
   LineReader r(p);
   std::string l;
@@ -361,7 +350,7 @@ TEST_CASE("fasta: accession from headers") {
 }
 
 TEST_CASE("fasta: TSV descriptions and a missing description is a counted skip with file:line") {
-  TempDir t;
+  TempDir t("readers");
   const std::string fa = t.file("p.fasta",
                                 ">sp|P00001|A_HUMAN first\nMKV\nLAA*\n"
                                 ">P00002 second\nmkkl\n"
@@ -398,8 +387,8 @@ TEST_CASE("fasta: TSV descriptions and a missing description is a counted skip w
 }
 
 TEST_CASE("fasta: JSONL descriptions and gzip FASTA and bad description lines") {
-  TempDir t;
-  const std::string fa = t.gz("p.fa.gz", ">P1\nMKV\n>P2\nAAA\n");
+  TempDir t("readers");
+  const std::string fa = write_gz(t, "p.fa.gz", ">P1\nMKV\n>P2\nAAA\n");
   const std::string jl = t.file("d.jsonl",
                                 "{\"id\": \"P1\", \"text\": \"One.\"}\n"
                                 "{\"id\": \"P2\", \"text\": \"Two.\"}\n"
@@ -436,7 +425,7 @@ TEST_CASE("fasta: JSONL descriptions and gzip FASTA and bad description lines") 
 // ------------------------------------------------------------------------------ JSONL
 
 TEST_CASE("jsonl: writer and reader round trip with escaping and UTF-8") {
-  TempDir t;
+  TempDir t("readers");
   std::vector<ProteinRecord> in = {
       {"P1", "MKV", "Kinase \"A\"; line\nbreak, tab\t, backslash \\.", 0},
       {"P2", "ACDEFGHIKLMNPQRSTVWY", "Protéine α-hélice — 蛋白", 0},
@@ -466,7 +455,7 @@ TEST_CASE("jsonl: writer and reader round trip with escaping and UTF-8") {
 }
 
 TEST_CASE("jsonl: malformed lines are counted skips naming file:line and custom keys work") {
-  TempDir t;
+  TempDir t("readers");
   const std::string p = t.file("pairs.jsonl",
                                "{\"id\":\"P1\",\"seq\":\"MKV\",\"text\":\"A.\"}\n"
                                "{\"id\":\"P2\",\"seq\":\"MKV\",\"text\":\"B.\"\n"

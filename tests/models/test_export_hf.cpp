@@ -2,6 +2,8 @@
 // scripts/make_hf_fixtures.py --check-engine-checkpoint when python3 has torch and transformers;
 // otherwise the case reports itself skipped.
 #include <doctest/doctest.h>
+
+#include "tests/common/temp_dir.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include "models/esm.h"
 
 using namespace pe;
+using pe::testing::TempDir;
 
 namespace {
 
@@ -18,12 +21,6 @@ bool have_transformers() {
   return std::system("python3 -c 'import torch, transformers, safetensors' >/dev/null 2>&1") == 0;
 }
 
-std::string temp_dir() {
-  char buf[] = "/tmp/pe_export_XXXXXX";
-  char* d = ::mkdtemp(buf);
-  REQUIRE(d != nullptr);
-  return d;
-}
 
 int run_check(const std::string& dir, const char* kind, const std::string& expect) {
   std::string cmd = "python3 " + std::string(PE_SOURCE_DIR) + "/scripts/make_hf_fixtures.py --check-engine-checkpoint " +
@@ -40,7 +37,8 @@ TEST_SUITE("parity") {
     Generator gen(0);
     EsmModel model(EsmConfig::from_json_file(fx + "/config.json"), gen, {DType::F32, Device::cpu()});
     model.load(fx);
-    std::string dir = temp_dir();
+    TempDir td("export");
+    std::string dir = td.dir.string();
     model.save_pretrained(dir);  // f32 safetensors + config.json
     // Our outputs from the exported weights, on the fixture's inputs.
     EsmModel again(EsmConfig::from_json_file(dir + "/config.json"), gen, {DType::F32, Device::cpu()});
@@ -62,7 +60,8 @@ TEST_SUITE("parity") {
     Generator gen(0);
     BertModel model(BertConfig::from_json_file(fx + "/config.json"), gen, {DType::F32, Device::cpu()});
     model.load(fx);
-    std::string dir = temp_dir();
+    TempDir td("export");
+    std::string dir = td.dir.string();
     model.save_pretrained(dir);
     BertModel again(BertConfig::from_json_file(dir + "/config.json"), gen, {DType::F32, Device::cpu()});
     again.load(dir);
