@@ -39,10 +39,11 @@ struct OpenedModel {
   std::unique_ptr<ProtSTModel> model;
   std::unique_ptr<BertTokenizer> tok;
   EvalOptions eo;
+  int64_t max_text_len = 0;  // the request, capped by the text encoder's position table
 };
 
 OpenedModel open_model(const std::string& checkpoint, const std::string& device, int64_t batch_size,
-                       int64_t max_protein_len) {
+                       int64_t max_protein_len, int64_t max_text_len) {
   OpenedModel m;
   m.eo.device = resolve_device(device);
   m.eo.batch_size = batch_size;
@@ -50,12 +51,13 @@ OpenedModel open_model(const std::string& checkpoint, const std::string& device,
   m.ck = load_checkpoint_file(checkpoint);
   m.model = model_from_checkpoint(m.ck, m.eo.device);
   m.tok = std::make_unique<BertTokenizer>(tokenizer_from_checkpoint(m.ck));
+  m.max_text_len = std::min(max_text_len, m.ck.config.text.max_position_embeddings);
   return m;
 }
 }  // namespace
 
 EvalReport run_eval(const EvalCommandOptions& o) {
-  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len);
+  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
   const LoadedCheckpoint& ck = m.ck;
   ProtSTModel* model = m.model.get();
   const BertTokenizer& tok = *m.tok;
@@ -64,7 +66,7 @@ EvalReport run_eval(const EvalCommandOptions& o) {
   json j = {{"checkpoint", o.checkpoint}, {"step", ck.progress.step}};
   if (!o.test_path.empty()) {
     ReadStats st;
-    PairDataset ds = tokenize_pairs(read_pairs(o.test_path, o.descriptions, st), tok, o.max_text_len);
+    PairDataset ds = tokenize_pairs(read_pairs(o.test_path, o.descriptions, st), tok, m.max_text_len);
     std::printf("test: %s: %s\n", o.test_path.c_str(), st.summary().c_str());
     PE_CHECK(!ds.items.empty(), o.test_path, ": no usable pairs");
     rep = evaluate(*model, ds, tok, eo);
@@ -86,9 +88,9 @@ EvalReport run_eval(const EvalCommandOptions& o) {
     std::vector<ProteinRecord> recs = read_pairs(o.zero_shot_data, o.descriptions, st);
     std::vector<std::string> labels;
     for (const auto& r : recs) labels.push_back(r.text);
-    PairDataset ds = tokenize_pairs(recs, tok, o.max_text_len);
+    PairDataset ds = tokenize_pairs(recs, tok, m.max_text_len);
     PE_CHECK(ds.items.size() == recs.size(), o.zero_shot_data, ": some proteins have no residues");
-    ZeroShotResult z = zero_shot(*model, tok, o.zero_shot_prompts, ds, labels, eo);
+    ZeroShotResult z = zero_shot(*model, tok, o.zero_shot_prompts, ds, labels, eo, m.max_text_len);
     std::printf("zero-shot: %lld proteins, %lld labels: accuracy %.4f (chance %.4f)\n", (long long)z.examples,
                 (long long)z.labels, z.accuracy, z.chance);
     j["zero_shot"] = {{"accuracy", z.accuracy}, {"chance", z.chance}, {"examples", z.examples}, {"labels", z.labels}};
@@ -98,7 +100,7 @@ EvalReport run_eval(const EvalCommandOptions& o) {
 }
 
 int64_t run_embed(const EmbedOptions& o) {
-  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len);
+  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
   ProtSTModel* model = m.model.get();
   const BertTokenizer& tok = *m.tok;
   std::string kind = o.kind;
@@ -111,7 +113,7 @@ int64_t run_embed(const EmbedOptions& o) {
     std::vector<ProteinRecord> recs = read_fasta(o.input, {}, &st);
     std::printf("input: %s: %s\n", o.input.c_str(), st.summary().c_str());
     for (auto& r : recs) r.text = "";
-    ds = tokenize_pairs(recs, tok, o.max_text_len);
+    ds = tokenize_pairs(recs, tok, m.max_text_len);
     PE_CHECK(ds.items.size() == recs.size(), o.input, ": some sequences are empty");
   } else {
     std::ifstream f(o.input);
@@ -127,7 +129,7 @@ int64_t run_embed(const EmbedOptions& o) {
       r.text = line;
       recs.push_back(r);
     }
-    ds = tokenize_pairs(recs, tok, o.max_text_len);
+    ds = tokenize_pairs(recs, tok, m.max_text_len);
     for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);  // every line its own row
   }
   PE_CHECK(!ds.items.empty(), o.input, ": nothing to embed");
@@ -151,7 +153,7 @@ int64_t run_embed(const EmbedOptions& o) {
 }
 
 void run_convert(const ConvertOptions& o) {
-  OpenedModel m = open_model(o.checkpoint, o.device, 64, o.max_protein_len);
+  OpenedModel m = open_model(o.checkpoint, o.device, 64, o.max_protein_len, o.max_text_len);
   const LoadedCheckpoint& ck = m.ck;
   ProtSTModel* model = m.model.get();
   const BertTokenizer& tok = *m.tok;
@@ -160,7 +162,7 @@ void run_convert(const ConvertOptions& o) {
   auto load = [&](const std::string& path, std::vector<std::vector<float>>& P, std::vector<std::vector<float>>& T,
                   std::vector<int64_t>& g) {
     ReadStats st;
-    PairDataset ds = tokenize_pairs(read_pairs(path, o.descriptions, st), tok, o.max_text_len);
+    PairDataset ds = tokenize_pairs(read_pairs(path, o.descriptions, st), tok, m.max_text_len);
     PE_CHECK(!ds.items.empty(), path, ": no usable pairs");
     embed_dataset(*model, ds, tok, eo, P, T, g);
   };

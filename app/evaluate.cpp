@@ -208,7 +208,7 @@ std::string EvalReport::summary() const {
 
 ZeroShotResult zero_shot(ProtSTModel& model, const BertTokenizer& tok, const std::string& prompts_tsv,
                          const PairDataset& data, const std::vector<std::string>& labels_of_data,
-                         const EvalOptions& opt) {
+                         const EvalOptions& opt, int64_t max_text_len) {
   std::ifstream f(prompts_tsv);
   PE_CHECK(f.good(), "zero-shot: cannot read prompts ", prompts_tsv);
   std::vector<std::string> labels;
@@ -222,7 +222,7 @@ ZeroShotResult zero_shot(ProtSTModel& model, const BertTokenizer& tok, const std
     PE_CHECK(tab != std::string::npos, prompts_tsv, ":", lineno, ": expected 'label<TAB>prompt'");
     labels.push_back(line.substr(0, tab));
     Example e;
-    e.text = tok.encode(line.substr(tab + 1), 512);
+    e.text = tok.encode(line.substr(tab + 1), size_t(max_text_len));
     e.residues = {4};
     e.group = int64_t(prompts.size());
     prompts.push_back(e);

@@ -55,6 +55,6 @@ struct ZeroShotResult {
 // prompts: TSV "label<TAB>prompt"; data: pairs whose text field is the true label.
 ZeroShotResult zero_shot(ProtSTModel& model, const BertTokenizer& tok, const std::string& prompts_tsv,
                          const PairDataset& data_with_labels, const std::vector<std::string>& labels_of_data,
-                         const EvalOptions& opt);
+                         const EvalOptions& opt, int64_t max_text_len = 512);
 
 }  // namespace pe

@@ -100,9 +100,9 @@ PairDataset load_split(const std::string& path, const std::string& desc, const B
 
 EvalReport train(const TrainOptions& o) {
   Device dev = resolve_device(o.device);
-  ::mkdir(o.out.c_str(), 0755);
+  make_dirs(o.out);
   std::string ckdir = o.out + "/checkpoints";
-  ::mkdir(ckdir.c_str(), 0755);
+  make_dirs(ckdir);
 
   // ---- data paths
   std::string train_path = o.train_path, test_path = o.test_path;
@@ -371,7 +371,7 @@ EvalReport train(const TrainOptions& o) {
 
   // ---- final: HF-loadable encoders and the held-out evaluation
   std::string final_dir = o.out + "/final";
-  ::mkdir(final_dir.c_str(), 0755);
+  make_dirs(final_dir);
   model->protein_encoder().save_pretrained(final_dir + "/protein_model");
   model->text_encoder().save_pretrained(final_dir + "/text_model");
   write_vocab(final_dir + "/text_model/vocab.txt", vocab);

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -129,6 +130,12 @@ std::vector<std::pair<std::string, Tensor>> named_tensors(const ParamStore& ps, 
   for (const auto& n : ps.names())
     if (n.rfind(prefix, 0) == 0) out.emplace_back(n.substr(prefix.size()), ps.get(n));
   return out;
+}
+
+void make_dirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  PE_CHECK(!ec, "cannot create directory ", dir, ": ", ec.message());
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {

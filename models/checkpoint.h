@@ -39,6 +39,9 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
 // entries not starting with `prefix` are skipped.
 std::vector<std::pair<std::string, Tensor>> named_tensors(const ParamStore& ps, const std::string& prefix = "");
 
+// Creates `dir` and its parents if missing; errors name the directory.
+void make_dirs(const std::string& dir);
+
 // Atomic text write (temporary file + rename) for config.json and friends.
 void write_text_atomic(const std::string& path, const std::string& text);
 std::string read_text_file(const std::string& path);

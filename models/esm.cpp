@@ -142,7 +142,7 @@ LoadReport EsmModel::load(const std::string& path) {
 }
 
 void EsmModel::save_pretrained(const std::string& dir, DType as) const {
-  ::mkdir(dir.c_str(), 0755);
+  make_dirs(dir);
   save_tensors(dir + "/model.safetensors", named_tensors(ps_), {{"format", "pt"}}, &as);
   write_text_atomic(dir + "/config.json", cfg_.to_json());
 }

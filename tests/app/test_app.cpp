@@ -204,4 +204,57 @@ TEST_SUITE("app") {
     std::ofstream(o.train_path) << "x\n";
     CHECK_THROWS_WITH_AS(train(o), doctest::Contains("unknown pair file type"), Error);
   }
+
+  TEST_CASE("eval with zero-shot prompts and convert run end to end on a trained checkpoint") {
+    TempDir td("zeroshot");
+    std::string d = td.dir.string();
+    TrainOptions o = tiny_options(d);
+    o.steps = 3;
+    train(o);
+    std::string ckpt = d + "/checkpoints/step-3.safetensors";
+    // Labels are keywords of the sample; every protein's "text" is its label.
+    std::string prompts = td.file("prompts.tsv", "# label<TAB>prompt\nkinase\tA protein kinase.\nbinding\tA DNA-binding protein.\n");
+    std::string data = td.file("labelled.jsonl",
+                               "{\"id\":\"a\",\"seq\":\"MKTAYIAKQRQISFVKSHFSRQ\",\"text\":\"kinase\"}\n"
+                               "{\"id\":\"b\",\"seq\":\"GSHMLEDPVDAFQ\",\"text\":\"binding\"}\n"
+                               "{\"id\":\"c\",\"seq\":\"MAAAAAAAAK\",\"text\":\"kinase\"}\n");
+    EvalCommandOptions e;
+    e.checkpoint = ckpt;
+    e.device = "cpu";
+    e.test_path = sample();
+    e.zero_shot_prompts = prompts;
+    e.zero_shot_data = data;
+    e.json_out = d + "/eval.json";
+    EvalReport rep = run_eval(e);
+    CHECK(rep.proteins == 100);
+    auto j = nlohmann::json::parse(std::ifstream(e.json_out));
+    CHECK(j["zero_shot"]["examples"] == 3);
+    CHECK(j["zero_shot"]["labels"] == 2);
+    CHECK(j["zero_shot"]["chance"].get<double>() == doctest::Approx(0.5));
+    double acc = j["zero_shot"]["accuracy"].get<double>();
+    CHECK((acc == 0.0 || acc == doctest::Approx(1.0 / 3) || acc == doctest::Approx(2.0 / 3) || acc == 1.0));
+    CHECK(j["p2t"]["queries"] == 100);
+    // A prompt line without a tab names the file and line.
+    e.zero_shot_prompts = td.file("bad.tsv", "kinase A protein kinase\n");
+    CHECK_THROWS_WITH_AS(run_eval(e), doctest::Contains("bad.tsv:1"), Error);
+
+    ConvertOptions c;
+    c.checkpoint = ckpt;
+    c.device = "cpu";
+    c.train_path = sample();
+    c.test_path = sample();
+    c.output = d + "/converted.safetensors";
+    c.steps = 60;
+    c.batch_size = 32;
+    run_convert(c);
+    LoadedCheckpoint conv = load_checkpoint_file(c.output);
+    LoadedCheckpoint orig = load_checkpoint_file(ckpt);
+    // Only the conversion MLPs changed.
+    for (const auto& [name, t] : orig.model) {
+      bool conversion = name.rfind("conversion.", 0) == 0;
+      CAPTURE(name);
+      CHECK((t.to_double_vector() == conv.model.at(name).to_double_vector()) != conversion);
+    }
+  }
 }
+
