@@ -11,6 +11,8 @@
 # 3. runs the benchmarks (bench/bench_*) and their PyTorch twins (bench/torch_baselines.py, and
 #    bench/torch_fused_baselines.py for the fused attention / InfoNCE / masked CE);
 # 4. prints a short summary table last. Logs: LOG_DIR/<step>.log; benchmark rows: LOG_DIR/bench_table.md.
+# Dependencies the GPU machine lacks: run scripts/bundle_gpu_deps.sh on the development machine and
+# carry .gpu-deps along; it is picked up automatically.
 # Environment: PE_GPU_BUILD_DIR (default build-gpu-check), PE_DEPS_PREFIX (extra CMAKE_PREFIX_PATH),
 # PE_GPU_CHECK_SKIP_TORCH=1 to skip the PyTorch twins.
 set -uo pipefail
@@ -77,6 +79,8 @@ detail() {
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 prefix=()
+# Dependencies bundled here by scripts/bundle_gpu_deps.sh (carried as .gpu-deps) are used when present.
+[ -z "${PE_DEPS_PREFIX:-}" ] && [ -d "$root/.gpu-deps" ] && PE_DEPS_PREFIX="$root/.gpu-deps"
 [ -n "${PE_DEPS_PREFIX:-}" ] && prefix=(-DCMAKE_PREFIX_PATH="$PE_DEPS_PREFIX")
 step configure 90 cmake -S "$root" -B "$build" "${generator[@]}" "${prefix[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DPE_CUDA=ON -DPE_CUDA_ARCHITECTURES=90 -DPE_BUILD_TESTS=ON -DPE_BUILD_BENCH=ON
