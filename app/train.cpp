@@ -197,9 +197,14 @@ EvalReport train(const TrainOptions& o) {
   }
 
   // ---- data
-  PairDataset train_ds = load_split(train_path, o.descriptions, tok, o.max_text_len, "train");
+  // Texts never exceed the text encoder's position table (512 for BERT checkpoints).
+  int64_t max_text = std::min(o.max_text_len, model->config().text.max_position_embeddings);
+  if (max_text < o.max_text_len)
+    std::printf("note: --max-text-len %lld capped at the text encoder's %lld positions\n", (long long)o.max_text_len,
+                (long long)max_text);
+  PairDataset train_ds = load_split(train_path, o.descriptions, tok, max_text, "train");
   PairDataset test_ds;
-  if (!test_path.empty()) test_ds = load_split(test_path, o.descriptions, tok, o.max_text_len, "test");
+  if (!test_path.empty()) test_ds = load_split(test_path, o.descriptions, tok, max_text, "test");
   PairDataset eval_ds = test_ds;
   if (o.eval_subset > 0 && int64_t(eval_ds.items.size()) > o.eval_subset) eval_ds.items.resize(size_t(o.eval_subset));
 

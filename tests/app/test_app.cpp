@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -255,6 +256,39 @@ TEST_SUITE("app") {
       CAPTURE(name);
       CHECK((t.to_double_vector() == conv.model.at(name).to_double_vector()) != conversion);
     }
+  }
+
+  TEST_CASE("train from Hugging Face encoder folders: the text encoder stays frozen and the protein encoder learns") {
+    TempDir td("hf_start");
+    std::string fx = std::string(PE_SOURCE_DIR) + "/tests/fixtures/hf";
+    std::filesystem::copy(fx + "/esm_tiny", td.path("esm"));
+    std::filesystem::copy(fx + "/bert_tiny", td.path("bert"));
+    // bert_tiny has a 120-token vocabulary with [PAD]=0, [CLS]=2, [SEP]=3; give it a vocab.txt.
+    std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+    const char* words[] = {"protein", "kinase", "binding", "dna", "membrane", "transport", "activity", "process",
+                           "component", "function", "molecular", "biological", "cellular", "of", "the", "and"};
+    int n = 5;
+    for (const char* w : words) vocab += std::string(w) + "\n", ++n;
+    for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(1, c) + "\n", ++n;
+    for (char c = 'a'; n < 120; ++c) vocab += std::string("##") + c + "\n", ++n;
+    td.file("bert/vocab.txt", vocab);
+    TrainOptions o = tiny_options(td.path("run"));
+    o.protein_model = td.path("esm");
+    o.text_model = td.path("bert");
+    o.steps = 2;
+    o.max_text_len = 40;
+    train(o);
+    LoadedCheckpoint ck = load_checkpoint_file(td.path("run") + "/checkpoints/step-2.safetensors");
+    CHECK(ck.meta["text_frozen"] == true);
+    CHECK(ck.config.protein.hidden_size == 48);
+    CHECK(ck.config.text.vocab_size == 120);
+    SafetensorsCheckpoint bert(td.path("bert") + "/model.safetensors"), esm(td.path("esm") + "/model.safetensors");
+    std::string tname = "encoder.layer.0.attention.self.query.weight";
+    std::vector<float> t0 = bert.read_f32(tname), t1 = ck.model.at("text_model." + tname).to_float_vector();
+    CHECK(t0 == t1);  // frozen: bit for bit
+    std::string pname = "esm.encoder.layer.0.attention.self.query.weight";
+    std::vector<float> p0 = esm.read_f32(pname), p1 = ck.model.at("protein_model." + pname).to_float_vector();
+    CHECK(p0 != p1);  // trained
   }
 }
 
