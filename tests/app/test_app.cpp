@@ -226,6 +226,7 @@ TEST_SUITE("app") {
     e.zero_shot_prompts = prompts;
     e.zero_shot_data = data;
     e.json_out = d + "/eval.json";
+    e.max_protein_len = 64;  // keeps the test fast (also under the sanitizers)
     EvalReport rep = run_eval(e);
     CHECK(rep.proteins == 100);
     auto j = nlohmann::json::parse(std::ifstream(e.json_out));
@@ -247,6 +248,7 @@ TEST_SUITE("app") {
     c.output = d + "/converted.safetensors";
     c.steps = 60;
     c.batch_size = 32;
+    c.max_protein_len = 64;
     run_convert(c);
     LoadedCheckpoint conv = load_checkpoint_file(c.output);
     LoadedCheckpoint orig = load_checkpoint_file(ckpt);
