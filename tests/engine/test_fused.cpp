@@ -5,6 +5,8 @@
 // central-difference gradient checks at small sizes.
 #include <doctest/doctest.h>
 
+#include "tests/common/compare.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -15,24 +17,10 @@
 #include "models/layers.h"
 
 using namespace pe;
+using pe::testing::rel_err;
 
 namespace {
 
-// max |got - ref| / max(max |ref|, 1e-300): error relative to the reference's magnitude.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  REQUIRE(got.defined());
-  REQUIRE(ref.defined());
-  REQUIRE(got.shape() == ref.shape());
-  std::vector<double> g = got.to_double_vector(), r = ref.to_double_vector();
-  double mag = 1e-300, err = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    mag = std::max(mag, std::abs(r[i]));
-    double e = std::abs(g[i] - r[i]);
-    if (std::isnan(g[i]) != std::isnan(r[i])) e = INFINITY;
-    err = std::max(err, e);
-  }
-  return err / mag;
-}
 
 Tensor leaf(const Shape& s, Generator& gen, double std = 1.0) {
   return randn(s, gen, DType::F64, Device::cpu(), 0.0, std).requires_grad_(true);

@@ -7,6 +7,8 @@
 // prints "[cuda-skipped]" (CTest counts it as skipped).
 #include <doctest/doctest.h>
 
+#include "tests/common/compare.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "autograd/fused.h"
 
 using namespace pe;
+using pe::testing::rel_err;
 
 namespace {
 
@@ -34,23 +37,6 @@ Backend& gpu() { return *cuda_backend(); }
 Backend& cpu() { return cpu_backend(); }
 DType acc_of(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
-// max |got - ref| / max |ref| over the finite reference entries; infinite entries must match exactly.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  REQUIRE(got.shape() == ref.shape());
-  std::vector<double> g = got.to_double_vector(), r = ref.to_double_vector();
-  double mag = 1e-30, err = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    if (std::isinf(r[i])) {
-      if (g[i] != r[i]) return INFINITY;
-      continue;
-    }
-    mag = std::max(mag, std::abs(r[i]));
-    double e = std::abs(g[i] - r[i]);
-    if (std::isnan(g[i])) e = INFINITY;
-    err = std::max(err, e);
-  }
-  return err / mag;
-}
 
 // An input rounded to dt: on the GPU, and its exact values in f64 on the CPU.
 struct Pair {

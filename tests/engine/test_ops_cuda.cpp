@@ -2,6 +2,8 @@
 // the gradient of every differentiated input. Skipped (and counted) without a GPU.
 #include <doctest/doctest.h>
 
+#include "tests/common/compare.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -12,19 +14,6 @@ using namespace pe::testing;
 
 namespace {
 
-// max |got - ref| / max(max |ref|, 1e-6): error relative to the reference's magnitude.
-double rel_err(const Tensor& got, const Tensor& ref) {
-  std::vector<double> g = got.to_double_vector(), r = ref.to_double_vector();
-  REQUIRE(g.size() == r.size());
-  double mag = 1e-6, err = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    mag = std::max(mag, std::abs(r[i]));
-    double e = std::abs(g[i] - r[i]);
-    if (std::isnan(g[i]) != std::isnan(r[i])) e = INFINITY;
-    err = std::max(err, e);
-  }
-  return err / mag;
-}
 
 struct RunResult {
   Tensor out;
@@ -68,12 +57,12 @@ TEST_SUITE("cuda") {
         double tol = dt == DType::F32 ? 1e-5 : 2e-2;
         RunResult got = run_case(c, inputs, Device::cuda(), dt);
         INFO("op case ", c.name, " dtype ", dtype_name(dt));
-        CHECK(rel_err(got.out, ref.out) <= tol);
+        CHECK(rel_err(got.out, ref.out, 1e-6) <= tol);
         for (size_t i = 0; i < inputs.size(); ++i) {
           if (!ref.grads[i].defined()) continue;
           INFO("gradient of input ", i);
           REQUIRE(got.grads[i].defined());
-          CHECK(rel_err(got.grads[i], ref.grads[i]) <= tol);
+          CHECK(rel_err(got.grads[i], ref.grads[i], 1e-6) <= tol);
         }
         ++run;
       }

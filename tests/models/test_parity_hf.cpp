@@ -3,28 +3,20 @@
 // gradient of sum(output * loss_weights) for every parameter, in float64 and float32.
 #include <doctest/doctest.h>
 
+#include "tests/common/compare.h"
+
 #include <cmath>
 
 #include "models/bert.h"
 #include "models/esm.h"
 
 using namespace pe;
+using pe::testing::rel_err;
 
 namespace {
 
 std::string fixture_dir(const std::string& name) { return std::string(PE_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
 
-// max |a - b| / max |b|
-double rel_err(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  std::vector<double> x = a.to_double_vector(), y = b.to_double_vector();
-  double mag = 1e-30, err = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    mag = std::max(mag, std::abs(y[i]));
-    err = std::max(err, std::abs(x[i] - y[i]));
-  }
-  return err / mag;
-}
 
 // Gradient error relative to max(|this reference|, 1e-3 * largest reference gradient): some
 // gradients are exactly zero in exact arithmetic (attention key biases shift every score of a row
