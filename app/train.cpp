@@ -1,7 +1,5 @@
 #include "app/train.h"
 
-#include <sys/stat.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>

@@ -166,12 +166,7 @@ bool FastaReader::next(ProteinRecord& rec) {
 
 std::vector<ProteinRecord> read_fasta(const std::string& path, const FastaOptions& opt,
                                       ReadStats* stats) {
-  FastaReader r(path, opt);
-  std::vector<ProteinRecord> out;
-  ProteinRecord rec;
-  while (r.next(rec)) out.push_back(std::move(rec));
-  if (stats) *stats = r.stats();
-  return out;
+  return read_all_records<FastaReader>(path, opt, stats);
 }
 
 }  // namespace pe

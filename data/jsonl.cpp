@@ -65,12 +65,7 @@ bool JsonlReader::next(ProteinRecord& rec) {
 
 std::vector<ProteinRecord> read_jsonl(const std::string& path, const JsonlOptions& opt,
                                       ReadStats* stats) {
-  JsonlReader r(path, opt);
-  std::vector<ProteinRecord> out;
-  ProteinRecord rec;
-  while (r.next(rec)) out.push_back(std::move(rec));
-  if (stats) *stats = r.stats();
-  return out;
+  return read_all_records<JsonlReader>(path, opt, stats);
 }
 
 JsonlWriter::JsonlWriter(const std::string& path) : out_(std::make_unique<TextWriter>(path)) {}

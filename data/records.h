@@ -65,6 +65,18 @@ struct ReadStats {
   }
 };
 
+// Reads every record of a streaming reader (UniProtReader, FastaReader, JsonlReader) into memory;
+// stats (if given) receives the reader's counts.
+template <typename Reader, typename Options>
+std::vector<ProteinRecord> read_all_records(const std::string& path, const Options& opt, ReadStats* stats) {
+  Reader r(path, opt);
+  std::vector<ProteinRecord> out;
+  ProteinRecord rec;
+  while (r.next(rec)) out.push_back(std::move(rec));
+  if (stats) *stats = r.stats();
+  return out;
+}
+
 // Residue check shared by the readers: returns the index of the first character that is not an
 // upper-case letter A–Z, or std::string::npos when the sequence is clean. All 26 letters are
 // accepted (the 20 standard residues plus B, J, O, U, X, Z used by UniProt and NCBI).

@@ -324,12 +324,7 @@ bool UniProtReader::next(ProteinRecord& rec) {
 
 std::vector<ProteinRecord> read_uniprot(const std::string& path, const UniProtOptions& opt,
                                         ReadStats* stats) {
-  UniProtReader r(path, opt);
-  std::vector<ProteinRecord> out;
-  ProteinRecord rec;
-  while (r.next(rec)) out.push_back(std::move(rec));
-  if (stats) *stats = r.stats();
-  return out;
+  return read_all_records<UniProtReader>(path, opt, stats);
 }
 
 }  // namespace pe

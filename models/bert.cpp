@@ -1,7 +1,5 @@
 #include "models/bert.h"
 
-#include <sys/stat.h>
-
 #include <cmath>
 #include <nlohmann/json.hpp>
 

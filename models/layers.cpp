@@ -112,15 +112,13 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
   return m;
 }
 
-static int g_fused = -1;  // -1: not decided yet (read PE_FUSED once)
 bool fused_kernels(const Device& d) {
-  if (g_fused < 0) {
+  static const bool on = [] {
     const char* e = std::getenv("PE_FUSED");
-    g_fused = (e && std::strcmp(e, "0") == 0) ? 0 : 1;
-  }
-  return d.is_cuda() && g_fused == 1;
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return d.is_cuda() && on;
 }
-void set_fused_kernels(bool on) { g_fused = on ? 1 : 0; }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
   if (!fused_kernels(q.device())) return attention_reference(q, k, v, key_mask, scale);

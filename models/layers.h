@@ -72,9 +72,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
 
 // Whether models use the fused kernels (attention, InfoNCE, masked cross-entropy) on CUDA.
-// Default on; the environment variable PE_FUSED=0 or set_fused_kernels(false) selects the
-// compositions (for debugging a kernel against its reference on the same device).
+// Default on; the environment variable PE_FUSED=0 selects the compositions (for debugging a kernel
+// against its reference on the same device).
 bool fused_kernels(const Device& d);
-void set_fused_kernels(bool on);
 
 }  // namespace pe

@@ -6,13 +6,6 @@
 
 namespace pe {
 
-int64_t ProtSTBatch::real_tokens() const {
-  double n = 0;
-  if (protein_mask.defined()) n += sum(protein_mask.to(DType::F64)).item();
-  if (text_mask.defined()) n += sum(text_mask.to(DType::F64)).item();
-  return int64_t(n);
-}
-
 Tensor masked_mean(const Tensor& x, const Tensor& mask) {
   int64_t B = x.size(0), L = x.size(1);
   Tensor m = mask.to(x.device()).to(x.dtype()).view({B, L, 1});

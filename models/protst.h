@@ -36,7 +36,6 @@ struct ProtSTBatch {
   Tensor word_mask;                  // [B, Lt] i64: 1 on tokens that are not [CLS]/[SEP]/[PAD]
   Tensor text_mlm_index, text_mlm_target;
   Tensor pair_group;                 // [B] i64: equal ids = identical texts (optional)
-  int64_t real_tokens() const;       // residues + text tokens that are not padding
 };
 
 struct ProtSTOutput {
