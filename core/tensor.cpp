@@ -123,6 +123,7 @@ int64_t Tensor::size(int64_t d) const {
 bool Tensor::is_contiguous() const {
   const Shape& s = shape();
   const Shape& st = strides();
+  if (numel() == 0) return true;  // nothing to lay out (contiguous_strides gives such shapes stride 1)
   int64_t acc = 1;
   for (int64_t i = int64_t(s.size()) - 1; i >= 0; --i) {
     if (s[size_t(i)] == 1) continue;
