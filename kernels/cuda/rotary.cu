@@ -1,6 +1,6 @@
 // Rotary embedding, rotate-half convention, positions 0..L-1. inv_freq = base^(-2i/dim) is computed
-// on the host in double and rounded to float, as the CPU backend does in its f32 path, and cached
-// on the device per (base, dim).
+// on the host in double and cached on the device per (base, dim); the kernel rounds it to the
+// accumulation type (float for f32/bf16, double for f64), as the CPU backend does.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -23,7 +23,7 @@ __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(
 
 // One thread per (b*L + l, i < half); the angle is shared by all heads.
 template <typename T>
-__global__ void rotary_kernel(const T* __restrict__ x, T* __restrict__ out, const float* __restrict__ inv_freq,
+__global__ void rotary_kernel(const T* __restrict__ x, T* __restrict__ out, const double* __restrict__ inv_freq,
                               int64_t BL, int64_t L, int64_t H, int64_t D, acc_t<T> sign) {
   using A = acc_t<T>;
   int64_t half = D / 2, total = BL * half;
@@ -44,9 +44,9 @@ __global__ void rotary_kernel(const T* __restrict__ x, T* __restrict__ out, cons
 }
 
 // Device copy of inv_freq for (base, dim), built once.
-const float* inv_freq_on_device(double base, int64_t D) {
+const double* inv_freq_on_device(double base, int64_t D) {
   static std::mutex mu;
-  static std::map<std::pair<uint64_t, int64_t>, float*>* cache = new std::map<std::pair<uint64_t, int64_t>, float*>();
+  static std::map<std::pair<uint64_t, int64_t>, double*>* cache = new std::map<std::pair<uint64_t, int64_t>, double*>();
   uint64_t base_bits;
   std::memcpy(&base_bits, &base, sizeof(base));
   std::lock_guard<std::mutex> lock(mu);
@@ -54,13 +54,12 @@ const float* inv_freq_on_device(double base, int64_t D) {
   auto it = cache->find(key);
   if (it != cache->end()) return it->second;
   int64_t half = D / 2;
-  std::vector<float> host(size_t(half > 0 ? half : 1));
-  // base^(-2i/D) in double, rounded once to float: the value the CPU backend uses in its f32 path
-  // (kernels/cpu/index.cpp).
-  for (int64_t i = 0; i < half; ++i) host[size_t(i)] = float(std::pow(base, -double(2 * i) / double(D)));
-  float* dev = nullptr;
-  PE_CUDA_CHECK(cudaMalloc(&dev, host.size() * sizeof(float)), "rotary");
-  PE_CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "rotary");
+  std::vector<double> host(size_t(half > 0 ? half : 1));
+  // base^(-2i/D) in double, as kernels/cpu/index.cpp computes it.
+  for (int64_t i = 0; i < half; ++i) host[size_t(i)] = std::pow(base, -double(2 * i) / double(D));
+  double* dev = nullptr;
+  PE_CUDA_CHECK(cudaMalloc(&dev, host.size() * sizeof(double)), "rotary");
+  PE_CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * sizeof(double), cudaMemcpyHostToDevice), "rotary");
   cache->emplace(key, dev);
   return dev;
 }
@@ -75,7 +74,7 @@ void CudaBackend::rotary(const Tensor& x, const Tensor& out, double base, bool i
            x.str());
   int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
   if (x.numel() == 0) return;
-  const float* inv_freq = inv_freq_on_device(base, D);
+  const double* inv_freq = inv_freq_on_device(base, D);
   dispatch_float(x.dtype(), "rotary", [&](auto tag) {
     using T = decltype(tag);
     int64_t work = B * L * (D / 2);
