@@ -30,6 +30,7 @@
 #include <limits>
 
 #include "kernels/cuda/cuda_backend.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace pe::cuda {
 
@@ -113,16 +114,23 @@ __global__ void __launch_bounds__(128)
   }
 }
 
-// A warp per outer row; its fp32/fp64 output accumulator lives in dynamic shared memory
+// Accumulator of the simple gradient kernel's sums over all inner rows (30,522 for a BERT
+// vocabulary): fp64 for f32/f64 inputs, so that the f32 result keeps f32 accuracy however long the
+// sum; fp32 for bf16 (whose rounding dominates). The exponentials stay in acc_t.
+template <typename T>
+using grad_sum_t = std::conditional_t<std::is_same_v<T, bf16_t>, float, double>;
+
+// A warp per outer row; its output accumulator (grad_sum_t) lives in dynamic shared memory
 // (warps per block x D values). gsum/gzsum (any floating dtype, may be null): sum_n G and sum_n G (z - bias).
 template <typename T>
 __global__ void xent_grad_simple(XentView v, T* __restrict__ gout, FloatPtr gsum, FloatPtr gzsum) {
   using A = acc_t<T>;
+  using S = grad_sum_t<T>;
   extern __shared__ __align__(16) unsigned char smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t o = int64_t(blockIdx.x) * (blockDim.x >> 5) + warp;
   if (o >= v.n_out) return;
-  A* acc = reinterpret_cast<A*>(smem) + int64_t(warp) * v.D;  // lane-owned entries only: no sync needed
+  S* acc = reinterpret_cast<S*>(smem) + int64_t(warp) * v.D;  // lane-owned entries only: no sync needed
   for (int64_t d = lane; d < v.D; d += 32) acc[d] = 0;
   const T* X = static_cast<const T*>(v.outer);
   const T* Y = static_cast<const T*>(v.inner);
@@ -133,7 +141,7 @@ __global__ void xent_grad_simple(XentView v, T* __restrict__ gout, FloatPtr gsum
   const int64_t ko = v.okey(o);
   const A bias_o = (v.bias.p && v.bias_outer) ? v.bias.load<A>(o) : A(0);
   const T* xo = X + o * v.D;
-  A gs = 0, gz = 0;
+  S gs = 0, gz = 0;
   for (int64_t n = 0; n < v.n_in; ++n) {
     const T* yn = Y + n * v.D;
     A dot = 0;
@@ -147,11 +155,11 @@ __global__ void xent_grad_simple(XentView v, T* __restrict__ gout, FloatPtr gsum
       const A* si = si_all + 2 * n;
       G += wi * (m_exp(z - si[0]) - (pos ? m_exp(z - si[1]) : A(0)));
     }
-    gs += G;
-    gz += G * (z - bias);
-    for (int64_t d = lane; d < v.D; d += 32) acc[d] += G * to_acc(yn[d]);
+    gs += S(G);
+    gz += S(G) * S(z - bias);
+    for (int64_t d = lane; d < v.D; d += 32) acc[d] += S(G) * S(to_acc(yn[d]));
   }
-  for (int64_t d = lane; d < v.D; d += 32) gout[o * v.D + d] = from_acc<T>(a * acc[d]);
+  for (int64_t d = lane; d < v.D; d += 32) gout[o * v.D + d] = from_acc<T>(S(a) * acc[d]);
   if (lane == 0) {
     if (gsum.p) gsum.store(o, gs);
     if (gzsum.p) gzsum.store(o, gz);
@@ -159,35 +167,7 @@ __global__ void xent_grad_simple(XentView v, T* __restrict__ gout, FloatPtr gsum
 }
 
 // ================================================================== tensor-core kernels (bf16)
-// Fragment layouts as in attention.cu (PTX ISA mma.m16n8k16): g = lane / 4, t = lane % 4;
-// A 16x16: a0 (g, 2t..), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B 16x8: b0 (k 2t.., n g),
-// b1 (k 2t+8.., n g); C: c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1).
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-__device__ __forceinline__ uint32_t lds32(const bf16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* base, int ld, int row0, int col0, int g, int t) {
-  const bf16_t* p = base + (row0 + g) * ld + col0 + 2 * t;
-  a[0] = lds32(p);
-  a[1] = lds32(p + 8 * ld);
-  a[2] = lds32(p + 8);
-  a[3] = lds32(p + 8 * ld + 8);
-}
-// B fragment at (k0, n0) from an n-major array: element (k, n) at base[n * ld + k].
-__device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16_t* base, int ld, int n0, int k0, int g,
-                                       int t) {
-  const bf16_t* p = base + (n0 + g) * ld + k0 + 2 * t;
-  b0 = lds32(p);
-  b1 = lds32(p + 8);
-}
+// mma.sync.m16n8k16 and its fragments: kernels/cuda/mma.cuh.
 
 constexpr int kChunk = 64;        // features per step
 constexpr int kLd = kChunk + 8;   // padded row of a [rows][64] tile
@@ -637,8 +617,7 @@ void run_grad(const Host& h, const Tensor& x, XentView v, const Tensor& gout, co
   }
   dispatch_float(x.dtype(), h.op, [&](auto tag) {
     using T = decltype(tag);
-    using A = acc_t<T>;
-    const size_t per_warp = size_t(v.D) * sizeof(A);
+    const size_t per_warp = size_t(v.D) * sizeof(grad_sum_t<T>);
     PE_CHECK(per_warp <= 48 * 1024, h.op, ": feature dim ", v.D, " too large for the simple CUDA kernel");
     const int warps = int(std::max<size_t>(1, std::min<size_t>(4, (48 * 1024) / std::max<size_t>(per_warp, 1))));
     const unsigned grid = unsigned((v.n_out + warps - 1) / warps);
