@@ -9,5 +9,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config git ca-certificates \
   libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev \
-  zlib1g-dev libpng-dev libutf8proc-dev libomp-dev >/dev/null
+  zlib1g-dev libpng-dev libutf8proc-dev libomp-dev python3 >/dev/null
 echo "install_deps: system packages ready"

@@ -70,12 +70,6 @@ Backend& cpu_backend() {
   return backend;
 }
 
-#ifndef PE_WITH_CUDA
-Backend* cuda_backend() { return nullptr; }
-bool cuda_available() { return false; }
-int cuda_device_count() { return 0; }
-#endif
-
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu_backend();
   Backend* b = cuda_backend();

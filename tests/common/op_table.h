@@ -27,6 +27,11 @@ struct OpCase {
   double eps = 1e-6, atol = 1e-7, rtol = 1e-5;  // gradcheck
   bool cuda = true;                             // also compared on CUDA
   bool bf16 = true;                             // also compared in bf16 on CUDA
+  // bf16-vs-f64 tolerance (relative to the largest reference value). 2e-2 by default; larger where
+  // the gradient cancels: softmax's y * (g - sum(y g)) over bf16-stored y and g has an inherent error
+  // of 1.1 % median, 2.6 % worst over 200 random [4, 9] problems (fp32 math, bf16 storage, computed
+  // with PyTorch as an independent model of the same arithmetic).
+  double bf16_tol = 2e-2;
 };
 
 inline InputSpec N(Shape s) { return {std::move(s), Domain::Normal, 0, true}; }
@@ -62,7 +67,10 @@ inline std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed = 7) {
 inline std::vector<OpCase> op_table() {
   using V = const std::vector<Tensor>&;
   std::vector<OpCase> t;
-  auto add_case = [&](OpCase c) { t.push_back(std::move(c)); };
+  auto add_case = [&](OpCase c) -> OpCase& {
+    t.push_back(std::move(c));
+    return t.back();
+  };
 
   // ---- elementwise binary, with broadcast and non-contiguous variants
   add_case({"add", {N({3, 4}), N({3, 4})}, [](V x) { return add(x[0], x[1]); }});
@@ -125,8 +133,8 @@ inline std::vector<OpCase> op_table() {
   }});
   add_case({"linear", {N({2, 3, 6}), N({5, 6}), N({5})}, [](V x) { return linear(x[0], x[1], x[2]); }});
   // ---- softmax and norms
-  add_case({"softmax", {N({4, 9})}, [](V x) { return softmax(x[0], -1); }});
-  add_case({"softmax/dim0", {N({4, 9})}, [](V x) { return softmax(x[0], 0); }});
+  add_case({"softmax", {N({4, 9})}, [](V x) { return softmax(x[0], -1); }}).bf16_tol = 4e-2;
+  add_case({"softmax/dim0", {N({4, 9})}, [](V x) { return softmax(x[0], 0); }}).bf16_tol = 4e-2;
   add_case({"log_softmax", {N({4, 9})}, [](V x) { return log_softmax(x[0], -1); }});
   add_case({"layer_norm", {N({3, 4, 7}), N({7}), N({7})}, [](V x) { return layer_norm(x[0], x[1], x[2], 1e-5); }});
   add_case({"layer_norm/no_affine_noncontig", {N({7, 5})}, [](V x) {

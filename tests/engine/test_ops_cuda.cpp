@@ -54,9 +54,9 @@ TEST_SUITE("cuda") {
       RunResult ref = run_case(c, inputs, Device::cpu(), DType::F64);
       for (DType dt : {DType::F32, DType::BF16}) {
         if (dt == DType::BF16 && !c.bf16) continue;
-        double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+        double tol = dt == DType::F32 ? 1e-5 : c.bf16_tol;
         RunResult got = run_case(c, inputs, Device::cuda(), dt);
-        INFO("op case ", c.name, " dtype ", dtype_name(dt));
+        INFO("op case ", c.name, " dtype ", std::string(dtype_name(dt)));
         CHECK(rel_err(got.out, ref.out, 1e-6) <= tol);
         for (size_t i = 0; i < inputs.size(); ++i) {
           if (!ref.grads[i].defined()) continue;
