@@ -83,7 +83,7 @@ prefix=()
 [ -z "${PE_DEPS_PREFIX:-}" ] && [ -d "$root/.gpu-deps" ] && PE_DEPS_PREFIX="$root/.gpu-deps"
 [ -n "${PE_DEPS_PREFIX:-}" ] && prefix=(-DCMAKE_PREFIX_PATH="$PE_DEPS_PREFIX")
 step configure 90 cmake -S "$root" -B "$build" "${generator[@]}" "${prefix[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DPE_CUDA=ON -DPE_CUDA_ARCHITECTURES=90 -DPE_BUILD_TESTS=ON -DPE_BUILD_BENCH=ON
+  -DPE_CUDA=ON -DPE_CUDA_ARCHITECTURES=90 -DPE_BUILD_TESTS=ON -DPE_BUILD_BENCH=ON -DPE_SIMT=OFF
 benches=(bench_gemm bench_rowops bench_adam bench_elementwise bench_attention bench_info_nce bench_masked_ce)
 step build 200 cmake --build "$build" -j16 --target protst_engine test_engine "${benches[@]}"
 # Everything else (other folders' tests may hold CUDA cases too); a failure here does not stop ours.
