@@ -9,8 +9,8 @@
 // __syncthreads, warp shuffles, warp votes and mma.sync are exact collective exchanges, and a barrier
 // that not every live thread reaches (divergence) is reported as a deadlock naming the kernel.
 // Launch configurations are validated as the CUDA runtime does (block size, grid limits, dynamic
-// shared memory against the 48 KiB default or the cudaFuncSetAttribute opt-in). Dynamic shared
-// memory is filled with NaN bytes before each block.
+// shared memory against the 48 KiB default or the cudaFuncSetAttribute opt-in). Shared memory, static
+// and dynamic, is filled with NaN bytes before each block.
 //
 // What this does NOT show: timing, memory-model effects between threads that a barrier does not
 // order (the emulator is sequentially consistent), hardware rounding of mma/fast-math intrinsics
@@ -31,7 +31,10 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)
-#define __shared__ static
+// Static __shared__ arrays live in one ELF section, which the launcher fills with NaN bytes before
+// every block, as dynamic shared memory: a read before a write shows instead of seeing zeros or the
+// previous block's values.
+#define __shared__ static __attribute__((section("simt_shared_mem")))
 #define __align__(n) __attribute__((aligned(n)))
 #define __CUDA_ARCH_EMULATED__ 900
 

@@ -50,6 +50,12 @@ simt_ctx_switch:
 )");
 #endif
 
+// Bounds of the section holding every static __shared__ array (simt_cuda.h), set by the linker.
+extern "C" {
+extern unsigned char __start_simt_shared_mem[] __attribute__((weak));
+extern unsigned char __stop_simt_shared_mem[] __attribute__((weak));
+}
+
 namespace simt {
 
 Thread* g_thread = nullptr;
@@ -320,6 +326,9 @@ void launch(const char* name, const void* func, const LaunchConfig& cfg, const s
       for (unsigned x = 0; x < g.x; ++x) {
         g_block_idx = uint3{x, y, z};
         std::memset(g_dyn_smem, 0xff, cfg.smem);  // NaN bytes: a read before a write shows
+        uintptr_t s0 = reinterpret_cast<uintptr_t>(__start_simt_shared_mem),
+                  s1 = reinterpret_cast<uintptr_t>(__stop_simt_shared_mem);
+        if (s0 && s1 > s0) std::memset(__start_simt_shared_mem, 0xff, s1 - s0);
         g_block = &b;
         b.fault = false;
         bool ok = run_block(b, unsigned(threads));

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <random>
@@ -50,6 +51,13 @@ void divergent_barrier_kernel(int* out) {
 void shuffle_after_exit_kernel(float* out) {
   if (threadIdx.x == 3) return;
   out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+void read_before_write_kernel(float* out) {
+  __shared__ float s[64];
+  if (blockIdx.x == 0) s[threadIdx.x] = 1.f;  // only the first block writes
+  __syncthreads();
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s[threadIdx.x];
 }
 
 void smem_kernel(float* out) {
@@ -111,6 +119,17 @@ TEST_SUITE("simt") {
     std::vector<float> r(128);
     REQUIRE(cudaMemcpy(r.data(), out, r.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
     for (int i = 0; i < 128; ++i) CHECK(r[size_t(i)] == float(127 - i));
+    cudaFree(out);
+  }
+
+  TEST_CASE("emulator: shared memory starts as NaN in every block - not as the previous block left it") {
+    float* out = device_copy(std::vector<float>(128, 0.f));
+    ::simt::launch("read_before_write", nullptr, ::simt::LaunchConfig(2, 64), [&] { read_before_write_kernel(out); });
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    std::vector<float> r(128);
+    REQUIRE(cudaMemcpy(r.data(), out, r.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int i = 0; i < 64; ++i) CHECK(r[size_t(i)] == 1.f);
+    for (int i = 64; i < 128; ++i) CHECK(std::isnan(r[size_t(i)]));
     cudaFree(out);
   }
 
