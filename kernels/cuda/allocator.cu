@@ -2,7 +2,9 @@
 // microseconds, so freed blocks are kept in per-size-class free lists and handed out again.
 // All kernels run on one stream (cuda_common.cuh: stream()), so a block freed by one op can be
 // reused by the next op at once: the GPU runs the new user after every earlier one.
+#include <cstdio>
 #include <map>
+#include <string>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -21,6 +23,12 @@ size_t size_class(size_t n) {
   size_t step = size_t(1) << (e - 3);  // n > 512, so e >= 9
   step = step < 512 ? 512 : step;
   return (n + step - 1) / step * step;
+}
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(size_t(1) << 30));
+  return buf;
 }
 
 class CachingAllocator {
@@ -81,9 +89,15 @@ class CachingAllocator {
     }
     if (e == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
-      PE_FAIL("cuda allocate: out of device memory requesting ", requested, " bytes (in use ",
-              stats_.allocated_bytes, ", peak ", stats_.peak_allocated_bytes, ", reserved ", stats_.reserved_bytes,
-              " bytes)");
+      size_t free_b = 0, total_b = 0;
+      bool info = cudaMemGetInfo(&free_b, &total_b) == cudaSuccess;
+      if (!info) (void)cudaGetLastError();
+      PE_FAIL("cuda allocate: out of device memory requesting ", requested, " bytes (", gib(double(requested)),
+              "); this process holds ", gib(double(stats_.allocated_bytes)), " in tensors (peak ",
+              gib(double(stats_.peak_allocated_bytes)), ")",
+              info ? std::string("; the device has ") + gib(double(free_b)) + " free of " + gib(double(total_b))
+                   : std::string(),
+              ". Reduce --batch-size or the sequence lengths, or use --precision bf16");
     }
     PE_CUDA_CHECK(e, "cuda allocate");
     ++stats_.num_device_mallocs;

@@ -720,6 +720,24 @@ TEST_SUITE("cuda") {
     CHECK(s3.cached_bytes == 0);
     CHECK(s3.reserved_bytes == s3.allocated_bytes);
   }
+
+  TEST_CASE("cuda out of device memory is a pe::Error naming the request - the cache is released first") {
+    if (skip_without_cuda()) return;
+    { Tensor cached = Tensor::empty({123457}, DType::F32, kCuda); }  // freed into the cache
+    CHECK(pe::cuda::memory_stats().cached_bytes > 0);
+    pe::cuda::MemoryStats s0 = pe::cuda::memory_stats();
+    // 2^45 floats: 128 TiB, more than any device holds.
+    CHECK_THROWS_WITH_AS(Tensor::empty({int64_t(1) << 45}, DType::F32, kCuda),
+                         doctest::Contains("out of device memory requesting 140737488355328 bytes"), pe::Error);
+    pe::cuda::MemoryStats s1 = pe::cuda::memory_stats();
+    CHECK(s1.cached_bytes == 0);  // returned to the driver before the retry
+    CHECK(s1.allocated_bytes == s0.allocated_bytes);
+    // The allocator and the device still work.
+    Tensor t = Tensor::full({1000}, 2.5, DType::F32, kCuda);
+    std::vector<double> v = t.to_double_vector();
+    CHECK(v.size() == 1000);
+    CHECK(v[999] == 2.5);
+  }
 #endif
 }
 
