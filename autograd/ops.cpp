@@ -380,20 +380,59 @@ bool autocast_bf16() { return g_autocast_bf16; }
 AutocastBf16::AutocastBf16(bool on) : prev_(g_autocast_bf16) { g_autocast_bf16 = on; }
 AutocastBf16::~AutocastBf16() { g_autocast_bf16 = prev_; }
 
+// y = x W^T + b as one op: one GEMM with the bias in its epilogue (Backend::matmul_bias), and a
+// backward of two GEMMs and a column sum. Under bf16 autocast on CUDA (f32 x and W), the GEMMs read
+// bf16 copies of x, W and the incoming gradient and write f32 (fp32 accumulation); y, dx and dW are f32.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float("linear", x);
+  check_same("linear", x, weight);
   PE_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
-  PE_CHECK(x.size(-1) == weight.size(1), "linear: input ", x.str(), " does not match weight ", weight.str());
-  Shape out_shape = x.shape();
-  out_shape.back() = weight.size(0);
-  Tensor x2 = x.reshape({-1, x.size(-1)});
-  Tensor y;
-  if (autocast_bf16() && x.device().is_cuda() && x.dtype() == DType::F32) {
-    y = matmul(x2.to(DType::BF16), weight.to(DType::BF16).transpose(0, 1)).to(DType::F32);
-  } else {
-    y = matmul(x2, weight.transpose(0, 1));
+  PE_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.str(), " does not match weight ",
+           weight.str());
+  const int64_t in = weight.size(1), out_f = weight.size(0);
+  if (bias.defined()) {
+    check_same("linear", x, bias);
+    PE_CHECK(bias.shape() == Shape{out_f}, "linear: bias ", bias.str(), " does not match weight ", weight.str());
   }
-  if (bias.defined()) y = add(y, bias);
-  return y.reshape(out_shape);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  const int64_t rows = in ? x.numel() / in : shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  const bool ac = autocast_bf16() && x.device().is_cuda() && x.dtype() == DType::F32;
+  const DType gemm_t = ac ? DType::BF16 : x.dtype();
+  Tensor xg = x.detach().reshape({rows, in}).to(gemm_t).contiguous();
+  Tensor wg = weight.detach().to(gemm_t).contiguous();
+  Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+  if (y.numel()) {
+    Backend& b = be(x);
+    Tensor y3 = y.view({1, rows, out_f}), x3 = xg.view({1, rows, in}), w3 = wg.view({1, out_f, in});
+    if (bd.defined()) b.matmul_bias(x3, w3, bd, y3, false, true);
+    else b.matmul(x3, w3, y3, false, true, 1.0, 0.0);
+  }
+  y = y.view(out_shape);
+  bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+  Shape x_shape = x.shape();
+  DType xt = x.dtype(), wt = weight.dtype();
+  return record(y, "linear", {x, weight, bias},
+                [xg, wg, rows, in, out_f, x_shape, xt, wt, gemm_t, need_x, need_w, need_b](const Tensor& gout) {
+                  Tensor g2 = gout.reshape({rows, out_f}).contiguous();
+                  Tensor gg = g2.to(gemm_t).contiguous();
+                  Backend& b = be(g2);
+                  Tensor gx, gw, gb;
+                  if (need_x) {
+                    gx = Tensor::empty({rows, in}, xt, g2.device());
+                    if (gx.numel()) b.matmul(gg.view({1, rows, out_f}), wg.view({1, out_f, in}), gx.view({1, rows, in}),
+                                             false, false, 1.0, 0.0);
+                    gx = gx.view(x_shape);
+                  }
+                  if (need_w) {
+                    gw = Tensor::empty({out_f, in}, wt, g2.device());
+                    if (gw.numel()) b.matmul(gg.view({1, rows, out_f}), xg.view({1, rows, in}),
+                                             gw.view({1, out_f, in}), true, false, 1.0, 0.0);
+                  }
+                  if (need_b) gb = sum(g2, {0});
+                  return Grads{gx, gw, gb};
+                });
 }
 
 // ------------------------------------------------------------------ softmax, norms

@@ -107,6 +107,10 @@ class Backend {
   // each matrix contiguous; batch stride of a or b may be 0 (broadcast). out: [batch, M, N] contiguous.
   virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
                       double alpha, double beta) = 0;
+  // out[0] = op(a[0]) @ op(b[0]) + bias, batch 1: the linear layer. bias: [N] contiguous, the dtype of
+  // out (f32 bias with bf16 a, b into an f32 out). CUDA adds the bias in the cuBLASLt epilogue.
+  virtual void matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out, bool trans_a,
+                           bool trans_b) = 0;
 
   // x: [outer, n, inner]; idx: [k] i64 in [0, n); out: [outer, k, inner].
   virtual void index_select(const Tensor& x, const Tensor& idx, const Tensor& out) = 0;

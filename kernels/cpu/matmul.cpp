@@ -41,4 +41,21 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
   });
 }
 
+void CpuBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out, bool trans_a,
+                             bool trans_b) {
+  PE_CHECK(out.dim() == 3 && out.size(0) == 1, "matmul_bias: output ", out.str(), " is not [1, M, N]");
+  int64_t M = out.size(1), N = out.size(2);
+  PE_CHECK(bias.numel() == N && bias.is_contiguous() && bias.dtype() == out.dtype(), "matmul_bias: bias ", bias.str(),
+           " is not [", N, "] of the output dtype ", dtype_name(out.dtype()));
+  matmul(a, b, out, trans_a, trans_b, 1.0, 0.0);
+  dispatch_float(out.dtype(), "matmul_bias", [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.data<T>();
+    const T* bp = bias.data<T>();
+#pragma omp parallel for schedule(static) if (M * N > (int64_t(1) << 16))
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) o[i * N + j] += bp[j];
+  });
+}
+
 }  // namespace pe::cpu

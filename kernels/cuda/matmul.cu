@@ -115,13 +115,14 @@ struct GemmShape {
   DType in, out;
   bool tf32, trans_a, trans_b;
   int64_t M, N, K, batch, sa, sb, so;
+  bool bias = false;  // CUBLASLT_EPILOGUE_BIAS: a [N] vector (rows of the column-major D) of the out dtype
 };
 
 // Builds (or finds) the plan for one cuBLASLt call; plan.found is false when no algorithm supports it.
 Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const void* o) {
   int64_t al_a = pointer_alignment(a), al_b = pointer_alignment(b), al_o = pointer_alignment(o);
   PlanKey key = {int64_t(g.in), int64_t(g.out), g.tf32, g.trans_a, g.trans_b, g.M, g.N, g.K, g.batch, g.sa, g.sb,
-                 g.so, al_a, al_b, al_o, 0, 0, 0, 0};
+                 g.so, al_a, al_b, al_o, g.bias, 0, 0, 0};
   auto it = st.plans.find(key);
   if (it != st.plans.end()) return it->second;
   if (st.plans.size() >= kMaxPlans) {
@@ -134,6 +135,12 @@ Plan& lt_plan(Blas& st, const GemmShape& g, const void* a, const void* b, const 
   cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "matmul");
   PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "matmul");
+  if (g.bias) {
+    // The bias vector has one entry per row of D (= per column N of our row-major output), broadcast
+    // over D's columns; its type defaults to D's. The pointer is set per call (run_lt).
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), "matmul");
+  }
   // Stored (pre-op) column-major shapes: b is N x K (K x N when trans_b), a is K x M (M x K when trans_a).
   p.la = make_layout(g.in, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.batch, g.sb);
   p.lb = make_layout(g.in, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.batch, g.sa);
@@ -175,15 +182,21 @@ void run_gemm_ex(Blas& st, const GemmShape& g, const void* a, const void* b, voi
                   "matmul");
 }
 
-void run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta) {
+// Returns false when the bias could not go into the epilogue (classic-cuBLAS fallback): the caller adds it.
+bool run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta,
+            const void* bias = nullptr) {
   Plan& p = lt_plan(st, g, a, b, o);
   if (!p.found) {
     run_gemm_ex(st, g, a, b, o, alpha, beta);
-    return;
+    return !g.bias;
   }
+  if (g.bias)
+    PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+                  "matmul");
   PE_CUDA_CHECK(cublasLtMatmul(st.lt, p.desc, &alpha, b, p.la, a, p.lb, &beta, o, p.ld, o, p.ld, &p.algo,
                                  st.workspace, kWorkspaceBytes, stream()),
                   "matmul");
+  return true;
 }
 
 void check_operand(const Tensor& t, int64_t batch, int64_t rows, int64_t cols, const char* what) {
@@ -191,6 +204,7 @@ void check_operand(const Tensor& t, int64_t batch, int64_t rows, int64_t cols, c
   PE_CHECK(t.dim() == 3 && t.size(0) == batch && t.size(1) == rows && t.size(2) == cols, "matmul: ", what, " ",
            t.str(), " is not [", batch, ", ", rows, ", ", cols, "]");
   const Shape& s = t.strides();
+  if (rows == 0 || cols == 0) return;  // nothing is read: any strides
   PE_CHECK((s[2] == 1 || cols == 1) && (s[1] == cols || rows == 1) && s[0] >= 0, "matmul: ", what, " ", t.str(),
            " must hold contiguous matrices (strides ", shape_str(s), ")");
 }
@@ -198,6 +212,37 @@ void check_operand(const Tensor& t, int64_t batch, int64_t rows, int64_t cols, c
 }  // namespace
 
 void set_allow_tf32(bool on) { tf32_flag() = on; }
+
+void CudaBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out, bool trans_a,
+                              bool trans_b) {
+  check_contiguous(out, "matmul_bias", "output");
+  check_contiguous(bias, "matmul_bias", "bias");
+  PE_CHECK(out.dim() == 3 && out.size(0) == 1, "matmul_bias: output ", out.str(), " is not [1, M, N]");
+  int64_t M = out.size(1), N = out.size(2);
+  PE_CHECK(bias.numel() == N && bias.dtype() == out.dtype(), "matmul_bias: bias ", bias.str(), " is not [", N,
+           "] of the output dtype ", dtype_name(out.dtype()));
+  int64_t K = trans_a ? a.size(1) : a.size(2);
+  bool lt = a.dtype() != DType::F64 && M > 0 && N > 0 && K > 0;
+  if (lt) {
+    check_operand(a, 1, trans_a ? K : M, trans_a ? M : K, "a");
+    check_operand(b, 1, trans_b ? N : K, trans_b ? K : N, "b");
+    PE_CHECK(a.dtype() == b.dtype(), "matmul_bias: dtype mismatch: ", a.str(), " and ", b.str());
+    bool ok = a.dtype() == out.dtype() || (a.dtype() == DType::BF16 && out.dtype() == DType::F32);
+    PE_CHECK(ok, "matmul_bias: ", a.str(), " @ ", b.str(), " into ", out.str(),
+             " (supported: f32, bf16 -> bf16 or f32)");
+    GemmShape g{a.dtype(), out.dtype(), a.dtype() == DType::F32 && allow_tf32(), trans_a, trans_b, M, N, K, 1,
+                0, 0, M * N, true};
+    Blas& st = blas_state();
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.init();
+    if (run_lt(st, g, a.raw_data(), b.raw_data(), out.raw_data(), 1.f, 0.f, bias.raw_data())) return;
+  } else {
+    matmul(a, b, out, trans_a, trans_b, 1.0, 0.0);
+  }
+  // No epilogue (f64, an empty product, or no cuBLASLt algorithm for the layout): add the bias rows.
+  Tensor rows = out.view({M, N});
+  binary(BinaryOp::Add, rows, bias.view({1, N}).expand({M, N}), rows);
+}
 bool allow_tf32() { return tf32_flag(); }
 
 void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,

@@ -468,6 +468,41 @@ TEST_SUITE("cuda") {
 #endif
   }
 
+  TEST_CASE("cuda matmul_bias puts the linear bias in the GEMM epilogue - and adds it itself where none applies") {
+    if (skip_without_cuda()) return;
+    struct Mode {
+      DType in, out;
+      double rtol;
+    };
+    const Mode modes[] = {{DType::F64, DType::F64, 1e-12},
+                          {DType::F32, DType::F32, 1e-5},
+                          {DType::BF16, DType::BF16, 1e-2},
+                          {DType::BF16, DType::F32, 1e-4}};  // the autocast linear: f32 bias and output
+    const int64_t sizes[][3] = {{1, 1, 1}, {7, 33, 257}, {257, 129, 65}, {1000, 3, 33}, {5, 8, 0}};
+    for (const Mode& mode : modes) {
+      for (const auto& sz : sizes) {
+        const int64_t M = sz[0], N = sz[1], K = sz[2];
+        for (int tr = 0; tr < 4; ++tr) {
+          bool ta = tr & 1, tb = tr & 2;
+          // offset 1 element: operands no longer 16-byte aligned (cuBLASLt may offer no algorithm)
+          for (int64_t off : {int64_t(0), int64_t(1)}) {
+            Shape sa = ta ? Shape{1, K, M} : Shape{1, M, K}, sb = tb ? Shape{1, N, K} : Shape{1, K, N};
+            Input a = random_input({shape_numel(sa) + off}, mode.in), b = random_input({shape_numel(sb) + off}, mode.in);
+            Input bias = random_input({N}, mode.out);
+            auto view = [&](const Tensor& t, const Shape& s) { return t.narrow(0, off, shape_numel(s)).view(s); };
+            Tensor od = poisoned({1, M, N}, mode.out), orf = ref_empty({1, M, N});
+            gpu().matmul_bias(view(a.dev, sa), view(b.dev, sb), bias.dev, od, ta, tb);
+            cpu().matmul_bias(view(a.ref, sa), view(b.ref, sb), bias.ref, orf, ta, tb);
+            std::ostringstream what;
+            what << "matmul_bias " << dtype_name(mode.in) << "->" << dtype_name(mode.out) << " M" << M << " N" << N
+                 << " K" << K << " ta" << ta << " tb" << tb << " offset" << off;
+            expect_close(od, orf, mode.rtol, what.str());
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("cuda index_select for every dtype wide and narrow rows") {
     if (skip_without_cuda()) return;
     struct Is {

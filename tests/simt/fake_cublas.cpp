@@ -24,6 +24,7 @@ struct SimtLtMatmulDesc {
   cudaDataType_t scale;
   cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
   int epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;  // CUBLASLT_EPILOGUE_BIAS: one value per row of D, D's type
 };
 struct SimtLtLayout {
   cudaDataType_t type;
@@ -82,9 +83,11 @@ struct Operand {
   bool trans;
 };
 
-// C[b](i, j) = alpha sum_l op(A)(i, l) op(B)(l, j) + beta C[b](i, j), column-major.
+// C[b](i, j) = alpha sum_l op(A)(i, l) op(B)(l, j) + beta C[b](i, j) (+ bias[i]), column-major; one
+// rounding to C's type at the end.
 cublasStatus_t gemm(int64_t m, int64_t n, int64_t k, double alpha, Operand A, Operand B, double beta, const void* C,
-                    void* D, cudaDataType_t ct, int64_t ldc, int64_t sc, int64_t batch, bool wide, bool tf32) {
+                    void* D, cudaDataType_t ct, int64_t ldc, int64_t sc, int64_t batch, bool wide, bool tf32,
+                    const void* bias = nullptr) {
   if (m < 0 || n < 0 || k < 0 || batch < 0) return bad("negative dimension");
   if (!type_size(A.t) || !type_size(B.t) || !type_size(ct)) return bad("unsupported data type");
   if (A.ld < std::max<int64_t>(1, A.trans ? k : m)) return bad("lda " + std::to_string(A.ld) + " too small");
@@ -105,6 +108,7 @@ cublasStatus_t gemm(int64_t m, int64_t n, int64_t k, double alpha, Operand A, Op
         double v = alpha * (wide ? acc_d : double(acc_f));
         int64_t ic = b * sc + i + j * ldc;
         if (beta != 0.0) v += beta * load(C, ct, ic, false);
+        if (bias) v = double(float(v) + float(load(bias, ct, i, false)));
         store(D, ct, ic, v);
       }
   }
@@ -195,6 +199,10 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
       if (size != sizeof(int32_t)) return bad("EPILOGUE attribute size");
       std::memcpy(&d->epilogue, buf, size);
       return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+      if (size != sizeof(void*)) return bad("BIAS_POINTER attribute size");
+      std::memcpy(&d->bias, buf, size);
+      return CUBLAS_STATUS_SUCCESS;
     default: return CUBLAS_STATUS_NOT_SUPPORTED;  // not emulated: the engine must not rely on it here
   }
 }
@@ -257,7 +265,8 @@ struct LtProblem {
 cublasStatus_t lt_check(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
                         cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dl, LtProblem& pr) {
   if (!d || !a || !b || !c || !dl) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && d->epilogue != CUBLASLT_EPILOGUE_BIAS)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   if (d->compute != CUBLAS_COMPUTE_32F && d->compute != CUBLAS_COMPUTE_32F_FAST_TF32) return bad("Lt compute type");
   if (d->scale != CUDA_R_32F) return bad("Lt scale type");
   if (a->type != b->type) return bad("Lt: A and B types differ");
@@ -320,7 +329,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
           store(D, dl->type, idx, load(C, c->type, idx, false));
         }
   }
+  if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && !d->bias) return bad("Lt: BIAS epilogue without a bias pointer");
+  // Bias: one value per row of D (length m), broadcast over the columns, in D's type.
   return gemm(pr.m, pr.n, pr.k, al, Operand{A, a->type, a->ld, a->stride, d->ta != CUBLAS_OP_N},
               Operand{B, b->type, b->ld, b->stride, d->tb != CUBLAS_OP_N}, be, D, D, dl->type, dl->ld, dl->stride,
-              pr.batch, false, tf32);
+              pr.batch, false, tf32, d->epilogue == CUBLASLT_EPILOGUE_BIAS ? d->bias : nullptr);
 }
