@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "app/model_io.h"
 #include "app/train.h"
+#include "tests/app/tiny_train.h"
 
 using namespace pe;
 using pe::testing::TempDir;
@@ -21,28 +22,6 @@ namespace {
 std::string sample() { return std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat"; }
 
 
-TrainOptions tiny_options(const std::string& out) {
-  TrainOptions o;
-  o.train_path = sample();
-  o.out = out;
-  o.device = "cpu";
-  o.batch_size = 6;
-  o.steps = 6;
-  o.lr = 1e-3;
-  o.embed_dim = 16;
-  o.fusion_heads = 2;
-  o.text_hidden = 16;
-  o.text_heads = 2;
-  o.text_layers = 1;
-  o.text_vocab_size = 300;
-  o.max_protein_len = 40;
-  o.max_text_len = 24;
-  o.log_every = 1;
-  o.save_every = 3;
-  o.keep = 5;
-  o.seed = 3;
-  return o;
-}
 
 std::vector<double> losses(const std::string& metrics) {
   std::ifstream f(metrics);

@@ -3,6 +3,8 @@
 // and on the SIMT emulator (tests/simt); reported as skipped without either.
 #include <doctest/doctest.h>
 
+#include "tests/common/cuda_tests.h"
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +12,7 @@
 
 #include "app/model_io.h"
 #include "app/train.h"
+#include "tests/app/tiny_train.h"
 #include "core/device.h"
 #include "tests/common/temp_dir.h"
 
@@ -18,33 +21,13 @@ using pe::testing::TempDir;
 
 namespace {
 
-bool skip_without_cuda() {
-  if (cuda_available()) return false;
-  std::printf("[cuda-skipped] no CUDA device\n");
-  return true;
-}
 
 TrainOptions tiny(const std::string& out, const std::string& device, const std::string& precision) {
-  TrainOptions o;
-  o.train_path = std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat";
-  o.out = out;
+  TrainOptions o = tiny_options(out);
   o.device = device;
   o.precision = precision;
-  o.batch_size = 6;
   o.steps = 4;
-  o.lr = 1e-3;
-  o.embed_dim = 16;
-  o.fusion_heads = 2;
-  o.text_hidden = 16;
-  o.text_heads = 2;
-  o.text_layers = 1;
-  o.text_vocab_size = 300;
-  o.max_protein_len = 40;
-  o.max_text_len = 24;
-  o.log_every = 1;
   o.save_every = 2;
-  o.keep = 5;
-  o.seed = 3;
   return o;
 }
 

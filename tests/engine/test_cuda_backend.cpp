@@ -5,6 +5,8 @@
 // Without a CUDA device every case prints "[cuda-skipped]" (CTest counts it as skipped).
 #include <doctest/doctest.h>
 
+#include "tests/common/cuda_tests.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,11 +27,6 @@ using namespace pe;
 
 namespace {
 
-bool skip_without_cuda() {
-  if (cuda_available()) return false;
-  std::printf("[cuda-skipped] no CUDA device\n");
-  return true;
-}
 
 Backend& gpu() { return *cuda_backend(); }
 Backend& cpu() { return cpu_backend(); }

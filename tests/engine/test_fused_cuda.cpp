@@ -7,8 +7,9 @@
 // prints "[cuda-skipped]" (CTest counts it as skipped).
 #include <doctest/doctest.h>
 
+#include "tests/common/cuda_tests.h"
+
 #include "tests/common/compare.h"
-#include "tests/common/emulated.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,11 +26,6 @@ using pe::testing::rel_err;
 
 namespace {
 
-bool skip_without_cuda() {
-  if (cuda_available()) return false;
-  std::printf("[cuda-skipped] no CUDA device\n");
-  return true;
-}
 
 const Device kCuda = Device::cuda(0);
 const double kNaN = std::numeric_limits<double>::quiet_NaN();

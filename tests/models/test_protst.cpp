@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "tests/common/cuda_tests.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -122,10 +124,7 @@ TEST_SUITE("unit") {
 
 TEST_SUITE("cuda") {
   TEST_CASE("ProtST loss and gradients on CUDA match the float64 CPU model") {
-    if (!cuda_available()) {
-      std::printf("[cuda-skipped] no CUDA device\n");
-      return;
-    }
+    if (skip_without_cuda()) return;
     Generator g1(5), g2(5);
     ProtSTModel ref(tiny_config(), g1, {DType::F64, Device::cpu()});
     ProtSTModel gpu(tiny_config(), g2, {DType::F32, Device::cuda()});
@@ -149,10 +148,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("ProtST loss under bf16 autocast on CUDA stays within bf16 tolerance of the f32 model") {
-    if (!cuda_available()) {
-      std::printf("[cuda-skipped] no CUDA device\n");
-      return;
-    }
+    if (skip_without_cuda()) return;
     Generator g1(5), g2(5);
     ProtSTModel ref(tiny_config(), g1, {DType::F64, Device::cpu()});
     ProtSTModel gpu(tiny_config(), g2, {DType::F32, Device::cuda()});
