@@ -460,17 +460,38 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
 Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
-  check_float("layer_norm", x);
+namespace {
+void check_ln_params(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float(op, x);
   int64_t n = x.size(-1);
   if (weight.defined()) {
-    check_same("layer_norm", x, weight);
-    PE_CHECK(weight.shape() == Shape{n}, "layer_norm: weight ", weight.str(), " does not match ", x.str());
+    check_same(op, x, weight);
+    PE_CHECK(weight.shape() == Shape{n}, op, ": weight ", weight.str(), " does not match ", x.str());
   }
   if (bias.defined()) {
-    check_same("layer_norm", x, bias);
-    PE_CHECK(bias.shape() == Shape{n}, "layer_norm: bias ", bias.str(), " does not match ", x.str());
+    check_same(op, x, bias);
+    PE_CHECK(bias.shape() == Shape{n}, op, ": bias ", bias.str(), " does not match ", x.str());
   }
+}
+
+// d/d(normalised input), d/dweight, d/dbias of layer_norm(xd) given the saved statistics.
+Grads ln_grads(const Tensor& xd, const Tensor& wd, const Tensor& mu, const Tensor& rs, bool need_w, bool need_b,
+               const Tensor& g) {
+  Tensor gx = Tensor::empty(xd.shape(), xd.dtype(), xd.device());
+  Tensor gw = need_w ? Tensor::empty(wd.shape(), xd.dtype(), xd.device()) : Tensor();
+  Tensor gb = need_b ? Tensor::empty({xd.size(-1)}, xd.dtype(), xd.device()) : Tensor();
+  if (gx.numel()) be(xd).layer_norm_backward(xd, wd, mu, rs, g.contiguous(), gx, gw, gb);
+  else {
+    if (gw.defined()) be(xd).fill(gw, 0);
+    if (gb.defined()) be(xd).fill(gb, 0);
+  }
+  return Grads{gx, gw, gb};
+}
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  check_ln_params("layer_norm", x, weight, bias);
+  int64_t n = x.size(-1);
   Tensor xc = x.contiguous();
   int64_t rows = n ? x.numel() / n : 0;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -483,15 +504,26 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   Tensor xd = xc.detach();
   bool need_w = weight.defined() && weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
   return record(y, "layer_norm", {x, weight, bias}, [xd, wd, mu, rs, need_w, need_b](const Tensor& g) {
-    Tensor gx = Tensor::empty(xd.shape(), xd.dtype(), xd.device());
-    Tensor gw = need_w ? Tensor::empty(wd.shape(), xd.dtype(), xd.device()) : Tensor();
-    Tensor gb = need_b ? Tensor::empty({xd.size(-1)}, xd.dtype(), xd.device()) : Tensor();
-    if (gx.numel()) be(xd).layer_norm_backward(xd, wd, mu, rs, g.contiguous(), gx, gw, gb);
-    else {
-      if (gw.defined()) be(xd).fill(gw, 0);
-      if (gb.defined()) be(xd).fill(gb, 0);
-    }
-    return Grads{gx, gw, gb};
+    return ln_grads(xd, wd, mu, rs, need_w, need_b, g);
+  });
+}
+
+Tensor add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& weight, const Tensor& bias, double eps) {
+  check_ln_params("add_layer_norm", x, weight, bias);
+  check_same("add_layer_norm", x, r);
+  PE_CHECK(x.shape() == r.shape(), "add_layer_norm: residual ", r.str(), " does not match ", x.str());
+  int64_t n = x.size(-1);
+  int64_t rows = n ? x.numel() / n : 0;
+  Tensor s = Tensor::empty(x.shape(), x.dtype(), x.device()), y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  DType stat = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor mu = Tensor::empty({rows}, stat, x.device()), rs = Tensor::empty({rows}, stat, x.device());
+  Tensor wd = weight.defined() ? weight.contiguous().detach() : Tensor();
+  Tensor bd = bias.defined() ? bias.contiguous().detach() : Tensor();
+  if (y.numel()) be(x).add_layer_norm(x.contiguous(), r.contiguous(), wd, bd, eps, s, y, mu, rs);
+  bool need_w = weight.defined() && weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+  return record(y, "add_layer_norm", {x, r, weight, bias}, [s, wd, mu, rs, need_w, need_b](const Tensor& g) {
+    Grads ln = ln_grads(s, wd, mu, rs, need_w, need_b, g);
+    return Grads{ln[0], ln[0], ln[1], ln[2]};  // d/dx = d/dr = d/ds
   });
 }
 

@@ -80,6 +80,8 @@ struct AutocastBf16 {
 Tensor softmax(const Tensor& x, int64_t dim = -1);
 Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);
+// layer_norm(x + r): the residual add of a post-LN block fused into the normalisation (one kernel).
+Tensor add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& weight, const Tensor& bias, double eps);
 // x / max(||x||_2, eps) along dim (torch.nn.functional.normalize).
 Tensor l2_normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);
 

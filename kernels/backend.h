@@ -97,6 +97,10 @@ class Backend {
   // mean, rstd: [rows] f32/f64 statistics saved for backward.
   virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
                           const Tensor& mean, const Tensor& rstd) = 0;
+  // s = x + r (rounded to x's dtype), then layer_norm(s) into y, mean, rstd: the residual add of a
+  // post-LN block (BERT) fused into the normalisation; s is what the backward reads.
+  virtual void add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& weight, const Tensor& bias, double eps,
+                              const Tensor& s, const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
   // gx overwritten; gweight, gbias (if defined) overwritten with this call's sums.
   virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                                    const Tensor& gy, const Tensor& gx, const Tensor& gweight,

@@ -104,8 +104,8 @@ BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, c
     Tensor k = layer.k(x).view({B, L, H, hd});
     Tensor v = layer.v(x).view({B, L, H, hd});
     Tensor a = attention(q, k, v, mask, scale).reshape({B, L, d});
-    x = layer.ln_attn(add(layer.o(a), x));
-    x = layer.ln_ffn(add(layer.down(gelu(layer.up(x))), x));
+    x = layer.ln_attn.add(layer.o(a), x);  // post-LN: LayerNorm(sublayer(x) + x), the add fused in
+    x = layer.ln_ffn.add(layer.down(gelu(layer.up(x))), x);
     if (keep_hidden_states) out.hidden_states.push_back(x);
   }
   out.last_hidden_state = x;

@@ -51,6 +51,8 @@ struct LayerNorm {
   Tensor weight, bias;
   double eps = 1e-5;
   Tensor operator()(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
+  // LayerNorm(x + residual) in one kernel (post-LN blocks).
+  Tensor add(const Tensor& x, const Tensor& residual) const { return add_layer_norm(x, residual, weight, bias, eps); }
 };
 LayerNorm make_layer_norm(ParamStore& ps, const std::string& name, int64_t dim, double eps, const InitSpec& spec);
 

@@ -120,6 +120,12 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
   });
 }
 
+void CpuBackend::add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& weight, const Tensor& bias, double eps,
+                                const Tensor& s, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  binary(BinaryOp::Add, x, r, s);
+  layer_norm(s, weight, bias, eps, y, mean, rstd);
+}
+
 void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                                      const Tensor& gy, const Tensor& gx, const Tensor& gweight, const Tensor& gbias) {
   dispatch_float(x.dtype(), "layer_norm_backward", [&](auto tag) {

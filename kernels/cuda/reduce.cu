@@ -148,14 +148,21 @@ __global__ void softmax_backward_kernel(const T* __restrict__ y, const T* __rest
   }
 }
 
-template <bool WR, int VEC, typename T>
+// RES: the input row is s = x + res, rounded to T and written to s first (the residual add fused in);
+// every thread then reads back only the elements it wrote, so no barrier is needed.
+template <bool WR, int VEC, typename T, bool RES = false>
 __global__ void layer_norm_kernel(const T* __restrict__ x, FloatPtr w, FloatPtr b, double eps, T* __restrict__ y,
-                                  FloatPtr mean, FloatPtr rstd, int64_t rows, int64_t n) {
+                                  FloatPtr mean, FloatPtr rstd, int64_t rows, int64_t n, const T* res = nullptr,
+                                  T* s = nullptr) {
   using A = acc_t<T>;
   __shared__ A sh[32];
   RowCtx<WR> c = row_ctx<WR>();
   for (int64_t r = c.first; r < rows; r += c.step) {
     const T* xr = x + r * n;
+    if constexpr (RES) {
+      map_row2<VEC>(s + r * n, xr, res + r * n, n, c.lane, c.width, [](int64_t, A u, A v) { return u + v; });
+      xr = s + r * n;
+    }
     A s = 0;
     for_row<VEC>(xr, n, c.lane, c.width, [&](int64_t, A v) { s += v; });
     A mu = row_sum<WR>(s, sh) / A(n);
@@ -361,6 +368,29 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor
           <<<grid, threads, 0, stream()>>>(x.data<T>(), w, b, eps, y.data<T>(), mu, rs, rows, n);
     });
     PE_CUDA_LAUNCH_CHECK("layer_norm");
+  });
+}
+
+void CudaBackend::add_layer_norm(const Tensor& x, const Tensor& res, const Tensor& weight, const Tensor& bias,
+                                 double eps, const Tensor& s, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  check_rows("add_layer_norm", x, {&res, &s, &y});
+  int64_t n = x.size(-1);
+  int64_t rows = n ? x.numel() / n : 0;
+  if (rows == 0) return;
+  FloatPtr w = optional_param(weight, n, "add_layer_norm", "weight");
+  FloatPtr b = optional_param(bias, n, "add_layer_norm", "bias");
+  FloatPtr mu = float_ptr(mean, "add_layer_norm", "mean"), rs = float_ptr(rstd, "add_layer_norm", "rstd");
+  PE_CHECK(mean.numel() == rows && rstd.numel() == rows, "add_layer_norm: statistics ", mean.str(), ", ", rstd.str(),
+           " do not have ", rows, " rows");
+  dispatch_float(x.dtype(), "add_layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    launch_rows<T>(rows, n, {x.raw_data(), res.raw_data(), s.raw_data(), y.raw_data()},
+                   [&](auto wr, auto vec, unsigned grid, int threads) {
+                     layer_norm_kernel<decltype(wr)::value, decltype(vec)::value, T, true>
+                         <<<grid, threads, 0, stream()>>>(x.data<T>(), w, b, eps, y.data<T>(), mu, rs, rows, n,
+                                                          res.data<T>(), s.data<T>());
+                   });
+    PE_CUDA_LAUNCH_CHECK("add_layer_norm");
   });
 }
 

@@ -137,6 +137,10 @@ inline std::vector<OpCase> op_table() {
   add_case({"softmax/dim0", {N({4, 9})}, [](V x) { return softmax(x[0], 0); }}).bf16_tol = 4e-2;
   add_case({"log_softmax", {N({4, 9})}, [](V x) { return log_softmax(x[0], -1); }});
   add_case({"layer_norm", {N({3, 4, 7}), N({7}), N({7})}, [](V x) { return layer_norm(x[0], x[1], x[2], 1e-5); }});
+  add_case({"add_layer_norm", {N({3, 4, 7}), N({3, 4, 7}), N({7}), N({7})},
+            [](V x) { return add_layer_norm(x[0], x[1], x[2], x[3], 1e-5); }});
+  add_case({"add_layer_norm/same_input_no_affine", {N({5, 9})},
+            [](V x) { return add_layer_norm(x[0], x[0], Tensor(), Tensor(), 1e-5); }});
   add_case({"layer_norm/no_affine_noncontig", {N({7, 5})}, [](V x) {
     return layer_norm(x[0].transpose(0, 1), Tensor(), Tensor(), 1e-12);
   }});

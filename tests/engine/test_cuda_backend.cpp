@@ -411,6 +411,34 @@ TEST_SUITE("cuda") {
     }
   }
 
+  TEST_CASE("cuda add_layer_norm writes x + r and its layer norm in one pass") {
+    if (skip_without_cuda()) return;
+    const Shape shapes[] = {{1, 1}, {7, 33}, {5, 1280}, {3, 1025}, {2, 4099}, {2000, 33}, {300, 768}};
+    for (DType dt : kFloatTypes) {
+      for (const Shape& s : shapes) {
+        for (bool affine : {true, false}) {
+          int64_t rows = s[0], n = s[1];
+          std::string what = label("add_layer_norm", dt, s) + (affine ? "" : " no affine");
+          std::vector<double> xv = random_values(rows * n);
+          for (double& v : xv) v += 5.0;  // offset mean: the variance must come from centred values
+          Input x = make_input(xv, s, dt), r = random_input(s, dt);
+          Input w = random_input({n}, dt), b = random_input({n}, dt);
+          Tensor wd = affine ? w.dev : Tensor(), bd = affine ? b.dev : Tensor();
+          Tensor wr = affine ? w.ref : Tensor(), br = affine ? b.ref : Tensor();
+          DType stat = dt == DType::F64 ? DType::F64 : DType::F32;  // as autograd/ops.cpp allocates them
+          Tensor sd = poisoned(s, dt), yd = poisoned(s, dt), md = poisoned({rows}, stat), rd = poisoned({rows}, stat);
+          Tensor sr = ref_empty(s), yr = ref_empty(s), mr = ref_empty({rows}), rr = ref_empty({rows});
+          gpu().add_layer_norm(x.dev, r.dev, wd, bd, 1e-5, sd, yd, md, rd);
+          cpu().add_layer_norm(x.ref, r.ref, wr, br, 1e-5, sr, yr, mr, rr);
+          expect_close(sd, sr, rtol_for(dt), what + " sum");
+          expect_close(yd, yr, rtol_for(dt), what);
+          expect_close(md, mr, rtol_for(dt), what + " mean");
+          expect_close(rd, rr, n == 1 ? 1e-3 : rtol_for(dt), what + " rstd");
+        }
+      }
+    }
+  }
+
   TEST_CASE("cuda matmul in f64 f32 tf32 and bf16 with every transpose and broadcast batches") {
     if (skip_without_cuda()) return;
     struct Mm {
