@@ -126,6 +126,38 @@ void run_case(const GemmCase& g, const Mode& mode, const bench::Card& card) {
   cuda::set_allow_tf32(false);
 }
 
+// The autocast linear layer (bf16 x, W; f32 bias and output): the engine's matmul_bias (bias in the
+// cuBLASLt epilogue) against the GEMM followed by a separate broadcast bias add.
+void linear_bias_case(const GemmCase& g, const bench::Card& card) {
+  Device dev = Device::cuda(0);
+  Backend& be = *cuda_backend();
+  Shape sa{1, g.M, g.K}, sb{1, g.N, g.K}, so{1, g.M, g.N};
+  size_t bytes = size_t(shape_numel(sa) + shape_numel(sb)) * 2 + size_t(shape_numel(so)) * 4;
+  int copies = bench::rotation_copies(bytes, card);
+  std::vector<Tensor> as, bs, os;
+  for (int i = 0; i < copies; ++i) {
+    as.push_back(bench::random_tensor(sa, DType::BF16, 500 + 2 * uint64_t(i)));
+    bs.push_back(bench::random_tensor(sb, DType::BF16, 700 + 2 * uint64_t(i)));
+    os.push_back(Tensor::empty(so, DType::F32, dev));
+  }
+  Tensor bias = bench::random_tensor({g.N}, DType::F32, 9);
+  Tensor bias_rows = bias.view({1, 1, g.N}).expand(so);
+  double flops = 2.0 * double(g.M) * double(g.N) * double(g.K);
+  std::string shape = "1x" + std::to_string(g.M) + "x" + std::to_string(g.N) + "x" + std::to_string(g.K) + " tb";
+  bench::Timing fused = bench::time_it([&](int i) {
+    size_t k = size_t(i % copies);
+    be.matmul_bias(as[k], bs[k], bias, os[k], false, true);
+  });
+  bench::row("gemm", std::string(g.name) + " + bias", shape, "bf16->f32", "engine epilogue", fused, flops, true, card);
+  bench::Timing separate = bench::time_it([&](int i) {
+    size_t k = size_t(i % copies);
+    be.matmul(as[k], bs[k], os[k], false, true, 1.0, 0.0);
+    be.binary(BinaryOp::Add, os[k], bias_rows, os[k]);
+  });
+  bench::row("gemm", std::string(g.name) + " + bias", shape, "bf16->f32", "engine gemm, then add", separate, flops,
+             true, card);
+}
+
 }  // namespace
 
 int main() {
@@ -151,6 +183,8 @@ int main() {
   const Mode tf32{DType::F32, DType::F32, true, "tf32", 495e12};
   for (const GemmCase& g : bf16_cases) run_case(g, bf16, card);
   run_case(bf16_cases[2], bf16_f32, card);
+  linear_bias_case(bf16_cases[1], card);
+  linear_bias_case(bf16_cases[2], card);
   const GemmCase f32_cases[] = {{"square", 1, 4096, 4096, 4096, false, false}, bf16_cases[2]};
   for (const GemmCase& g : f32_cases) {
     run_case(g, f32, card);

@@ -1,4 +1,4 @@
-// Row kernels: layer norm forward/backward, softmax forward/backward, row sums. Bytes counted are
+// Row kernels: layer norm forward/backward (and fused with the residual add), softmax forward/backward, row sums. Bytes counted are
 // the minimum traffic (each input read once, each output written once); GB/s against HBM.
 #include "bench/bench_common.h"
 
@@ -35,6 +35,39 @@ void layer_norm_case(int64_t rows, int64_t n, DType dt, const bench::Card& card)
     be.layer_norm_backward(xs[size_t(k)], w, mean, rstd, gys[size_t(k)], gxs[size_t(k)], gw, gb);
   });
   bench::row("rowops", "layer_norm bwd (+dw, db)", shape, dtype_name(dt), "engine", g, bytes_fwd * 1.5, false, card);
+}
+
+// Post-LN residual: s = x + r, y = LayerNorm(s). Fused (one kernel: read x, r; write s, y) against the
+// two-kernel sequence it replaces (add, then layer norm); both counted at the fused minimum traffic.
+void add_layer_norm_case(int64_t rows, int64_t n, DType dt, const bench::Card& card) {
+  Device dev = Device::cuda(0);
+  Backend& be = *cuda_backend();
+  Shape s{rows, n};
+  size_t es = dtype_size(dt);
+  int copies = bench::rotation_copies(size_t(rows * n) * es * 4, card);
+  std::vector<Tensor> xs, rs, ss, ys;
+  for (int i = 0; i < copies; ++i) {
+    xs.push_back(bench::random_tensor(s, dt, 70 + uint64_t(i)));
+    rs.push_back(bench::random_tensor(s, dt, 90 + uint64_t(i)));
+    ss.push_back(Tensor::empty(s, dt, dev));
+    ys.push_back(Tensor::empty(s, dt, dev));
+  }
+  Tensor w = bench::random_tensor({n}, dt, 7), b = bench::random_tensor({n}, dt, 8);
+  Tensor mean = Tensor::empty({rows}, DType::F32, dev), rstd = Tensor::empty({rows}, DType::F32, dev);
+  std::string shape = bench::shape_of(s);
+  double bytes = double(rows * n) * double(es) * 4;
+  bench::Timing fused = bench::time_it([&](int i) {
+    size_t k = size_t(i % copies);
+    be.add_layer_norm(xs[k], rs[k], w, b, 1e-5, ss[k], ys[k], mean, rstd);
+  });
+  bench::row("rowops", "add + layer_norm fwd", shape, dtype_name(dt), "engine fused", fused, bytes, false, card);
+  bench::Timing separate = bench::time_it([&](int i) {
+    size_t k = size_t(i % copies);
+    be.binary(BinaryOp::Add, xs[k], rs[k], ss[k]);
+    be.layer_norm(ss[k], w, b, 1e-5, ys[k], mean, rstd);
+  });
+  bench::row("rowops", "add + layer_norm fwd", shape, dtype_name(dt), "engine add, then layer_norm", separate, bytes,
+             false, card);
 }
 
 void softmax_case(int64_t rows, int64_t n, DType dt, bool log, const bench::Card& card) {
@@ -89,6 +122,7 @@ int main() {
     layer_norm_case(8192, 1280, dt, card);   // ESM-2 650M, 16 x 512 tokens
     layer_norm_case(32768, 480, dt, card);   // ESM-2 35M, 64 x 512 tokens
     layer_norm_case(16384, 768, dt, card);   // BERT-base
+    add_layer_norm_case(16384, 768, dt, card);  // BERT-base post-LN block
   }
   for (DType dt : {DType::BF16, DType::F32}) {
     softmax_case(320 * 512, 512, dt, false, card);  // attention probabilities, 16 x 20 heads x 512

@@ -120,6 +120,14 @@ def gemm(c, gen):
 
     for g in GEMM_CASES:
         case(g, torch.bfloat16, "bf16", False, 0.0)
+    # Linear with bias (bench_gemm linear_bias_case). The engine writes f32 from bf16 inputs; PyTorch's
+    # F.linear on bf16 tensors writes bf16 (half the output bytes), which is what autocast runs.
+    for name, _, M, N, K, _, _ in (GEMM_CASES[1], GEMM_CASES[2]):
+        copies = rotation_copies((M * K + N * K + M * N) * 2, c)
+        xs = [rand((M, K), torch.bfloat16, gen) for _ in range(copies)]
+        W, bias = rand((N, K), torch.bfloat16, gen), rand((N,), torch.bfloat16, gen)
+        row("gemm", name + " + bias", f"1x{M}x{N}x{K} tb", "bf16 (bf16 out)", "torch eager F.linear",
+            time_it(lambda i: F.linear(xs[i % copies], W, bias)), 2.0 * M * N * K, True, c)
     for g in [("square", 1, 4096, 4096, 4096, False, False), GEMM_CASES[2]]:
         case(g, torch.float32, "f32", False, 67e12)
         case(g, torch.float32, "tf32", True, 495e12)
@@ -156,6 +164,14 @@ def rowops(c, gen, compile_ok):
 
             row("rowops", "layer_norm bwd (+dw, db)", shape, dname(dt), "torch eager", time_it(bwd),
                 rows * n * es * 3, False, c)
+            if (rows, n) == (16384, 768):  # the post-LN residual block, as bench_rowops add_layer_norm_case
+                addln = lambda x, r: F.layer_norm(x + r, (n,), w, b, 1e-5)
+                row("rowops", "add + layer_norm fwd", shape, dname(dt), "torch eager",
+                    time_it(lambda i: addln(io[i % len(io)][0], io[i % len(io)][1])), rows * n * es * 4, False, c)
+                if compile_ok:
+                    ca = torch.compile(addln)
+                    row("rowops", "add + layer_norm fwd", shape, dname(dt), "torch.compile",
+                        time_it(lambda i: ca(io[i % len(io)][0], io[i % len(io)][1])), rows * n * es * 4, False, c)
 
     for dt in (torch.bfloat16, torch.float32):
         for rows, n, log in ((320 * 512, 512, False), (8192, 33, True), (2048, 30522, True)):
