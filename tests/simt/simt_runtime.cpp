@@ -280,8 +280,25 @@ unsigned char* g_dyn_smem = nullptr;
 }  // namespace
 unsigned char* dynamic_smem() { return g_dyn_smem; }
 
+namespace {
+// SIMT_KERNEL_LOG=file: appends the name of every kernel the first time it is launched (coverage).
+void log_kernel(const char* name) {
+  static const char* path = std::getenv("SIMT_KERNEL_LOG");
+  if (!path || !*path) return;
+  static std::unordered_map<std::string, int> seen;
+  std::string base(name);
+  base = base.substr(0, base.find('<'));
+  if (seen[base]++) return;
+  if (FILE* f = std::fopen(path, "a")) {
+    std::fprintf(f, "%s\n", base.c_str());
+    std::fclose(f);
+  }
+}
+}  // namespace
+
 void launch(const char* name, const void* func, const LaunchConfig& cfg, const std::function<void()>& body) {
   std::lock_guard<std::mutex> lock(launch_mutex());
+  log_kernel(name);
   const dim3 &g = cfg.grid, &bl = cfg.block;
   uint64_t threads = uint64_t(bl.x) * bl.y * bl.z;
   std::string where = std::string("launch of ") + name;
