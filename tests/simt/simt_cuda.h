@@ -5,7 +5,8 @@
 // How: tests/simt/cu2cpp.py rewrites each `kernel<<<grid, block, smem, stream>>>(args)` into a call
 // of simt::launch, and the .cu files are compiled as C++ against this header (and the stand-in
 // cuda_runtime.h / cuda_bf16.h / cublasLt.h / cub headers in tests/simt/include). A launch runs its
-// blocks one after another; the threads of a block are cooperative fibers on one OS thread, so
+// blocks one after another; the threads of a block are cooperative fibers on one OS thread, run in a
+// shuffled order fixed per launch and block (SIMT_SCHEDULE=inorder: thread order), so
 // __syncthreads, warp shuffles, warp votes and mma.sync are exact collective exchanges, and a barrier
 // that not every live thread reaches (divergence) is reported as a deadlock naming the kernel.
 // Launch configurations are validated as the CUDA runtime does (block size, grid limits, dynamic

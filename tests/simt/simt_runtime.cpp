@@ -189,6 +189,15 @@ std::string describe_waits(const Block& b) {
   return s;
 }
 
+uint64_t g_launch_count = 0;
+bool shuffled_schedule() {
+  static const bool on = [] {
+    const char* v = std::getenv("SIMT_SCHEDULE");
+    return !(v && std::string(v) == "inorder");
+  }();
+  return on;
+}
+
 // Runs one block to completion; returns false (with b.fault_msg) on a fault or a deadlock.
 bool run_block(Block& b, unsigned nthreads) {
   b.fibers.assign(nthreads, Fiber{});
@@ -226,9 +235,26 @@ bool run_block(Block& b, unsigned nthreads) {
     makecontext(&f.ctx, fiber_entry, 0);
 #endif
   }
+  // Threads run in a shuffled order (fixed per launch and block, so runs reproduce): a missing
+  // barrier, where one thread reads what another writes, then shows as poisoned or stale data
+  // whichever of the two has the lower index. SIMT_SCHEDULE=inorder runs threads 0, 1, 2, ...
+  std::vector<unsigned> order(nthreads);
+  for (unsigned i = 0; i < nthreads; ++i) order[i] = i;
+  if (shuffled_schedule()) {
+    uint64_t h = g_launch_count * 0x9e3779b97f4a7c15ull ^ (uint64_t(g_block_idx.x) << 32 | g_block_idx.y << 16 | g_block_idx.z);
+    for (unsigned i = nthreads; i > 1; --i) {  // Fisher-Yates with a splitmix64 stream
+      h += 0x9e3779b97f4a7c15ull;
+      uint64_t z = h;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      z ^= z >> 31;
+      std::swap(order[i - 1], order[size_t(z % i)]);
+    }
+  }
   while (b.live > 0) {
     bool ran = false;
-    for (Fiber& f : b.fibers) {
+    for (unsigned idx : order) {
+      Fiber& f = b.fibers[idx];
       if (f.state != State::Ready) continue;
       ran = true;
       g_fiber = &f;
@@ -333,6 +359,7 @@ void launch(const char* name, const void* func, const LaunchConfig& cfg, const s
   g_grid_dim = g;
   g_block_dim = bl;
   g_kernel = name;
+  ++g_launch_count;
   g_dyn_smem_storage.assign(cfg.smem + 256, 0);
   uintptr_t base = reinterpret_cast<uintptr_t>(g_dyn_smem_storage.data());
   g_dyn_smem = reinterpret_cast<unsigned char*>((base + 127) & ~uintptr_t(127));

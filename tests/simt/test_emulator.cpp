@@ -60,6 +60,14 @@ void read_before_write_kernel(float* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = s[threadIdx.x];
 }
 
+// Each thread reads its left neighbour's shared value, with or without the barrier that makes it safe.
+void neighbour_kernel(float* out, bool barrier) {
+  __shared__ float s[64];
+  s[threadIdx.x] = float(threadIdx.x);
+  if (barrier) __syncthreads();
+  if (threadIdx.x > 0) out[threadIdx.x] = s[threadIdx.x - 1];
+}
+
 void smem_kernel(float* out) {
   float* s = reinterpret_cast<float*>(::simt::dynamic_smem());
   s[threadIdx.x] = float(threadIdx.x);
@@ -131,6 +139,23 @@ TEST_SUITE("simt") {
     for (int i = 0; i < 64; ++i) CHECK(r[size_t(i)] == 1.f);
     for (int i = 64; i < 128; ++i) CHECK(std::isnan(r[size_t(i)]));
     cudaFree(out);
+  }
+
+  TEST_CASE("emulator: threads run in shuffled order - a missing __syncthreads shows") {
+    for (bool barrier : {false, true}) {
+      float* out = device_copy(std::vector<float>(64, 0.f));
+      ::simt::launch("neighbour", nullptr, ::simt::LaunchConfig(1, 64), [&] { neighbour_kernel(out, barrier); });
+      REQUIRE(cudaGetLastError() == cudaSuccess);
+      std::vector<float> r(64);
+      REQUIRE(cudaMemcpy(r.data(), out, r.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+      int stale = 0;
+      for (int i = 1; i < 64; ++i) stale += r[size_t(i)] != float(i - 1);
+      CAPTURE(barrier);
+      // In thread order every read would come after its neighbour's write and the race would hide.
+      if (barrier) CHECK(stale == 0);
+      else CHECK(stale > 0);
+      cudaFree(out);
+    }
   }
 
   TEST_CASE("emulator: device copies are checked against the allocations") {
