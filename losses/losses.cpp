@@ -1,5 +1,6 @@
 #include "losses/losses.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace pe {
@@ -46,6 +47,14 @@ InfoNceResult info_nce(const Tensor& p, const Tensor& t, const Tensor& logit_sca
 }
 
 double argmax_accuracy(const Tensor& logits, const Tensor& target) {
+  if (logits.device().is_cuda()) {
+    NoGradGuard no_grad;
+    int64_t M = logits.size(0);
+    if (M == 0) return 0.0;
+    Tensor mx = amax(logits, {1}, true);
+    Tensor tl = gather(logits, 1, target.to(logits.device()).view({M, 1}));
+    return sum(eq(tl, mx).to(DType::F32)).item() / double(M);
+  }
   std::vector<double> l = logits.to_double_vector();
   std::vector<int64_t> t = target.to_int_vector();
   int64_t V = logits.size(1), M = logits.size(0), hit = 0;
@@ -56,6 +65,19 @@ double argmax_accuracy(const Tensor& logits, const Tensor& target) {
     hit += best == t[size_t(i)];
   }
   return M ? double(hit) / double(M) : 0.0;
+}
+
+double linear_argmax_accuracy(const Tensor& h, const Tensor& weight, const Tensor& bias, const Tensor& target) {
+  NoGradGuard no_grad;
+  int64_t M = h.size(0), V = weight.size(0);
+  if (M == 0) return 0.0;
+  int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(V, 1));
+  double hits = 0;
+  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+    int64_t n = std::min(chunk, M - r0);
+    hits += argmax_accuracy(linear(h.narrow(0, r0, n), weight, bias), target.narrow(0, r0, n)) * double(n);
+  }
+  return hits / double(M);
 }
 
 }  // namespace pe

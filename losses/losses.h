@@ -27,8 +27,14 @@ struct MaskedCeResult {
 template <typename Head>
 MaskedCeResult masked_cross_entropy(const Tensor& hidden, const Tensor& index, const Tensor& target, const Head& head);
 
-// Top-1 agreement of logits [M, V] with targets [M] (no gradient).
+// Top-1 agreement of logits [M, V] with targets [M] (no gradient). CPU tensors: argmax (first index
+// on ties) on the host. CUDA tensors: on the device, a hit when the target's logit equals the row
+// maximum (ties count as hits), and only the count is copied back.
 double argmax_accuracy(const Tensor& logits, const Tensor& target);
+
+// argmax_accuracy of linear(h, weight, bias) without the [M, V] logits: rows in chunks of at most
+// 2^24 logits (for the fused training path, where the full logits never exist).
+double linear_argmax_accuracy(const Tensor& h, const Tensor& weight, const Tensor& bias, const Tensor& target);
 
 template <typename Head>
 MaskedCeResult masked_cross_entropy(const Tensor& hidden, const Tensor& index, const Tensor& target, const Head& head) {

@@ -118,7 +118,7 @@ ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
   Tensor word = word_mlp_(ht);        // [B, Lt, e]
 
   // Training on CUDA uses the fused kernels (no [B, B] / [M, V] logits); evaluation and the CPU use
-  // the compositions, which also give the masked-prediction accuracies.
+  // the compositions. Both report the masked-prediction accuracies.
   bool fused = train && fused_kernels(hp.device());
   Tensor pn = l2_normalize(out.protein_embedding, -1), tn = l2_normalize(out.text_embedding, -1);
   if (fused) {
@@ -140,9 +140,11 @@ ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
     PE_CHECK(head.layers.size() == 2, "ProtST: fused masked cross-entropy expects a two-layer head");
     MaskedCeResult r;
     r.count = index.numel();
-    r.accuracy = std::nan("");  // not computed: the logits never exist
     Tensor h = relu(head.layers[0](index_select(hidden, 0, index)));
     r.loss = fused_masked_cross_entropy(h, head.layers[1].weight, head.layers[1].bias, target);
+    // The logits never exist as a whole; the accuracy recomputes them in row chunks, without gradient.
+    r.accuracy = linear_argmax_accuracy(h.detach(), head.layers[1].weight.detach(),
+                                        head.layers[1].bias.defined() ? head.layers[1].bias.detach() : Tensor(), target);
     return r;
   };
 

@@ -62,6 +62,15 @@ TEST_SUITE("cuda") {
       // Step 1 sees identical weights and batches: f32 rounding only. Later steps compound it
       // through AdamW, whose first updates are +-lr for any gradient sign.
       CHECK(std::abs(a - b) <= (i == 0 ? 1e-5 : 2e-3) * std::abs(a));
+      // The fused path reports the masked-prediction accuracies too (recomputed in row chunks);
+      // at step 1 the logits agree to f32 rounding, so the top-1 hits are the same.
+      for (const char* key : {"mlm_acc", "mmp_protein_acc", "mmp_text_acc"}) {
+        CAPTURE(key);
+        REQUIRE(rg[i][key].is_number());
+        double acc = rg[i][key].get<double>();
+        CHECK((acc >= 0.0 && acc <= 1.0));
+        if (i == 0) CHECK(acc == rc[i][key].get<double>());
+      }
     }
     // The CUDA checkpoint holds the same tensors as the CPU one, on the host, and loads.
     LoadedCheckpoint cc = load_checkpoint_file(tc.dir.string() + "/checkpoints/step-4.safetensors");
