@@ -350,48 +350,48 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tens
   });
 }
 
-void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
-                             const Tensor& mean, const Tensor& rstd) {
-  check_rows("layer_norm", x, {&y});
+namespace {
+// layer_norm (res undefined) and add_layer_norm (s = x + res normalised, s written).
+void layer_norm_forward(const char* op, const Tensor& x, const Tensor& res, const Tensor& s, const Tensor& weight,
+                        const Tensor& bias, double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  const bool fused_add = res.defined();
+  if (fused_add) check_rows(op, x, {&res, &s, &y});
+  else check_rows(op, x, {&y});
   int64_t n = x.size(-1);
   int64_t rows = n ? x.numel() / n : 0;
   if (rows == 0) return;
-  FloatPtr w = optional_param(weight, n, "layer_norm", "weight");
-  FloatPtr b = optional_param(bias, n, "layer_norm", "bias");
-  FloatPtr mu = float_ptr(mean, "layer_norm", "mean"), rs = float_ptr(rstd, "layer_norm", "rstd");
-  PE_CHECK(mean.numel() == rows && rstd.numel() == rows, "layer_norm: statistics ", mean.str(), ", ", rstd.str(),
+  FloatPtr w = optional_param(weight, n, op, "weight");
+  FloatPtr b = optional_param(bias, n, op, "bias");
+  FloatPtr mu = float_ptr(mean, op, "mean"), rs = float_ptr(rstd, op, "rstd");
+  PE_CHECK(mean.numel() == rows && rstd.numel() == rows, op, ": statistics ", mean.str(), ", ", rstd.str(),
            " do not have ", rows, " rows");
-  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+  dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    launch_rows<T>(rows, n, {x.raw_data(), y.raw_data()}, [&](auto wr, auto vec, unsigned grid, int threads) {
-      layer_norm_kernel<decltype(wr)::value, decltype(vec)::value, T>
-          <<<grid, threads, 0, stream()>>>(x.data<T>(), w, b, eps, y.data<T>(), mu, rs, rows, n);
-    });
-    PE_CUDA_LAUNCH_CHECK("layer_norm");
+    auto go = [&](auto wr, auto vec, unsigned grid, int threads) {
+      constexpr bool WR = decltype(wr)::value;
+      constexpr int VEC = decltype(vec)::value;
+      if (fused_add)
+        layer_norm_kernel<WR, VEC, T, true><<<grid, threads, 0, stream()>>>(
+            x.data<T>(), w, b, eps, y.data<T>(), mu, rs, rows, n, res.data<T>(), s.data<T>());
+      else
+        layer_norm_kernel<WR, VEC, T><<<grid, threads, 0, stream()>>>(x.data<T>(), w, b, eps, y.data<T>(), mu, rs,
+                                                                      rows, n);
+    };
+    if (fused_add) launch_rows<T>(rows, n, {x.raw_data(), res.raw_data(), s.raw_data(), y.raw_data()}, go);
+    else launch_rows<T>(rows, n, {x.raw_data(), y.raw_data()}, go);
+    PE_CUDA_LAUNCH_CHECK(op);
   });
+}
+}  // namespace
+
+void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                             const Tensor& mean, const Tensor& rstd) {
+  layer_norm_forward("layer_norm", x, Tensor(), Tensor(), weight, bias, eps, y, mean, rstd);
 }
 
 void CudaBackend::add_layer_norm(const Tensor& x, const Tensor& res, const Tensor& weight, const Tensor& bias,
                                  double eps, const Tensor& s, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
-  check_rows("add_layer_norm", x, {&res, &s, &y});
-  int64_t n = x.size(-1);
-  int64_t rows = n ? x.numel() / n : 0;
-  if (rows == 0) return;
-  FloatPtr w = optional_param(weight, n, "add_layer_norm", "weight");
-  FloatPtr b = optional_param(bias, n, "add_layer_norm", "bias");
-  FloatPtr mu = float_ptr(mean, "add_layer_norm", "mean"), rs = float_ptr(rstd, "add_layer_norm", "rstd");
-  PE_CHECK(mean.numel() == rows && rstd.numel() == rows, "add_layer_norm: statistics ", mean.str(), ", ", rstd.str(),
-           " do not have ", rows, " rows");
-  dispatch_float(x.dtype(), "add_layer_norm", [&](auto tag) {
-    using T = decltype(tag);
-    launch_rows<T>(rows, n, {x.raw_data(), res.raw_data(), s.raw_data(), y.raw_data()},
-                   [&](auto wr, auto vec, unsigned grid, int threads) {
-                     layer_norm_kernel<decltype(wr)::value, decltype(vec)::value, T, true>
-                         <<<grid, threads, 0, stream()>>>(x.data<T>(), w, b, eps, y.data<T>(), mu, rs, rows, n,
-                                                          res.data<T>(), s.data<T>());
-                   });
-    PE_CUDA_LAUNCH_CHECK("add_layer_norm");
-  });
+  layer_norm_forward("add_layer_norm", x, res, s, weight, bias, eps, y, mean, rstd);
 }
 
 void CudaBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
