@@ -209,29 +209,63 @@ void check_operand(const Tensor& t, int64_t batch, int64_t rows, int64_t cols, c
            " must hold contiguous matrices (strides ", shape_str(s), ")");
 }
 
+// Checks the operands of out[b] = op(a[b]) @ op(b[b]) (Backend::matmul's contract) and returns the
+// product's shape; the caller sets `bias`.
+GemmShape gemm_shape(const char* op, const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b) {
+  check_contiguous(out, op, "output");
+  PE_CHECK(out.dim() == 3, op, ": output ", out.str(), " is not [batch, M, N]");
+  int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
+  PE_CHECK(a.dim() == 3, op, ": ", a.str(), " is not 3-d");
+  int64_t K = trans_a ? a.size(1) : a.size(2);
+  check_operand(a, batch, trans_a ? K : M, trans_a ? M : K, "a");
+  check_operand(b, batch, trans_b ? N : K, trans_b ? K : N, "b");
+  PE_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch: ", a.str(), " and ", b.str());
+  bool ok = a.dtype() == out.dtype() || (a.dtype() == DType::BF16 && out.dtype() == DType::F32);
+  PE_CHECK(ok && is_floating(a.dtype()), op, ": ", a.str(), " @ ", b.str(), " into ", out.str(),
+           " (supported: f32, f64, bf16 -> bf16 or f32)");
+  int64_t sa = batch > 1 ? a.strides()[0] : 0, sb = batch > 1 ? b.strides()[0] : 0;
+  return GemmShape{a.dtype(), out.dtype(), a.dtype() == DType::F32 && allow_tf32(), trans_a, trans_b, M, N, K,
+                   batch, sa, sb, M * N};
+}
+
 }  // namespace
 
 void set_allow_tf32(bool on) { tf32_flag() = on; }
+bool allow_tf32() { return tf32_flag(); }
+
+void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
+                         double alpha, double beta) {
+  GemmShape g = gemm_shape("matmul", a, b, out, trans_a, trans_b);
+  const int64_t batch = g.batch, M = g.M, N = g.N, K = g.K;
+  if (batch == 0 || M == 0 || N == 0) return;
+  if (K == 0) {  // empty sum: out = beta * out
+    if (beta == 0.0) fill(out, 0.0);
+    else unary(UnaryOp::MulScalar, out, out, beta);
+    return;
+  }
+  Blas& st = blas_state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.init();
+  if (a.dtype() == DType::F64) {
+    PE_CUDA_CHECK(cublasDgemmStridedBatched_64(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                                                 b.data<double>(), trans_b ? K : N, g.sb, a.data<double>(),
+                                                 trans_a ? M : K, g.sa, &beta, out.data<double>(), N, g.so, batch),
+                    "matmul");
+    return;
+  }
+  run_lt(st, g, a.raw_data(), b.raw_data(), out.raw_data(), float(alpha), float(beta));
+}
 
 void CudaBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out, bool trans_a,
                               bool trans_b) {
-  check_contiguous(out, "matmul_bias", "output");
+  GemmShape g = gemm_shape("matmul_bias", a, b, out, trans_a, trans_b);
+  PE_CHECK(g.batch == 1, "matmul_bias: output ", out.str(), " is not [1, M, N]");
   check_contiguous(bias, "matmul_bias", "bias");
-  PE_CHECK(out.dim() == 3 && out.size(0) == 1, "matmul_bias: output ", out.str(), " is not [1, M, N]");
-  int64_t M = out.size(1), N = out.size(2);
-  PE_CHECK(bias.numel() == N && bias.dtype() == out.dtype(), "matmul_bias: bias ", bias.str(), " is not [", N,
+  PE_CHECK(bias.numel() == g.N && bias.dtype() == out.dtype(), "matmul_bias: bias ", bias.str(), " is not [", g.N,
            "] of the output dtype ", dtype_name(out.dtype()));
-  int64_t K = trans_a ? a.size(1) : a.size(2);
-  bool lt = a.dtype() != DType::F64 && M > 0 && N > 0 && K > 0;
-  if (lt) {
-    check_operand(a, 1, trans_a ? K : M, trans_a ? M : K, "a");
-    check_operand(b, 1, trans_b ? N : K, trans_b ? K : N, "b");
-    PE_CHECK(a.dtype() == b.dtype(), "matmul_bias: dtype mismatch: ", a.str(), " and ", b.str());
-    bool ok = a.dtype() == out.dtype() || (a.dtype() == DType::BF16 && out.dtype() == DType::F32);
-    PE_CHECK(ok, "matmul_bias: ", a.str(), " @ ", b.str(), " into ", out.str(),
-             " (supported: f32, bf16 -> bf16 or f32)");
-    GemmShape g{a.dtype(), out.dtype(), a.dtype() == DType::F32 && allow_tf32(), trans_a, trans_b, M, N, K, 1,
-                0, 0, M * N, true};
+  if (a.dtype() != DType::F64 && g.M > 0 && g.N > 0 && g.K > 0) {
+    g.bias = true;
     Blas& st = blas_state();
     std::lock_guard<std::mutex> lock(st.mu);
     st.init();
@@ -240,45 +274,8 @@ void CudaBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bi
     matmul(a, b, out, trans_a, trans_b, 1.0, 0.0);
   }
   // No epilogue (f64, an empty product, or no cuBLASLt algorithm for the layout): add the bias rows.
-  Tensor rows = out.view({M, N});
-  binary(BinaryOp::Add, rows, bias.view({1, N}).expand({M, N}), rows);
-}
-bool allow_tf32() { return tf32_flag(); }
-
-void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
-                         double alpha, double beta) {
-  check_contiguous(out, "matmul", "output");
-  PE_CHECK(out.dim() == 3, "matmul: output ", out.str(), " is not [batch, M, N]");
-  int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
-  PE_CHECK(a.dim() == 3, "matmul: ", a.str(), " is not 3-d");
-  int64_t K = trans_a ? a.size(1) : a.size(2);
-  check_operand(a, batch, trans_a ? K : M, trans_a ? M : K, "a");
-  check_operand(b, batch, trans_b ? N : K, trans_b ? K : N, "b");
-  PE_CHECK(a.dtype() == b.dtype(), "matmul: dtype mismatch: ", a.str(), " and ", b.str());
-  bool ok = a.dtype() == out.dtype() || (a.dtype() == DType::BF16 && out.dtype() == DType::F32);
-  PE_CHECK(ok && is_floating(a.dtype()), "matmul: ", a.str(), " @ ", b.str(), " into ", out.str(),
-           " (supported: f32, f64, bf16 -> bf16 or f32)");
-  if (batch == 0 || M == 0 || N == 0) return;
-  if (K == 0) {  // empty sum: out = beta * out
-    if (beta == 0.0) fill(out, 0.0);
-    else unary(UnaryOp::MulScalar, out, out, beta);
-    return;
-  }
-  int64_t sa = batch > 1 ? a.strides()[0] : 0, sb = batch > 1 ? b.strides()[0] : 0, so = M * N;
-  Blas& st = blas_state();
-  std::lock_guard<std::mutex> lock(st.mu);
-  st.init();
-  if (a.dtype() == DType::F64) {
-    PE_CUDA_CHECK(cublasDgemmStridedBatched_64(st.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
-                                                 b.data<double>(), trans_b ? K : N, sb, a.data<double>(),
-                                                 trans_a ? M : K, sa, &beta, out.data<double>(), N, so, batch),
-                    "matmul");
-    return;
-  }
-  GemmShape g{a.dtype(), out.dtype(), a.dtype() == DType::F32 && allow_tf32(), trans_a, trans_b, M, N, K, batch,
-              sa, sb, so};
-  run_lt(st, g, a.raw_data(), b.raw_data(), out.raw_data(), float(alpha), float(beta));
+  Tensor rows = out.view({g.M, g.N});
+  binary(BinaryOp::Add, rows, bias.view({1, g.N}).expand({g.M, g.N}), rows);
 }
 
 }  // namespace pe::cuda
