@@ -103,21 +103,13 @@ def rewrite_launches(path, src):
         needs_id = len(parts) >= 3 and parts[2] not in ("0", "0u", "size_t(0)")
         kid = f"::simt::kernel_id({callee})" if needs_id else "nullptr"
         name = " ".join(callee.split()).replace('"', "")
-        gap = src[k:j + 1].count("\n")  # keep line numbers: newlines of the config and gap
-        text = (f'::simt::launch("{name}", {kid}, ::simt::LaunchConfig({" ".join(cfg.split())}), '
-                f"[&]() {{ {callee}({args}); }})" + "\n" * 0)
+        # The launch becomes one line; the newlines it had before its arguments follow it (inside the
+        # expression), so the lines after it keep their numbers. Newlines in the arguments stay.
+        dropped = src[start:j + 1].count("\n")
         out.append(src[pos:start])
-        out.append(text)
-        # newlines that disappeared from the config/gap go after the statement's end to keep lines aligned
+        out.append(f'::simt::launch("{name}", {kid}, ::simt::LaunchConfig({" ".join(cfg.split())}), '
+                   f"[&]() {{ {callee}({args}); }})" + "\n" * dropped)
         pos = end + 1
-        if gap:
-            semi = src.find(";", pos)
-            if semi >= 0:
-                out.append(src[pos:semi + 1] + "\n" * gap)
-                pos = semi + 1
-        callee_nl = src[start:k].count("\n")
-        if callee_nl:
-            out.append("\n" * callee_nl)
 
 
 EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([\w:][\w:\s]*?)\s+(\w+)\s*\[\s*\]\s*;")

@@ -150,7 +150,6 @@ extern Thread* g_thread;
 extern uint3 g_block_idx;
 extern dim3 g_block_dim, g_grid_dim;
 unsigned char* dynamic_smem();
-void fiber_entry_public();  // emulator internal
 
 // Runs body() once per thread of every block. `func` identifies the kernel for its shared-memory
 // attribute (nullptr when the launch text names no single function). A configuration the CUDA

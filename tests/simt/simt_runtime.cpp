@@ -275,15 +275,6 @@ bool run_block(Block& b, unsigned nthreads) {
   return true;
 }
 
-}  // namespace
-
-// Entry of a fiber started by the fast switch: runs the kernel body, then returns to the scheduler.
-void fiber_entry_public() {
-  fiber_entry();
-  to_scheduler();
-}
-
-namespace {
 std::unordered_map<const void*, int>& smem_optin() {
   static std::unordered_map<const void*, int> m;
   return m;
@@ -297,13 +288,11 @@ int sm_count_setting() {
   return n > 0 ? n : 4;
 }
 
-}  // namespace
-
-unsigned char* dynamic_smem();
-namespace {
 std::vector<unsigned char> g_dyn_smem_storage;
 unsigned char* g_dyn_smem = nullptr;
+
 }  // namespace
+
 unsigned char* dynamic_smem() { return g_dyn_smem; }
 
 namespace {
@@ -495,9 +484,12 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint3
 }  // namespace simt
 
 #ifdef SIMT_FAST_SWITCH
+// Entry of a fiber started by the fast switch: runs the kernel body, then returns to the scheduler,
+// which never resumes a finished fiber.
 extern "C" void simt_fiber_start() {
-  simt::fiber_entry_public();
-  std::abort();  // the scheduler never resumes a finished fiber
+  simt::fiber_entry();
+  simt::to_scheduler();
+  std::abort();
 }
 #endif
 
