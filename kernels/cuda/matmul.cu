@@ -182,13 +182,15 @@ void run_gemm_ex(Blas& st, const GemmShape& g, const void* a, const void* b, voi
                   "matmul");
 }
 
-// Returns false when the bias could not go into the epilogue (classic-cuBLAS fallback): the caller adds it.
+// Returns false, having computed nothing, when a bias was asked for and no cuBLASLt algorithm takes
+// it in the epilogue: the caller then computes the product and adds the bias itself.
 bool run_lt(Blas& st, const GemmShape& g, const void* a, const void* b, void* o, float alpha, float beta,
             const void* bias = nullptr) {
   Plan& p = lt_plan(st, g, a, b, o);
   if (!p.found) {
+    if (g.bias) return false;
     run_gemm_ex(st, g, a, b, o, alpha, beta);
-    return !g.bias;
+    return true;
   }
   if (g.bias)
     PE_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
@@ -270,12 +272,21 @@ void CudaBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bi
     std::lock_guard<std::mutex> lock(st.mu);
     st.init();
     if (run_lt(st, g, a.raw_data(), b.raw_data(), out.raw_data(), 1.f, 0.f, bias.raw_data())) return;
-  } else {
-    matmul(a, b, out, trans_a, trans_b, 1.0, 0.0);
   }
   // No epilogue (f64, an empty product, or no cuBLASLt algorithm for the layout): add the bias rows.
-  Tensor rows = out.view({g.M, g.N});
-  binary(BinaryOp::Add, rows, bias.view({1, g.N}).expand({g.M, g.N}), rows);
+  // A bf16 output gets them in fp32 before its one rounding, as the epilogue does (rounding the
+  // product first loses the result where bias and product nearly cancel).
+  const bool round_once = out.dtype() == DType::BF16;
+  Tensor acc = round_once ? Tensor::empty(out.shape(), DType::F32, out.device()) : out;
+  Tensor b32 = bias;
+  if (round_once) {
+    b32 = Tensor::empty(bias.shape(), DType::F32, bias.device());
+    copy_strided(bias, b32);
+  }
+  matmul(a, b, acc, trans_a, trans_b, 1.0, 0.0);
+  Tensor rows = acc.view({g.M, g.N});
+  binary(BinaryOp::Add, rows, b32.view({1, g.N}).expand({g.M, g.N}), rows);
+  if (round_once) copy_strided(acc, out);
 }
 
 }  // namespace pe::cuda
