@@ -8,14 +8,12 @@ namespace pe {
 
 namespace cpu {
 
-void* CpuBackend::allocate(size_t nbytes) {
-  if (nbytes == 0) return nullptr;
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  PE_CHECK(p, "cpu allocate: out of memory for ", nbytes, " bytes");
-  return p;
-}
-void CpuBackend::deallocate(void* p, size_t) { std::free(p); }
+// kernels/cpu/allocator.cpp
+void* cpu_allocate(size_t nbytes);
+void cpu_deallocate(void* p, size_t nbytes);
+
+void* CpuBackend::allocate(size_t nbytes) { return cpu_allocate(nbytes); }
+void CpuBackend::deallocate(void* p, size_t nbytes) { cpu_deallocate(p, nbytes); }
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 

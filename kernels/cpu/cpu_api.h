@@ -1,0 +1,30 @@
+#pragma once
+// CPU-only controls that are not part of the Backend interface.
+#include <cstdint>
+
+namespace pe::cpu {
+
+// The CPU caching allocator (kernels/cpu/allocator.cpp). A training step allocates and frees the
+// same activation sizes every step; through malloc, each large block is mmap-ed, page-faulted and
+// zeroed by the kernel, then unmapped again. Freed blocks are instead kept in size-class free lists
+// (at most 1/4 more than asked, 64-byte aligned) and handed out again, up to a cap on the bytes kept
+// (PE_CPU_CACHE_MB, default a quarter of physical memory; 0 disables caching).
+struct MemoryStats {
+  int64_t allocated_bytes = 0;       // held by live tensors now (size classes)
+  int64_t peak_allocated_bytes = 0;  // maximum of allocated_bytes since start or reset_peak_memory()
+  int64_t cached_bytes = 0;          // free blocks kept for reuse
+  int64_t num_allocs = 0;            // allocate() calls
+  int64_t num_system_allocs = 0;     // of which went to the system allocator (the rest were reused)
+};
+MemoryStats memory_stats();
+void reset_peak_memory();
+// Returns every cached block to the system.
+void empty_cache();
+// Bytes of free blocks kept at most (0: none, every free goes to the system). Returns the old cap.
+int64_t set_cache_limit(int64_t bytes);
+
+// Attention on the CPU runs blocked Eigen products by default; true selects the plain per-row loops
+// (the reference the CUDA kernels were written against; also PE_FUSED_SIMPLE=1). Returns the old value.
+bool set_simple_attention(bool on);
+
+}  // namespace pe::cpu
