@@ -112,16 +112,21 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
   return m;
 }
 
-bool fused_kernels(const Device& d) {
+namespace {
+bool fused_env() {
   static const bool on = [] {
     const char* e = std::getenv("PE_FUSED");
     return !(e && std::strcmp(e, "0") == 0);
   }();
-  return d.is_cuda() && on;
+  return on;
 }
+}  // namespace
+
+bool fused_kernels(const Device& d) { return d.is_cuda() && fused_env(); }
+bool fused_attention(const Device& d) { return fused_env(); }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
-  if (!fused_kernels(q.device())) return attention_reference(q, k, v, key_mask, scale);
+  if (!fused_attention(q.device())) return attention_reference(q, k, v, key_mask, scale);
   if (autocast_bf16() && q.dtype() == DType::F32)
     return flash_attention(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), key_mask, scale).to(DType::F32);
   return flash_attention(q, k, v, key_mask, scale);

@@ -77,5 +77,9 @@ Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, co
 // Default on; the environment variable PE_FUSED=0 selects the compositions (for debugging a kernel
 // against its reference on the same device).
 bool fused_kernels(const Device& d);
+// Whether attention() uses the fused (flash-style) kernel: on CUDA as fused_kernels(), and on the
+// CPU too, where the blocked kernel (kernels/cpu/fused.cpp) avoids the [B, H, L, L] tensors and the
+// strided copies of the composition. PE_FUSED=0 turns it off on both.
+bool fused_attention(const Device& d);
 
 }  // namespace pe

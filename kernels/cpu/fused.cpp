@@ -9,7 +9,12 @@
 // w_r sum_i (lse_i - lsep_i) + w_c sum_j (lse'_j - lsep'_j) with respect to z:
 //   G_ij = w_r (e^(z_ij - lse_i) - pos_ij e^(z_ij - lsep_i)) + w_c (e^(z_ij - lse'_j) - pos_ij e^(z_ij - lsep'_j)),
 //   dx_i = a sum_j G_ij y_j,  dy_j = a sum_i G_ij x_i,  dbias_j = sum_i G_ij,  dlog(a) = sum_ij G_ij (z_ij - bias_j).
+#include <Eigen/Dense>
+
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -199,6 +204,154 @@ void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T
       }
     }
 }
+
+// ------------------------------------------------------------------ attention, blocked (the fast path)
+// The same mathematics on blocks of query rows with Eigen matrix products, so the work runs in the
+// GEMM micro-kernels instead of scalar dot products: per (sequence, head) and block of at most
+// kAttnBlock query rows, S = scale Q K^T (+ -inf at masked keys), P = exp(S - lse), O = P V; the
+// backward recomputes P and forms dV += P^T dO, dS = P (dO V^T - delta), dQ = scale dS K,
+// dK += scale dS^T Q. Q, K, V, O are read in place through strided maps ([rows, H*D] with the head
+// at column h*D): nothing is transposed or copied, and only one [block, Lk] tile per thread exists.
+// Forward tasks are (sequence, head, query block); backward tasks are (sequence, head), whose dK,
+// dV rows no other task writes, summed over the query blocks in order (deterministic).
+constexpr int64_t kAttnBlock = 128;
+
+template <typename T>
+struct AttnMaps {
+  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using CMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+  using MMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+};
+
+// Column bias of the keys of sequence b: 0 for a real key, -inf for a masked one; empty if all are real.
+template <typename T>
+std::vector<T> key_bias(const Sequences& s, int64_t b) {
+  if (s.mask.empty()) return {};
+  std::vector<T> bias(size_t(s.nk[size_t(b)]));
+  bool any = false;
+  for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+    bool real = key_real(s, b, j);
+    bias[size_t(j)] = real ? T(0) : -std::numeric_limits<T>::infinity();
+    any |= !real;
+  }
+  if (!any) bias.clear();
+  return bias;
+}
+
+template <typename T>
+void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const T* v, double scale, T* out, T* lse) {
+  using M = AttnMaps<T>;
+  const int64_t HD = s.H * s.D, D = s.D;
+  struct Task { int64_t b, h, i0, n; };
+  std::vector<Task> tasks;
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h)
+      for (int64_t i0 = 0; i0 < s.nq[size_t(b)]; i0 += kAttnBlock)
+        tasks.push_back({b, h, i0, std::min(kAttnBlock, s.nq[size_t(b)] - i0)});
+  std::vector<std::vector<T>> biases(size_t(s.B));
+  for (int64_t b = 0; b < s.B; ++b) biases[size_t(b)] = key_bias<T>(s, b);
+  const T inf = std::numeric_limits<T>::infinity();
+#pragma omp parallel if (tasks.size() > 1)
+  {
+    typename M::RowMat S;
+#pragma omp for schedule(dynamic)
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const Task& tk = tasks[t];
+      const int64_t nk = s.nk[size_t(tk.b)];
+      const int64_t qrow = s.q0[size_t(tk.b)] + tk.i0;
+      typename M::MMap O(out + qrow * HD + tk.h * D, tk.n, D, Eigen::OuterStride<>(HD));
+      T* L = lse + qrow * s.H + tk.h;
+      if (nk == 0) {
+        O.setZero();
+        for (int64_t i = 0; i < tk.n; ++i) L[i * s.H] = inf;
+        continue;
+      }
+      typename M::CMap Q(q + qrow * HD + tk.h * D, tk.n, D, Eigen::OuterStride<>(HD));
+      typename M::CMap K(k + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
+      typename M::CMap V(v + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
+      S.resize(tk.n, nk);
+      S.noalias() = T(scale) * (Q * K.transpose());
+      const std::vector<T>& bias = biases[size_t(tk.b)];
+      if (!bias.empty()) S.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
+      for (int64_t i = 0; i < tk.n; ++i) {
+        T mx = S.row(i).maxCoeff();
+        if (mx == -inf) {  // no real key: zeros, lse +inf
+          S.row(i).setZero();
+          L[i * s.H] = inf;
+          continue;
+        }
+        S.row(i) = (S.row(i).array() - mx).exp().matrix();
+        T sum = S.row(i).sum();
+        S.row(i) /= sum;
+        L[i * s.H] = mx + std::log(sum);
+      }
+      O.noalias() = S * V;
+    }
+  }
+}
+
+template <typename T>
+void attention_backward_blocked(const Sequences& s, const T* q, const T* k, const T* v, const T* out, const T* lse,
+                                const T* gout, double scale, T* gq, T* gk, T* gv) {
+  using M = AttnMaps<T>;
+  const int64_t HD = s.H * s.D, D = s.D;
+  const T sc = T(scale), inf = std::numeric_limits<T>::infinity();
+#pragma omp parallel if (s.B * s.H > 1)
+  {
+    typename M::RowMat P, dP;
+    Eigen::Matrix<T, Eigen::Dynamic, 1> delta;
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.H; ++h) {
+        const int64_t nk = s.nk[size_t(b)], k0 = s.k0[size_t(b)];
+        typename M::CMap K(k + k0 * HD + h * D, nk, D, Eigen::OuterStride<>(HD));
+        typename M::CMap V(v + k0 * HD + h * D, nk, D, Eigen::OuterStride<>(HD));
+        typename M::MMap dK(gk + k0 * HD + h * D, nk, D, Eigen::OuterStride<>(HD));
+        typename M::MMap dV(gv + k0 * HD + h * D, nk, D, Eigen::OuterStride<>(HD));
+        dK.setZero();
+        dV.setZero();
+        std::vector<T> bias = key_bias<T>(s, b);
+        for (int64_t i0 = 0; i0 < s.nq[size_t(b)]; i0 += kAttnBlock) {
+          const int64_t n = std::min(kAttnBlock, s.nq[size_t(b)] - i0);
+          const int64_t qrow = s.q0[size_t(b)] + i0;
+          typename M::CMap Q(q + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
+          typename M::CMap O(out + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
+          typename M::CMap dO(gout + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
+          typename M::MMap dQ(gq + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
+          if (nk == 0) {
+            dQ.setZero();
+            continue;
+          }
+          const T* L = lse + qrow * s.H + h;
+          P.resize(n, nk);
+          P.noalias() = sc * (Q * K.transpose());
+          if (!bias.empty()) P.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
+          for (int64_t i = 0; i < n; ++i) {
+            T li = L[i * s.H];
+            if (li == inf) P.row(i).setZero();  // no real key: no gradient
+            else P.row(i) = (P.row(i).array() - li).exp().matrix();
+          }
+          dV.noalias() += P.transpose() * dO;
+          dP.resize(n, nk);
+          dP.noalias() = dO * V.transpose();
+          delta = (dO.array() * O.array()).rowwise().sum().matrix();
+          dP = (P.array() * (dP.array().colwise() - delta.array())).matrix();  // dS
+          dQ.noalias() = sc * (dP * K);
+          dK.noalias() += sc * (dP.transpose() * Q);
+        }
+      }
+  }
+}
+
+// PE_FUSED_SIMPLE=1 runs the plain loops above instead (as on CUDA): the obviously-correct version.
+std::atomic<bool>& simple_attention_flag() {
+  static std::atomic<bool> on([] {
+    const char* e = std::getenv("PE_FUSED_SIMPLE");
+    return e && std::string(e) == "1";
+  }());
+  return on;
+}
+bool use_simple_attention() { return simple_attention_flag().load(); }
 
 // ------------------------------------------------------------------ cross-entropy of rows against columns
 // The engine behind info_nce_* and masked_ce_* (see the file comment).
@@ -414,6 +567,8 @@ Xent masked_ce_problem(const char* op, const Tensor& hidden, const Tensor& weigh
 }  // namespace
 
 // ------------------------------------------------------------------ Backend methods
+bool set_simple_attention(bool on) { return simple_attention_flag().exchange(on); }
+
 void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
                                    const Tensor& out, const Tensor& lse) {
   const char* op = "attention_forward";
@@ -425,7 +580,10 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   check_acc(op, "lse", lse, acc_dtype(q.dtype()), ls);
   dispatch_float(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    attention_forward_impl<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), layout.scale, out.data<T>(), lse.data<T>());
+    if (use_simple_attention())
+      attention_forward_impl<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), layout.scale, out.data<T>(), lse.data<T>());
+    else
+      attention_forward_blocked<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), layout.scale, out.data<T>(), lse.data<T>());
   });
 }
 
@@ -446,8 +604,9 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
   check_acc(op, "lse", lse, acc_dtype(q.dtype()), ls);
   dispatch_float(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    attention_backward_impl<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), gout.data<T>(),
-                               layout.scale, gq.data<T>(), gk.data<T>(), gv.data<T>());
+    auto run = use_simple_attention() ? attention_backward_impl<T> : attention_backward_blocked<T>;
+    run(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), gout.data<T>(), layout.scale,
+        gq.data<T>(), gk.data<T>(), gv.data<T>());
   });
 }
 
