@@ -15,46 +15,6 @@ namespace pe {
 
 using json = nlohmann::json;
 
-void write_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t cols) {
-  PE_CHECK(int64_t(data.size()) == rows * cols, "write_npy: ", data.size(), " values for [", rows, ", ", cols, "]");
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
-                       std::to_string(cols) + "), }";
-  size_t total = 10 + header.size() + 1;
-  header += std::string((64 - total % 64) % 64, ' ') + "\n";
-  std::string out = "\x93NUMPY";
-  out += char(1);
-  out += char(0);
-  uint16_t hl = uint16_t(header.size());
-  out += char(hl & 0xff);
-  out += char(hl >> 8);
-  out += header;
-  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
-  write_text_atomic(path, out);
-}
-
-namespace {
-// A trained model ready for inference: checkpoint, model on the device, tokenizer, eval options.
-struct OpenedModel {
-  LoadedCheckpoint ck;
-  std::unique_ptr<ProtSTModel> model;
-  std::unique_ptr<BertTokenizer> tok;
-  EvalOptions eo;
-  int64_t max_text_len = 0;  // the request, capped by the text encoder's position table
-};
-
-OpenedModel open_model(const std::string& checkpoint, const std::string& device, int64_t batch_size,
-                       int64_t max_protein_len, int64_t max_text_len) {
-  OpenedModel m;
-  m.eo.device = resolve_device(device);
-  m.eo.batch_size = batch_size;
-  m.eo.max_protein_len = max_protein_len;
-  m.ck = load_checkpoint_file(checkpoint);
-  m.model = model_from_checkpoint(m.ck, m.eo.device);
-  m.tok = std::make_unique<BertTokenizer>(tokenizer_from_checkpoint(m.ck));
-  m.max_text_len = std::min(max_text_len, m.ck.config.text.max_position_embeddings);
-  return m;
-}
-}  // namespace
 
 EvalReport run_eval(const EvalCommandOptions& o) {
   OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
@@ -97,59 +57,6 @@ EvalReport run_eval(const EvalCommandOptions& o) {
   }
   if (!o.json_out.empty()) write_text_atomic(o.json_out, j.dump(2) + "\n");
   return rep;
-}
-
-int64_t run_embed(const EmbedOptions& o) {
-  OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
-  ProtSTModel* model = m.model.get();
-  const BertTokenizer& tok = *m.tok;
-  std::string kind = o.kind;
-  auto has = [&](const char* s) { return o.input.find(s) != std::string::npos; };
-  if (kind == "auto") kind = (has(".fa") || has(".fasta") || has(".faa")) ? "protein" : "text";
-  PE_CHECK(kind == "protein" || kind == "text", "--kind must be protein, text or auto");
-  PairDataset ds;
-  if (kind == "protein") {
-    ReadStats st;
-    std::vector<ProteinRecord> recs = read_fasta(o.input, {}, &st);
-    std::printf("input: %s: %s\n", o.input.c_str(), st.summary().c_str());
-    for (auto& r : recs) r.text = "";
-    ds = tokenize_pairs(recs, tok, m.max_text_len);
-    PE_CHECK(ds.items.size() == recs.size(), o.input, ": some sequences are empty");
-  } else {
-    std::ifstream f(o.input);
-    PE_CHECK(f.good(), "cannot read ", o.input);
-    std::vector<ProteinRecord> recs;
-    std::string line;
-    size_t n = 0;
-    while (std::getline(f, line)) {
-      ++n;
-      ProteinRecord r;
-      r.id = std::to_string(n);
-      r.seq = "A";  // placeholder protein; only the text side is embedded
-      r.text = line;
-      recs.push_back(r);
-    }
-    ds = tokenize_pairs(recs, tok, m.max_text_len);
-    for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);  // every line its own row
-  }
-  PE_CHECK(!ds.items.empty(), o.input, ": nothing to embed");
-  const EvalOptions& eo = m.eo;
-  std::vector<std::vector<float>> P, T;
-  std::vector<int64_t> g;
-  int64_t cropped = 0;
-  embed_dataset(*model, ds, tok, eo, P, T, g, &cropped);
-  const auto& rows = kind == "protein" ? P : T;
-  int64_t N = int64_t(rows.size()), E = int64_t(rows[0].size());
-  std::vector<float> flat;
-  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-  if (o.output.size() > 12 && o.output.substr(o.output.size() - 12) == ".safetensors") {
-    save_tensors(o.output, {{"embeddings", Tensor::from_vector(flat, {N, E})}}, {{"kind", kind}, {"source", o.input}});
-  } else {
-    write_npy(o.output, flat, N, E);
-  }
-  std::printf("wrote %lld %s embeddings of dimension %lld to %s%s\n", (long long)N, kind.c_str(), (long long)E,
-              o.output.c_str(), cropped ? (" (" + std::to_string(cropped) + " proteins cut to the length limit)").c_str() : "");
-  return N;
 }
 
 void run_convert(const ConvertOptions& o) {

@@ -1,5 +1,5 @@
 #pragma once
-// `protst eval | embed | convert`: the subcommands that start from a training checkpoint.
+// `protst eval | convert`: the subcommands that start from a training checkpoint.
 #include <string>
 
 #include "app/evaluate.h"
@@ -12,14 +12,6 @@ struct EvalCommandOptions {
 };
 EvalReport run_eval(const EvalCommandOptions& o);
 
-struct EmbedOptions {
-  std::string checkpoint, input, output, device = "auto";
-  std::string kind = "auto";  // protein | text | auto (FASTA -> protein, else one text per line)
-  int64_t batch_size = 64, max_protein_len = 1022, max_text_len = 128;
-};
-// Writes [N, embed_dim] float32 L2-normalised embeddings in input order (.npy or .safetensors).
-int64_t run_embed(const EmbedOptions& o);
-
 struct ConvertOptions {
   std::string checkpoint, train_path, test_path, descriptions, output, device = "auto";
   int64_t steps = 2000, batch_size = 256, max_protein_len = 1022, max_text_len = 128;
@@ -29,8 +21,5 @@ struct ConvertOptions {
 // Stage two: trains the conversion MLPs on frozen-encoder embeddings; reports MSE and retrieval
 // with imputed embeddings; writes a checkpoint holding them.
 void run_convert(const ConvertOptions& o);
-
-// Minimal .npy (v1.0, little-endian float32, C order) writer, atomic.
-void write_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t cols);
 
 }  // namespace pe

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app/commands.h"
+#include "app/embed.h"
 #include "app/train.h"
 #include "data/go_dataset.h"
 
@@ -83,14 +84,26 @@ int main(int argc, char** argv) {
 
   // ------------------------------------------------------------------ embed
   EmbedOptions m;
-  CLI::App* em = app.add_subcommand("embed", "Embed proteins (FASTA) or texts (one per line) into L2-normalised vectors, in input order");
-  em->add_option("--checkpoint", m.checkpoint, "Training checkpoint")->required();
-  em->add_option("--input", m.input, "FASTA (.fa/.fasta, .gz ok) or a text file with one description per line")->required();
-  em->add_option("--output", m.output, "Output .npy (float32 [N, dim]) or .safetensors")->required();
-  em->add_option("--kind", m.kind, "protein, text or auto (by file name)")->capture_default_str();
+  CLI::App* em = app.add_subcommand(
+      "embed",
+      "Embed proteins (FASTA) or texts (one per line), in input order, ids written beside the vectors.\n"
+      "From a ProtST checkpoint: L2-normalised joint-space embeddings. From a Hugging Face encoder folder\n"
+      "(--protein-model / --text-model, like fair-esm's extract.py): raw hidden states of --repr-layers,\n"
+      "the mean over each sequence's tokens (special tokens and padding excluded) and/or every token.");
+  em->add_option("--checkpoint", m.checkpoint, "ProtST training checkpoint (.safetensors)");
+  em->add_option("--protein-model", m.protein_model, "Hugging Face EsmForMaskedLM/EsmModel folder (config.json + model.safetensors)");
+  em->add_option("--text-model", m.text_model, "Hugging Face BERT folder (config.json, model.safetensors, vocab.txt)");
+  em->add_option("--input", m.input, "FASTA (.gz ok) or a text file with one description per line; recognised by content")->required();
+  em->add_option("--output", m.output,
+                 "Output .npy (float32 [N, dim]) or .safetensors (several layers, per_tok); ids go to <output stem>.ids.txt")->required();
+  em->add_option("--kind", m.kind, "protein, text or auto (a file whose first non-blank character is '>' is FASTA)")->capture_default_str();
+  em->add_option("--include", m.include, "Encoder folders: mean (per sequence) and/or per_tok (every token)")->capture_default_str();
+  em->add_option("--repr-layers", m.repr_layers, "Encoder folders: layers to output; 0 = embeddings, n = after layer n, -1 = last")->capture_default_str();
   em->add_option("--device", m.device, "cpu, cuda or auto")->capture_default_str();
-  em->add_option("--batch-size", m.batch_size, "Batch size (results do not depend on it)")->capture_default_str();
+  em->add_option("--batch-size", m.batch_size, "Sequences per batch (results do not depend on it)")->capture_default_str();
   em->add_option("--max-protein-len", m.max_protein_len, "Keep the first N residues of longer proteins")->capture_default_str();
+  em->add_option("--max-text-len", m.max_text_len, "Keep the first N text tokens, [CLS] and [SEP] included")->capture_default_str();
+  em->add_flag("!--no-progress", m.progress, "No progress line on stderr");
 
   // ------------------------------------------------------------------ convert
   ConvertOptions c;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "app/device.h"
 #include "models/checkpoint.h"
 
 namespace pe {
@@ -177,6 +178,19 @@ std::vector<std::string> read_vocab_lines(const std::string& path) {
     v.push_back(line);
   }
   return v;
+}
+
+OpenedModel open_model(const std::string& checkpoint, const std::string& device, int64_t batch_size,
+                       int64_t max_protein_len, int64_t max_text_len) {
+  OpenedModel m;
+  m.eo.device = resolve_device(device);
+  m.eo.batch_size = batch_size;
+  m.eo.max_protein_len = max_protein_len;
+  m.ck = load_checkpoint_file(checkpoint);
+  m.model = model_from_checkpoint(m.ck, m.eo.device);
+  m.tok = std::make_unique<BertTokenizer>(tokenizer_from_checkpoint(m.ck));
+  m.max_text_len = std::min(max_text_len, m.ck.config.text.max_position_embeddings);
+  return m;
 }
 
 }  // namespace pe

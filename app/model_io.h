@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/evaluate.h"
 #include "autograd/optim.h"
 #include "data/tokenizer_bert.h"
 #include "models/protst.h"
@@ -44,6 +45,18 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path);
 // Builds the model described by a checkpoint and fills its weights.
 std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev);
 BertTokenizer tokenizer_from_checkpoint(const LoadedCheckpoint& ck);
+
+// A trained model ready for inference (eval, embed, convert): checkpoint, model on the device,
+// tokenizer, evaluation options.
+struct OpenedModel {
+  LoadedCheckpoint ck;
+  std::unique_ptr<ProtSTModel> model;
+  std::unique_ptr<BertTokenizer> tok;
+  EvalOptions eo;
+  int64_t max_text_len = 0;  // the request, capped by the text encoder's position table
+};
+OpenedModel open_model(const std::string& checkpoint, const std::string& device, int64_t batch_size,
+                       int64_t max_protein_len, int64_t max_text_len);
 
 // Checkpoints in `dir` named step-<N>.safetensors, newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);

@@ -17,14 +17,6 @@ namespace pe {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Device resolve_device(const std::string& name) {
-  if (name == "auto") return cuda_available() ? Device::cuda() : Device::cpu();
-  Device d = Device::parse(name);
-  PE_CHECK(!d.is_cuda() || cuda_available(), "--device ", name, ": no CUDA device is available",
-           cuda_backend() ? "" : " (this build has no CUDA backend)");
-  return d;
-}
-
 int64_t total_steps(int64_t steps, int64_t epochs, int64_t batches_per_epoch, int64_t grad_accum) {
   if (steps > 0) return steps;
   return std::max<int64_t>(1, epochs * std::max<int64_t>(1, batches_per_epoch / std::max<int64_t>(1, grad_accum)));
@@ -242,7 +234,7 @@ EvalReport train(const TrainOptions& o) {
                 return double(n) / 1e6;
               }(),
               double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
-              model->text_frozen() ? ", frozen" : "", dev.str().c_str());
+              model->text_frozen() ? ", frozen" : "", device_summary(dev).c_str());
   std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
               (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
               o.schedule.c_str(), (long long)o.warmup);

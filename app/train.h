@@ -2,6 +2,7 @@
 // `protst train`: the training loop of ProtST on CPU or CUDA, with checkpoints that resume exactly.
 #include <string>
 
+#include "app/device.h"
 #include "app/evaluate.h"
 
 namespace pe {
@@ -41,7 +42,6 @@ struct TrainOptions {
 // Runs training; returns the final held-out evaluation (empty when no test set).
 EvalReport train(const TrainOptions& opt);
 
-Device resolve_device(const std::string& name);
 int64_t total_steps(int64_t steps, int64_t epochs, int64_t batches_per_epoch, int64_t grad_accum);
 // Learning rate at a step: linear warm-up to `lr`, then constant or cosine decay to lr * min_ratio.
 double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::string& schedule, double min_ratio);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "app/embed.h"
 #include "app/model_io.h"
 #include "app/train.h"
 #include "tests/app/tiny_train.h"
