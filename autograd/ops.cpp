@@ -1,5 +1,7 @@
 #include "autograd/ops.h"
 
+#include "kernels/cpu/cpu_api.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -108,11 +110,24 @@ Shape keepdim_shape(const Shape& s, const std::vector<int64_t>& dims) {
 Tensor reduce_op(ReduceOp op, const Tensor& x, std::vector<int64_t> dims_in, bool keepdim, const char* name) {
   check_float(name, x);
   std::vector<int64_t> dims = norm_dims(x, dims_in, name);
+  Shape ks = keepdim_shape(x.shape(), dims);
+  // On the CPU, a reduction over leading dims of a contiguous tensor (bias and broadcast gradients)
+  // sums columns in place instead of transposing x into rows first.
+  bool leading = x.device().is_cpu() && x.is_contiguous() && !dims.empty() && dims.back() == int64_t(dims.size()) - 1 &&
+                 int64_t(dims.size()) < x.dim();
+  if (leading) {
+    int64_t r = 1;
+    for (int64_t d : dims) r *= x.size(d);
+    Shape kept_shape(x.shape().begin() + int64_t(dims.size()), x.shape().end());
+    int64_t c = shape_numel(kept_shape);
+    Tensor out = Tensor::empty({c}, x.dtype(), x.device());
+    if (c) cpu::reduce_leading(op, x.detach(), r, c, out);
+    return out.view(keepdim ? ks : kept_shape);
+  }
   Shape kept;
   Tensor rows = to_rows(x, dims, kept);
   Tensor out = Tensor::empty({rows.size(0)}, x.dtype(), x.device());
   if (rows.size(0)) be(x).reduce_rows(op, rows, out);
-  Shape ks = keepdim_shape(x.shape(), dims);
   return out.view(keepdim ? ks : kept);
 }
 

@@ -45,18 +45,17 @@ __attribute__((constructor(101))) void check_cpu_isa() {
 }  // namespace
 
 std::string cpu_isa_summary() {
-  std::string built = cpu_isa_built_features();
-  while (!built.empty() && built.front() == ' ') built.erase(0, 1);
+  std::string built = std::string(cpu_isa_built_features()) + " ";
+  auto has = [&](const char* f) { return built.find(std::string(" ") + f + " ") != std::string::npos; };
 #if defined(PE_NATIVE_BUILD)
-  std::string kind = "native build";
+  std::string kind = "native build, ";
 #else
-  std::string kind = "portable build";
+  std::string kind = "portable build, ";
 #endif
-  int lanes = 4;  // SSE / NEON: 128-bit vectors of floats
-  if (built.find("avx512f") != std::string::npos) lanes = 16;
-  else if (built.find("avx") != std::string::npos) lanes = 8;
-  return kind + ": " + (built.empty() ? std::string("baseline ISA") : built) + " (" + std::to_string(lanes) +
-         " floats per vector)";
+  std::string isa = has("avx512f") ? "AVX-512" : has("avx2") ? "AVX2" : has("avx") ? "AVX" : has("neon") ? "NEON" : "SSE2";
+  if (has("fma")) isa += " + FMA";
+  int lanes = has("avx512f") ? 16 : has("avx") ? 8 : 4;
+  return kind + isa + " (" + std::to_string(lanes) + " floats per vector)";
 }
 
 }  // namespace pe

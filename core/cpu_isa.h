@@ -10,7 +10,7 @@
 
 namespace pe {
 
-// E.g. "native build: avx512f avx512bw avx512vl avx512dq avx2 fma (16 floats per vector)".
+// E.g. "native build, AVX-512 + FMA (16 floats per vector)".
 std::string cpu_isa_summary();
 // The space-separated feature names the compiler could use (from the predefined macros).
 const char* cpu_isa_built_features();

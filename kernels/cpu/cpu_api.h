@@ -2,6 +2,8 @@
 // CPU-only controls that are not part of the Backend interface.
 #include <cstdint>
 
+#include "kernels/backend.h"
+
 namespace pe::cpu {
 
 // The CPU caching allocator (kernels/cpu/allocator.cpp). A training step allocates and frees the
@@ -22,6 +24,11 @@ void reset_peak_memory();
 void empty_cache();
 // Bytes of free blocks kept at most (0: none, every free goes to the system). Returns the old cap.
 int64_t set_cache_limit(int64_t bytes);
+
+// Column reduction of a contiguous x viewed as [rows, cols] into out [cols] (contiguous, x's dtype):
+// what a reduction over leading dims is (the bias and broadcast gradients), without the transposed
+// copy that reduce_rows needs. Sum and mean accumulate in double, like reduce_rows.
+void reduce_leading(ReduceOp op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
 
 // Attention on the CPU runs blocked Eigen products by default; true selects the plain per-row loops
 // (the reference the CUDA kernels were written against; also PE_FUSED_SIMPLE=1). Returns the old value.

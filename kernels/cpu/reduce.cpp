@@ -1,5 +1,8 @@
 // Row reductions, softmax and layer norm. Statistics accumulate in double: this is the reference.
+#include <algorithm>
 #include <limits>
+
+#include "kernels/cpu/cpu_api.h"
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
@@ -24,6 +27,42 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
         double acc = 0;
         for (int64_t i = 0; i < n; ++i) acc += double(row[i]);
         op_[r] = T(op == ReduceOp::Mean ? (n ? acc / double(n) : std::numeric_limits<double>::quiet_NaN()) : acc);
+      }
+    }
+  });
+}
+
+void reduce_leading(ReduceOp op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out) {
+  PE_CHECK(x.device().is_cpu() && x.is_contiguous() && x.numel() == rows * cols && out.is_contiguous() &&
+               out.numel() == cols && out.dtype() == x.dtype(),
+           "reduce_leading: x ", x.str(), " is not a contiguous [", rows, ", ", cols, "] with an output ", out.str());
+  dispatch_float(x.dtype(), "reduce", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* op_ = out.data<T>();
+    // Blocks of columns per thread; within a block, rows in order (deterministic sums).
+    constexpr int64_t kCols = 256;
+    int64_t blocks = (cols + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain && blocks > 1)
+    for (int64_t cb = 0; cb < blocks; ++cb) {
+      int64_t c0 = cb * kCols, nc = std::min(kCols, cols - c0);
+      if (op == ReduceOp::Max) {
+        T m[kCols];
+        for (int64_t j = 0; j < nc; ++j) m[j] = rows ? xp[c0 + j] : -std::numeric_limits<T>::infinity();
+        for (int64_t r = 1; r < rows; ++r) {
+          const T* row = xp + r * cols + c0;
+          for (int64_t j = 0; j < nc; ++j) m[j] = row[j] > m[j] ? row[j] : m[j];
+        }
+        for (int64_t j = 0; j < nc; ++j) op_[c0 + j] = m[j];
+      } else {
+        double acc[kCols] = {};
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* row = xp + r * cols + c0;
+          for (int64_t j = 0; j < nc; ++j) acc[j] += double(row[j]);
+        }
+        for (int64_t j = 0; j < nc; ++j)
+          op_[c0 + j] = T(op == ReduceOp::Mean ? (rows ? acc[j] / double(rows) : std::numeric_limits<double>::quiet_NaN())
+                                               : acc[j]);
       }
     }
   });
