@@ -122,7 +122,7 @@ struct Encoder {
 Encoder open_encoder(const EmbedOptions& o, const Device& dev) {
   Encoder e;
   Generator gen(0);
-  InitSpec spec{DType::F32, dev};
+  InitSpec spec{DType::F32, dev, /*random_init=*/false};  // every weight is loaded next
   if (!o.protein_model.empty()) {
     EsmConfig cfg = EsmConfig::from_json_file(o.protein_model + "/config.json");
     e.esm = std::make_unique<EsmModel>(cfg, gen, spec);

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
       "(--protein-model / --text-model, like fair-esm's extract.py): raw hidden states of --repr-layers,\n"
       "the mean over each sequence's tokens (special tokens and padding excluded) and/or every token.");
   em->add_option("--checkpoint", m.checkpoint, "ProtST training checkpoint (.safetensors)");
-  em->add_option("--protein-model", m.protein_model, "Hugging Face EsmForMaskedLM/EsmModel folder (config.json + model.safetensors)");
+  em->add_option("--protein-model", m.protein_model, "Hugging Face EsmForMaskedLM folder (config.json + model.safetensors), e.g. facebook/esm2_t12_35M_UR50D");
   em->add_option("--text-model", m.text_model, "Hugging Face BERT folder (config.json, model.safetensors, vocab.txt)");
   em->add_option("--input", m.input, "FASTA (.gz ok) or a text file with one description per line; recognised by content")->required();
   em->add_option("--output", m.output,

@@ -55,11 +55,11 @@ std::string BertConfig::to_json() const {
 BertModel::BertModel(const BertConfig& cfg, Generator& gen, const InitSpec& spec) : cfg_(cfg) {
   const double std = 0.02;
   int64_t d = cfg.hidden_size;
-  word_emb_ = ps_.add("embeddings.word_embeddings.weight", randn({cfg.vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+  word_emb_ = ps_.add("embeddings.word_embeddings.weight", init_normal({cfg.vocab_size, d}, gen, spec, std));
   pos_emb_ = ps_.add("embeddings.position_embeddings.weight",
-                     randn({cfg.max_position_embeddings, d}, gen, spec.dtype, spec.device, 0, std));
+                     init_normal({cfg.max_position_embeddings, d}, gen, spec, std));
   type_emb_ = ps_.add("embeddings.token_type_embeddings.weight",
-                      randn({cfg.type_vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+                      init_normal({cfg.type_vocab_size, d}, gen, spec, std));
   ln_emb_ = make_layer_norm(ps_, "embeddings.LayerNorm", d, cfg.layer_norm_eps, spec);
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     std::string p = "encoder.layer." + std::to_string(i) + ".";

@@ -63,7 +63,7 @@ std::string EsmConfig::to_json() const {
 EsmModel::EsmModel(const EsmConfig& cfg, Generator& gen, const InitSpec& spec) : cfg_(cfg) {
   const double std = 0.02;  // HF initializer_range
   int64_t d = cfg.hidden_size;
-  word_emb_ = ps_.add("esm.embeddings.word_embeddings.weight", randn({cfg.vocab_size, d}, gen, spec.dtype, spec.device, 0, std));
+  word_emb_ = ps_.add("esm.embeddings.word_embeddings.weight", init_normal({cfg.vocab_size, d}, gen, spec, std));
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     std::string p = "esm.encoder.layer." + std::to_string(i) + ".";
     Layer L;

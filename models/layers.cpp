@@ -71,10 +71,15 @@ void ParamStore::assign(const std::string& name, const Tensor& value) {
   backend_for(t.device()).copy_strided(v, t.detach());
 }
 
+Tensor init_normal(const Shape& shape, Generator& gen, const InitSpec& spec, double std) {
+  if (!spec.random_init) return Tensor::zeros(shape, spec.dtype, spec.device);
+  return randn(shape, gen, spec.dtype, spec.device, 0.0, std);
+}
+
 Linear make_linear(ParamStore& ps, const std::string& name, int64_t in, int64_t out, bool bias, double std,
                    Generator& gen, const InitSpec& spec) {
   Linear l;
-  l.weight = ps.add(name + ".weight", randn({out, in}, gen, spec.dtype, spec.device, 0.0, std));
+  l.weight = ps.add(name + ".weight", init_normal({out, in}, gen, spec, std));
   if (bias) l.bias = ps.add(name + ".bias", Tensor::zeros({out}, spec.dtype, spec.device));
   return l;
 }

@@ -37,7 +37,10 @@ class ParamStore {
 struct InitSpec {
   DType dtype = DType::F32;
   Device device = Device::cpu();
+  bool random_init = true;  // false: zeros, for a model whose every weight is loaded next (saves the draws)
 };
+// Normal(0, std) weights, or zeros when !spec.random_init.
+Tensor init_normal(const Shape& shape, Generator& gen, const InitSpec& spec, double std);
 
 struct Linear {
   Tensor weight, bias;  // weight [out, in] as in PyTorch; bias may be undefined
