@@ -108,27 +108,27 @@ void CpuBackend::adam_step(const Tensor& param, const Tensor& grad, const Tensor
                            const AdamParams& p) {
   dispatch_float(param.dtype(), "adam_step", [&](auto tag) {
     using T = decltype(tag);
-    T* w = param.data<T>();
-    const T* g = grad.data<T>();
-    T* mp = m.data<T>();
-    T* vp = v.data<T>();
+    T* __restrict w = param.data<T>();
+    const T* __restrict g = grad.data<T>();
+    T* __restrict mp = m.data<T>();
+    T* __restrict vp = v.data<T>();
     int64_t n = param.numel();
-    double bc1 = 1.0 - std::pow(p.beta1, double(p.step));
-    double bc2 = 1.0 - std::pow(p.beta2, double(p.step));
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    // Loop invariants hoisted so the element loop has no branch and vectorises (double arithmetic,
+    // the reference's, in 8-wide AVX-512 lanes in a native build).
+    const double bc1 = 1.0 - std::pow(p.beta1, double(p.step));
+    const double bc2 = 1.0 - std::pow(p.beta2, double(p.step));
+    const double decay = p.decoupled ? 1.0 - p.lr * p.weight_decay : 1.0;  // on the weight (AdamW)
+    const double l2 = p.decoupled ? 0.0 : p.weight_decay;                  // into the gradient (Adam)
+    const double b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps;
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
-      double gi = double(g[i]);
-      double wi = double(w[i]);
-      if (p.weight_decay != 0.0) {
-        if (p.decoupled) wi *= 1.0 - p.lr * p.weight_decay;
-        else gi += p.weight_decay * wi;
-      }
-      double mi = p.beta1 * double(mp[i]) + (1.0 - p.beta1) * gi;
-      double vi = p.beta2 * double(vp[i]) + (1.0 - p.beta2) * gi * gi;
+      double wi = double(w[i]) * decay;
+      double gi = double(g[i]) + l2 * double(w[i]);
+      double mi = b1 * double(mp[i]) + (1.0 - b1) * gi;
+      double vi = b2 * double(vp[i]) + (1.0 - b2) * gi * gi;
       mp[i] = T(mi);
       vp[i] = T(vi);
-      wi -= p.lr * (mi / bc1) / (std::sqrt(vi / bc2) + p.eps);
-      w[i] = T(wi);
+      w[i] = T(wi - lr * (mi / bc1) / (std::sqrt(vi / bc2) + eps));
     }
   });
 }
