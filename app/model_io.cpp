@@ -44,6 +44,7 @@ ProtSTConfig protst_config_from_json(const json& j, const std::string& source) {
     c.w_mlm = j.at("w_mlm");
     c.w_mmp = j.at("w_mmp");
     c.conversion_hidden = j.at("conversion_hidden");
+    validate_protst_config(c, source);
     return c;
   } catch (const json::exception& e) {
     PE_FAIL(source, ": model configuration is incomplete or malformed: ", e.what());

@@ -8,6 +8,7 @@
 
 #include "app/model_io.h"
 #include "app/plot.h"
+#include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
 #include "models/checkpoint.h"
@@ -32,23 +33,6 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::
 }
 
 namespace {
-
-EsmConfig protein_preset(const std::string& name) {
-  EsmConfig c;
-  auto set = [&](int64_t d, int64_t l, int64_t h) {
-    c.hidden_size = d;
-    c.num_layers = l;
-    c.num_heads = h;
-    c.intermediate_size = 4 * d;
-  };
-  if (name == "tiny") set(64, 2, 4);
-  else if (name == "esm2_8m") set(320, 6, 20);
-  else if (name == "esm2_35m") set(480, 12, 20);
-  else if (name == "esm2_150m") set(640, 30, 20);
-  else if (name == "esm2_650m") set(1280, 33, 20);
-  else PE_FAIL("unknown --protein-preset '", name, "' (tiny, esm2_8m, esm2_35m, esm2_150m, esm2_650m)");
-  return c;
-}
 
 std::string fmt_duration(double s) {
   char buf[32];
@@ -89,7 +73,9 @@ PairDataset load_split(const std::string& path, const std::string& desc, const B
 }  // namespace
 
 EvalReport train(const TrainOptions& o) {
+  validate_train_options(o);  // before anything is allocated or written
   Device dev = resolve_device(o.device);
+  PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   make_dirs(o.out);
   std::string ckdir = o.out + "/checkpoints";
   make_dirs(ckdir);
@@ -151,7 +137,7 @@ EvalReport train(const TrainOptions& o) {
 
   if (!model) {
     ProtSTConfig cfg;
-    cfg.protein = o.protein_model.empty() ? protein_preset(o.protein_preset)
+    cfg.protein = o.protein_model.empty() ? protein_preset_config(o.protein_preset)
                                           : EsmConfig::from_json_file(o.protein_model + "/config.json");
     if (!o.text_model.empty()) {
       cfg.text = BertConfig::from_json_file(o.text_model + "/config.json");
@@ -181,8 +167,6 @@ EvalReport train(const TrainOptions& o) {
                   r.ignored.size());
     }
     bool freeze = o.freeze_text == "auto" ? !o.text_model.empty() : o.freeze_text == "true";
-    PE_CHECK(o.freeze_text == "auto" || o.freeze_text == "true" || o.freeze_text == "false",
-             "--freeze-text must be auto, true or false");
     model->freeze_text_encoder(freeze);
   }
 
@@ -268,9 +252,6 @@ EvalReport train(const TrainOptions& o) {
   eo.max_protein_len = o.eval_max_protein_len;
   eo.batch_size = std::max<int64_t>(o.batch_size, 32);
 
-  PE_CHECK(o.precision == "auto" || o.precision == "f32" || o.precision == "bf16",
-           "--precision must be auto, f32 or bf16");
-  PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   bool bf16 = dev.is_cuda() && o.precision != "f32";
   std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
                                        : "f32");
