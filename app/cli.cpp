@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "app/embed.h"
@@ -18,7 +20,7 @@ int protst_main(int argc, const char* const* argv) {
       "prediction) on CPU or CUDA, evaluate held-out retrieval, embed sequences, and train the embedding\n"
       "conversion MLPs. Run `protst <command> --help` for the options of a command."};
   app.require_subcommand(1);
-  app.set_config("--config", "", "TOML/INI file of options (keys are the long option names); flags on the command line override it");
+  app.set_config("--config", "", "TOML/INI file of options (sections name the command, e.g. [train]; keys are the long option names), given before or after the command; flags on the command line override it");
 
   // ------------------------------------------------------------------ train
   TrainOptions t;
@@ -132,7 +134,22 @@ int protst_main(int argc, const char* const* argv) {
   ds->add_option("--subset-train", g.subset_train, "Keep N training pairs (0 = all)")->capture_default_str();
   ds->add_option("--subset-test", g.subset_test, "Keep N test pairs (0 = all)")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  // --config belongs to the top-level app (its sections, e.g. [train], name the subcommand), yet
+  // the README writes `protst train --config FILE`: accept it anywhere by moving it to the front.
+  std::vector<const char*> args{argc > 0 ? argv[0] : "protst"}, rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      args.push_back(argv[i]);
+      args.push_back(argv[++i]);
+    } else if (a.rfind("--config=", 0) == 0) {
+      args.push_back(argv[i]);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  args.insert(args.end(), rest.begin(), rest.end());
+  CLI11_PARSE(app, int(args.size()), args.data());
   set_flush_denormals(true);
   try {
     if (*tr) train(t);
