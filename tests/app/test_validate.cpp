@@ -47,7 +47,7 @@ std::string edited_fixture(const TempDir& td, const std::string& name, const std
 }  // namespace
 
 TEST_SUITE("app") {
-  TEST_CASE("train: every bad option value is refused up front, naming it, and --out stays untouched") {
+  TEST_CASE("train: every bad option value is refused up front - naming it - and --out stays untouched") {
     TempDir td("validate");
     struct Bad {
       const char* expect;
@@ -113,7 +113,7 @@ TEST_SUITE("app") {
     }
   }
 
-  TEST_CASE("train: config.json fields of --protein-model / --text-model are checked, naming file and field") {
+  TEST_CASE("train: config.json fields of --protein-model / --text-model are checked - naming file and field") {
     TempDir td("validate_cfg");
     struct Bad {
       const char* model;
@@ -191,7 +191,7 @@ TEST_SUITE("app") {
     }
   }
 
-  TEST_CASE("the command line: bad values exit non-zero, naming the option, and write nothing") {
+  TEST_CASE("the command line: bad values exit non-zero - naming the option - and write nothing") {
     TempDir td("validate_cli");
     std::string out = td.path("run");
     std::vector<std::pair<std::string, std::string>> tiny = {
