@@ -72,6 +72,10 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--eval-every", t.eval_every, "Held-out retrieval every N steps (0 = only at the end)")->capture_default_str();
   tr->add_option("--eval-subset", t.eval_subset, "Test pairs used by periodic evaluation (0 = all)")->capture_default_str();
   tr->add_option("--log-every", t.log_every, "Progress line and metrics every N steps")->capture_default_str();
+  tr->add_option("--max-skipped-steps", t.max_skipped_steps,
+                 "Stop with an error after this many consecutive steps with a non-finite loss or gradient "
+                 "(skipped steps leave the weights unchanged; the newest checkpoint keeps the last good ones)")
+      ->capture_default_str();
   tr->add_flag("!--no-resume", t.resume, "Start fresh even if --out holds checkpoints");
 
   // ------------------------------------------------------------------ eval

@@ -56,19 +56,37 @@ static uint32_t tensor_crc(const Tensor& t) {
   return uint32_t(crc32(0L, static_cast<const Bytef*>(h.raw_data()), uInt(h.nbytes())));
 }
 
+static Tensor vocab_tensor(const std::vector<std::string>& vocab) {
+  std::string vocab_text;
+  for (const auto& v : vocab) vocab_text += v + "\n";
+  Tensor vt = Tensor::empty({int64_t(vocab_text.size())}, DType::U8);
+  if (!vocab_text.empty()) std::copy(vocab_text.begin(), vocab_text.end(), vt.data<char>());
+  return vt;
+}
+
+// The one writer of checkpoint files: tensors, metadata and their checksums.
+static void write_checkpoint(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                             const json& meta) {
+  json crc = json::object();
+  for (const auto& [n, t] : tensors) crc[n] = tensor_crc(t);
+  save_tensors(path, tensors, {{"protst", meta.dump()}, {"crc32", crc.dump()}});
+}
+
+void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [n, t] : ck.model) tensors.emplace_back("model/" + n, t);
+  for (const auto& [k, t] : ck.optim) tensors.emplace_back("optim/" + k, t);
+  tensors.emplace_back("text_vocab", vocab_tensor(ck.vocab));
+  write_checkpoint(path, tensors, ck.meta);
+}
+
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
                      const std::vector<std::string>& vocab, const json& extra_meta) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const auto& [n, t] : named_tensors(model.params())) tensors.emplace_back("model/" + n, t);
   if (opt)
     for (const auto& [k, t] : opt->state()) tensors.emplace_back("optim/" + k, t);
-  std::string vocab_text;
-  for (const auto& v : vocab) vocab_text += v + "\n";
-  Tensor vt = Tensor::empty({int64_t(vocab_text.size())}, DType::U8);
-  if (!vocab_text.empty()) std::copy(vocab_text.begin(), vocab_text.end(), vt.data<char>());
-  tensors.emplace_back("text_vocab", vt);
-  json crc = json::object();
-  for (const auto& [n, t] : tensors) crc[n] = tensor_crc(t);
+  tensors.emplace_back("text_vocab", vocab_tensor(vocab));
   json meta = extra_meta;
   meta["format"] = "protst-engine checkpoint v1";
   meta["config"] = protst_config_to_json(model.config());
@@ -76,7 +94,7 @@ void save_checkpoint(const std::string& path, const ProtSTModel& model, const Ad
                       {"tokens", prog.tokens}, {"skipped_steps", prog.skipped_steps}, {"seconds", prog.seconds}};
   meta["adam_step"] = opt ? opt->steps() : 0;
   meta["text_frozen"] = model.text_frozen();
-  save_tensors(path, tensors, {{"protst", meta.dump()}, {"crc32", crc.dump()}});
+  write_checkpoint(path, tensors, meta);
 }
 
 LoadedCheckpoint load_checkpoint_file(const std::string& path) {

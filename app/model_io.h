@@ -40,6 +40,9 @@ struct LoadedCheckpoint {
 
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
                      const std::vector<std::string>& vocab, const nlohmann::json& extra_meta);
+// Writes a loaded (possibly edited) checkpoint back with fresh checksums; `meta` is taken as is
+// (ck.progress and ck.config are not re-serialised). For tools and tests.
+void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck);
 // Verifies every CRC; throws pe::Error naming the file (and tensor) when damaged.
 LoadedCheckpoint load_checkpoint_file(const std::string& path);
 // Builds the model described by a checkpoint and fills its weights.

@@ -11,6 +11,7 @@
 #include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
+#include "kernels/backend.h"
 #include "models/checkpoint.h"
 
 namespace pe {
@@ -241,7 +242,22 @@ EvalReport train(const TrainOptions& o) {
       std::printf("warning: could not draw %s/curves.png: %s\n", o.out.c_str(), e.what());
     }
   };
+  // Weights (and buffers) all finite: nothing non-finite is ever written as a checkpoint or to final/.
+  auto weights_finite = [&] {
+    std::vector<Tensor> ts;
+    for (const auto& nt : named_tensors(model->params())) ts.push_back(nt.second);
+    return ts.empty() || !backend_for(ts[0].device()).any_nonfinite(ts);
+  };
+  auto newest_checkpoint = [&] {
+    std::vector<std::string> all = list_checkpoints(ckdir);
+    return all.empty() ? std::string("(none)") : all.front();
+  };
+  int64_t saved_step = -1;
   auto save = [&] {
+    PE_CHECK(weights_finite(), "the weights hold NaN or infinite values at step ", prog.step,
+             ": no checkpoint is written and final/ is not exported; the newest checkpoint, ", newest_checkpoint(),
+             ", is the last good one (lower --lr, set --clip, or check the inputs)");
+    saved_step = prog.step;
     std::string path = ckdir + "/step-" + std::to_string(prog.step) + ".safetensors";
     save_checkpoint(path, *model, &opt, prog, vocab, train_meta);
     prune_checkpoints(ckdir, o.keep);
@@ -259,6 +275,8 @@ EvalReport train(const TrainOptions& o) {
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;
   auto t_window = Clock::now();
+  int64_t consecutive_skipped = 0;
+  saved_step = prog.step;  // fresh: step 0; resumed: the checkpoint it came from
   while (prog.step < total) {
     // ---- one optimiser step over grad_accum micro-batches
     double sums[7] = {0, 0, 0, 0, 0, 0, 0};
@@ -301,8 +319,13 @@ EvalReport train(const TrainOptions& o) {
       std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
                   (long long)prog.skipped_steps);
       ++prog.step;
+      PE_CHECK(++consecutive_skipped < o.max_skipped_steps, "training stopped at step ", prog.step, ": ",
+               consecutive_skipped, " consecutive steps had a non-finite loss or gradient (--max-skipped-steps ",
+               o.max_skipped_steps, "); the newest checkpoint, ", newest_checkpoint(),
+               ", holds the last good weights (lower --lr, set --clip, or check the inputs)");
       continue;
     }
+    consecutive_skipped = 0;
     gnorm = clip_grad_norm(all_params, o.clip);
     double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
     opt.set_lr(lr);
@@ -345,7 +368,9 @@ EvalReport train(const TrainOptions& o) {
     }
   }
 
+  if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
   // ---- final: HF-loadable encoders and the held-out evaluation
+  PE_CHECK(weights_finite(), "the weights hold NaN or infinite values: final/ is not exported");
   std::string final_dir = o.out + "/final";
   make_dirs(final_dir);
   model->protein_encoder().save_pretrained(final_dir + "/protein_model");

@@ -188,6 +188,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--eval-every", o.eval_every, 0, kMaxCount);
   check_option_int("--eval-subset", o.eval_subset, 0, kMaxCount);
   check_option_int("--log-every", o.log_every, 1, kMaxCount);
+  check_option_int("--max-skipped-steps", o.max_skipped_steps, 1, kMaxCount);
 }
 
 void validate_eval_options(const EvalCommandOptions& o) {

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/backend.h"
+
 namespace pe {
 
 Tensor read_tensor(const SafetensorsCheckpoint& ckpt, const std::string& name) {
@@ -64,7 +66,10 @@ LoadReport load_checkpoint(ParamStore& ps, const std::string& path, const LoadOp
     Shape s(e.shape.begin(), e.shape.end());
     PE_CHECK(s == t.shape(), "checkpoint ", path, ": tensor '", found, "' has shape ", shape_str(s),
              " but the model expects ", shape_str(t.shape()), " (check config.json)");
-    ps.assign(name, read_tensor(ckpt, found));
+    Tensor value = read_tensor(ckpt, found);
+    PE_CHECK(!backend_for(Device::cpu()).has_nonfinite(value), "checkpoint ", path, ": tensor '", found,
+             "' holds NaN or infinite values; refusing to start from it");
+    ps.assign(name, value);
     used.insert(found);
     rep.loaded.push_back(name);
   }
