@@ -1,5 +1,6 @@
-// Pretrained tensors are checked as they load: NaN/Inf values are refused, naming the tensor and
-// the file.
+// Pretrained tensors are checked as they load: the declared dtype must be a float type for a float
+// parameter (float types convert, integers are not cast), and NaN/Inf values are refused, naming
+// the tensor and the file.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -50,6 +51,22 @@ const char* kTensor = "esm.encoder.layer.0.attention.self.query.weight";
 }  // namespace
 
 TEST_SUITE("data") {
+  TEST_CASE("a float parameter declared as an integer dtype in safetensors is an error naming tensor and file") {
+    TempDir td("dtype");
+    std::string dir = edited_esm(td, "esm_int", kTensor, [](std::string& dtype, std::vector<char>&) {
+      dtype = dtype == "F64" ? "I64" : dtype == "F32" ? "I32" : "I16";
+    });
+    EsmConfig cfg = EsmConfig::from_json_file(dir + "/config.json");
+    Generator gen(0);
+    EsmModel m(cfg, gen);
+    CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains(kTensor), Error);
+    CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains("model.safetensors"), Error);
+    CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains("only conversions between float types"), Error);
+    // The untouched fixture (a float type other than F32 included) still loads.
+    EsmModel ok(cfg, gen);
+    CHECK(ok.load(std::string(PE_SOURCE_DIR) + "/tests/fixtures/hf/esm_tiny").loaded.size() > 0);
+  }
+
   TEST_CASE("a NaN or Inf pretrained tensor is refused at load - naming it") {
     TempDir td("nan");
     for (double bad : {std::nan(""), double(INFINITY)}) {
@@ -68,6 +85,7 @@ TEST_SUITE("data") {
       EsmModel m(cfg, gen);
       CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains(kTensor), Error);
       CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains("NaN or infinite"), Error);
+      CHECK_THROWS_WITH_AS(m.load(dir), doctest::Contains("model.safetensors"), Error);
     }
   }
 }
