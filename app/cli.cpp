@@ -76,7 +76,10 @@ int protst_main(int argc, const char* const* argv) {
                  "Stop with an error after this many consecutive steps with a non-finite loss or gradient "
                  "(skipped steps leave the weights unchanged; the newest checkpoint keeps the last good ones)")
       ->capture_default_str();
-  tr->add_flag("!--no-resume", t.resume, "Start fresh even if --out holds checkpoints");
+  tr->add_flag("!--no-resume", t.resume,
+               "Start fresh; refused when --out already holds a run's results, unless --overwrite");
+  tr->add_flag("--overwrite", t.overwrite,
+               "With --no-resume: delete the checkpoints, metrics.jsonl, eval.json and final/ already in --out");
 
   // ------------------------------------------------------------------ eval
   EvalCommandOptions e;

@@ -51,6 +51,11 @@ ProtSTConfig protst_config_from_json(const json& j, const std::string& source) {
   }
 }
 
+static uint32_t metadata_crc(const std::string& meta, const std::string& crc) {
+  uLong c = crc32(0L, reinterpret_cast<const Bytef*>(meta.data()), uInt(meta.size()));
+  return uint32_t(crc32(c, reinterpret_cast<const Bytef*>(crc.data()), uInt(crc.size())));
+}
+
 static uint32_t tensor_crc(const Tensor& t) {
   Tensor h = t.detach().to(Device::cpu()).contiguous();
   return uint32_t(crc32(0L, static_cast<const Bytef*>(h.raw_data()), uInt(h.nbytes())));
@@ -69,7 +74,10 @@ static void write_checkpoint(const std::string& path, const std::vector<std::pai
                              const json& meta) {
   json crc = json::object();
   for (const auto& [n, t] : tensors) crc[n] = tensor_crc(t);
-  save_tensors(path, tensors, {{"protst", meta.dump()}, {"crc32", crc.dump()}});
+  std::string m = meta.dump(), c = crc.dump();
+  // The metadata (configuration, step, data position, options) and the tensor checksums have a
+  // checksum of their own: an edited step or data position is detected like a damaged tensor.
+  save_tensors(path, tensors, {{"protst", m}, {"crc32", c}, {"metadata_crc32", std::to_string(metadata_crc(m, c))}});
 }
 
 void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck) {
@@ -105,6 +113,15 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
   auto ic = f.metadata().find("crc32");
   PE_CHECK(it != f.metadata().end() && ic != f.metadata().end(), path,
            ": not a protst-engine training checkpoint (no 'protst'/'crc32' metadata)");
+  auto im = f.metadata().find("metadata_crc32");
+  if (im == f.metadata().end()) {  // written before metadata checksums: still readable, not verifiable
+    std::fprintf(stderr, "warning: %s has no metadata checksum (an older checkpoint); its step, data position and "
+                         "configuration cannot be verified\n", path.c_str());
+  } else {
+    PE_CHECK(im->second == std::to_string(metadata_crc(it->second, ic->second)), path,
+             ": the metadata (configuration, step, data position, options) fails its CRC-32 check: the file was "
+             "damaged or edited; resume from an earlier checkpoint");
+  }
   json crc;
   try {
     ck.meta = json::parse(it->second);
@@ -133,14 +150,20 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
   }
   PE_CHECK(crc.size() == f.entries().size(), path, ": ", crc.size() - f.entries().size(),
            " checksummed tensor(s) are missing (damaged checkpoint)");
-  ck.config = protst_config_from_json(ck.meta.at("config"), path);
-  const json& p = ck.meta.at("progress");
-  ck.progress.step = p.at("step");
-  ck.progress.epoch = p.at("epoch");
-  ck.progress.batch_in_epoch = p.at("batch_in_epoch");
-  ck.progress.tokens = p.at("tokens");
-  ck.progress.skipped_steps = p.at("skipped_steps");
-  ck.progress.seconds = p.at("seconds");
+  try {
+    ck.config = protst_config_from_json(ck.meta.at("config"), path);
+    const json& p = ck.meta.at("progress");
+    ck.progress.step = p.at("step");
+    ck.progress.epoch = p.at("epoch");
+    ck.progress.batch_in_epoch = p.at("batch_in_epoch");
+    ck.progress.tokens = p.at("tokens");
+    ck.progress.skipped_steps = p.at("skipped_steps");
+    ck.progress.seconds = p.at("seconds");
+  } catch (const json::exception& e) {
+    PE_FAIL(path, ": malformed checkpoint metadata: ", e.what());
+  }
+  PE_CHECK(ck.progress.step >= 0 && ck.progress.epoch >= 0 && ck.progress.batch_in_epoch >= 0, path,
+           ": malformed checkpoint metadata: negative step or data position");
   return ck;
 }
 

@@ -8,6 +8,7 @@
 
 #include "app/model_io.h"
 #include "app/plot.h"
+#include "app/run_dir.h"
 #include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
@@ -78,7 +79,18 @@ EvalReport train(const TrainOptions& o) {
   Device dev = resolve_device(o.device);
   PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   make_dirs(o.out);
+  RunLock lock(o.out);  // one writer per run folder
   std::string ckdir = o.out + "/checkpoints";
+  for (const std::string& dir : {o.out, ckdir, o.out + "/final"})
+    for (const std::string& f : remove_stale_temp_files(dir))
+      std::printf("removed %s, left by an interrupted writer\n", f.c_str());
+  if (!o.resume && run_folder_has_results(o.out)) {
+    PE_CHECK(o.overwrite, "--no-resume: ", o.out,
+             " already holds a run (checkpoints, metrics.jsonl, eval.json or final/); add --overwrite to delete "
+             "them and start over, or choose another --out");
+    clear_run_results(o.out);
+    std::printf("--overwrite: deleted the earlier results in %s\n", o.out.c_str());
+  }
   make_dirs(ckdir);
 
   // ---- data paths
@@ -102,17 +114,23 @@ EvalReport train(const TrainOptions& o) {
   std::unique_ptr<LoadedCheckpoint> resumed;
   std::vector<std::string> vocab;
   if (o.resume) {
-    for (const std::string& path : list_checkpoints(ckdir)) {
+    // Newest first; any failure (damage, an edit, malformed metadata, a configuration the model
+    // cannot be built from) falls back to the next older checkpoint.
+    std::vector<std::string> candidates = list_checkpoints(ckdir);
+    for (const std::string& path : candidates) {
       try {
-        resumed = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+        auto ck = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+        model = model_from_checkpoint(*ck, dev);
+        resumed = std::move(ck);
         break;
-      } catch (const Error& e) {
-        std::printf("warning: skipping checkpoint that failed verification: %s\n", e.what());
+      } catch (const std::exception& e) {
+        std::printf("warning: cannot resume from %s, trying the next older checkpoint: %s\n", path.c_str(), e.what());
       }
     }
+    PE_CHECK(resumed || candidates.empty(), "none of the ", candidates.size(), " checkpoints in ", ckdir,
+             " can be resumed (reasons above); remove them, or start over with --no-resume --overwrite");
   }
   if (resumed) {
-    model = model_from_checkpoint(*resumed, dev);
     vocab = resumed->vocab;
     while (!vocab.empty() && vocab.back().empty()) vocab.pop_back();
     std::printf("resuming from %s (step %lld)\n", resumed->path.c_str(), (long long)resumed->progress.step);
@@ -224,7 +242,32 @@ EvalReport train(const TrainOptions& o) {
               (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
               o.schedule.c_str(), (long long)o.warmup);
 
-  json train_meta = {{"train_options", {{"seed", o.seed}, {"batch_size", o.batch_size}, {"lr", o.lr}}}};
+  // The options that shape the optimisation and the data order; a resume with other values warns.
+  json train_options = {{"seed", o.seed},
+                        {"batch-size", o.batch_size},
+                        {"grad-accum", o.grad_accum},
+                        {"lr", o.lr},
+                        {"protein-lr-ratio", o.protein_lr_ratio},
+                        {"weight-decay", o.weight_decay},
+                        {"adamw", o.adamw},
+                        {"schedule", o.schedule},
+                        {"warmup", o.warmup},
+                        {"min-lr-ratio", o.min_lr_ratio},
+                        {"clip", o.clip},
+                        {"max-protein-len", o.max_protein_len},
+                        {"max-text-len", o.max_text_len},
+                        {"bert-mask", o.bert_mask},
+                        {"train", train_path}};
+  json train_meta = {{"train_options", train_options}};
+  if (resumed) {
+    json was = resumed->meta.value("train_options", json::object());
+    std::string changed;
+    for (const auto& [k, v] : train_options.items())
+      if (was.contains(k) && was[k] != v) changed += "\n  --" + k + " " + v.dump() + " (checkpoint: " + was[k].dump() + ")";
+    if (!changed.empty())
+      std::printf("warning: resuming %s with options that differ from the ones it was trained with:%s\n",
+                  resumed->path.c_str(), changed.c_str());
+  }
   std::string metrics_path = o.out + "/metrics.jsonl";
   truncate_metrics(metrics_path, prog.step);
   std::ofstream metrics(metrics_path, std::ios::app);

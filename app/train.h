@@ -37,6 +37,7 @@ struct TrainOptions {
   int64_t save_every = 500, keep = 3, eval_every = 0, log_every = 10;
   int64_t max_skipped_steps = 20;      // this many consecutive non-finite steps end the run with an error
   bool resume = true;                   // continue from the newest valid checkpoint in <out>/checkpoints
+  bool overwrite = false;               // with resume = false: delete the results already in <out> first
   int64_t eval_subset = 2000;           // test pairs used by periodic evaluation (0 = all)
 };
 

@@ -183,6 +183,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_choice("--precision", o.precision, {"auto", "f32", "bf16"});
   // ---- bookkeeping
   PE_CHECK(!o.out.empty(), "--out must name a folder");
+  PE_CHECK(!o.overwrite || !o.resume, "--overwrite deletes an earlier run's results and goes only with --no-resume");
   check_option_int("--save-every", o.save_every, 0, kMaxCount);
   check_option_int("--keep", o.keep, 1, 1 << 20);
   check_option_int("--eval-every", o.eval_every, 0, kMaxCount);

@@ -102,6 +102,9 @@ TEST_SUITE("app") {
         {"--text-vocab ", [](TrainOptions& o) { o.text_vocab = "/nonexistent/vocab.txt"; }},
         {"--descriptions ", [](TrainOptions& o) { o.descriptions = "/nonexistent/desc.tsv"; }},
         {"no training data", [](TrainOptions& o) { o.train_path.clear(); }},
+        {"--max-skipped-steps 0 ", [](TrainOptions& o) { o.max_skipped_steps = 0; }},
+        {"--overwrite deletes an earlier run's results and goes only with --no-resume",
+         [](TrainOptions& o) { o.overwrite = true; }},
     };
     std::string out = td.path("run");
     for (const Bad& b : table) {
