@@ -62,6 +62,10 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--max-protein-len", t.max_protein_len, "Training crop in residues, random offset (ProtST: 450)")->capture_default_str();
   tr->add_option("--eval-max-protein-len", t.eval_max_protein_len, "Evaluation keeps the first N residues")->capture_default_str();
   tr->add_option("--max-text-len", t.max_text_len, "Text tokens including [CLS]/[SEP]")->capture_default_str();
+  tr->add_option("--contrastive-positives", t.contrastive_positives,
+                 "InfoNCE positives: same-text (every pair with an identical text) or diagonal (only the row's own "
+                 "pair, as ProtST's targets; identical texts are then negatives)")
+      ->capture_default_str();
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();

@@ -227,6 +227,7 @@ EvalReport train(const TrainOptions& o) {
   CollateOptions co;
   co.max_protein_len = o.max_protein_len;
   co.bert_style_protein_mask = o.bert_mask;
+  co.same_text_positives = o.contrastive_positives == "same-text";
   std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
   PE_CHECK(!batches.empty(), "training set smaller than one batch");
   int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
@@ -257,6 +258,7 @@ EvalReport train(const TrainOptions& o) {
                         {"max-protein-len", o.max_protein_len},
                         {"max-text-len", o.max_text_len},
                         {"bert-mask", o.bert_mask},
+                        {"contrastive-positives", o.contrastive_positives},
                         {"train", train_path}};
   json train_meta = {{"train_options", train_options}};
   if (resumed) {

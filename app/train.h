@@ -29,6 +29,7 @@ struct TrainOptions {
   int64_t warmup = 0, grad_accum = 1, batch_size = 12, steps = 0, epochs = 20;
   int64_t max_protein_len = 450, max_text_len = 128, eval_max_protein_len = 1022;
   bool bert_mask = false;
+  std::string contrastive_positives = "same-text";  // same-text: identical texts are positives | diagonal (ProtST)
   uint64_t seed = 0;
   std::string device = "auto";
   std::string precision = "auto";       // auto (bf16 matmuls on CUDA, f32 on CPU) | f32 | bf16

@@ -176,6 +176,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--batch-size", o.batch_size, 1, kMaxBatch);
   check_option_int("--steps", o.steps, 0, kMaxCount);
   check_option_int("--epochs", o.epochs, o.steps == 0 ? 1 : 0, 1 << 20);
+  check_option_choice("--contrastive-positives", o.contrastive_positives, {"same-text", "diagonal"});
   check_option_int("--max-protein-len", o.max_protein_len, 1, kMaxLen);
   check_option_int("--eval-max-protein-len", o.eval_max_protein_len, 1, kMaxLen);
   check_option_int("--max-text-len", o.max_text_len, 3, kMaxLen);  // [CLS], a token, [SEP]
