@@ -8,6 +8,7 @@
 
 #include "app/model_io.h"
 #include "app/train.h"
+#include "app/validate.h"
 #include "data/fasta.h"
 #include "models/checkpoint.h"
 
@@ -17,6 +18,7 @@ using json = nlohmann::json;
 
 
 EvalReport run_eval(const EvalCommandOptions& o) {
+  validate_eval_options(o);
   OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
   const LoadedCheckpoint& ck = m.ck;
   ProtSTModel* model = m.model.get();
@@ -60,6 +62,7 @@ EvalReport run_eval(const EvalCommandOptions& o) {
 }
 
 void run_convert(const ConvertOptions& o) {
+  validate_convert_options(o);
   OpenedModel m = open_model(o.checkpoint, o.device, 64, o.max_protein_len, o.max_text_len);
   const LoadedCheckpoint& ck = m.ck;
   ProtSTModel* model = m.model.get();

@@ -147,7 +147,7 @@ ProtSTBatch collate(const PairDataset& ds, const std::vector<int64_t>& idx, cons
       }
     }
     st.text_tokens += nt;
-    group[size_t(b)] = e.group;
+    group[size_t(b)] = opt.same_text_positives ? e.group : b;
   }
   ProtSTBatch out;
   out.protein_ids = Tensor::from_vector(pid, {B, Lp}, dev);

@@ -52,6 +52,10 @@ struct CollateOptions {
   bool bert_style_protein_mask = false;  // 80/10/10 instead of ProtST's all-<mask>
   double text_mask_prob = 0.15;
   double protein_mask_frac = 0.15;
+  // InfoNCE positives: true (same-text, our default) makes every pair whose text is identical a
+  // positive (pair_group = the text's group); false (diagonal, ProtST's targets) gives every row its
+  // own group, so only the row's own text is positive and identical texts are negatives.
+  bool same_text_positives = true;
 };
 
 struct CollateStats {

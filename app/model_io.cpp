@@ -44,15 +44,48 @@ ProtSTConfig protst_config_from_json(const json& j, const std::string& source) {
     c.w_mlm = j.at("w_mlm");
     c.w_mmp = j.at("w_mmp");
     c.conversion_hidden = j.at("conversion_hidden");
+    validate_protst_config(c, source);
     return c;
   } catch (const json::exception& e) {
     PE_FAIL(source, ": model configuration is incomplete or malformed: ", e.what());
   }
 }
 
+static uint32_t metadata_crc(const std::string& meta, const std::string& crc) {
+  uLong c = crc32(0L, reinterpret_cast<const Bytef*>(meta.data()), uInt(meta.size()));
+  return uint32_t(crc32(c, reinterpret_cast<const Bytef*>(crc.data()), uInt(crc.size())));
+}
+
 static uint32_t tensor_crc(const Tensor& t) {
   Tensor h = t.detach().to(Device::cpu()).contiguous();
   return uint32_t(crc32(0L, static_cast<const Bytef*>(h.raw_data()), uInt(h.nbytes())));
+}
+
+static Tensor vocab_tensor(const std::vector<std::string>& vocab) {
+  std::string vocab_text;
+  for (const auto& v : vocab) vocab_text += v + "\n";
+  Tensor vt = Tensor::empty({int64_t(vocab_text.size())}, DType::U8);
+  if (!vocab_text.empty()) std::copy(vocab_text.begin(), vocab_text.end(), vt.data<char>());
+  return vt;
+}
+
+// The one writer of checkpoint files: tensors, metadata and their checksums.
+static void write_checkpoint(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                             const json& meta) {
+  json crc = json::object();
+  for (const auto& [n, t] : tensors) crc[n] = tensor_crc(t);
+  std::string m = meta.dump(), c = crc.dump();
+  // The metadata (configuration, step, data position, options) and the tensor checksums have a
+  // checksum of their own: an edited step or data position is detected like a damaged tensor.
+  save_tensors(path, tensors, {{"protst", m}, {"crc32", c}, {"metadata_crc32", std::to_string(metadata_crc(m, c))}});
+}
+
+void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [n, t] : ck.model) tensors.emplace_back("model/" + n, t);
+  for (const auto& [k, t] : ck.optim) tensors.emplace_back("optim/" + k, t);
+  tensors.emplace_back("text_vocab", vocab_tensor(ck.vocab));
+  write_checkpoint(path, tensors, ck.meta);
 }
 
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
@@ -61,13 +94,7 @@ void save_checkpoint(const std::string& path, const ProtSTModel& model, const Ad
   for (const auto& [n, t] : named_tensors(model.params())) tensors.emplace_back("model/" + n, t);
   if (opt)
     for (const auto& [k, t] : opt->state()) tensors.emplace_back("optim/" + k, t);
-  std::string vocab_text;
-  for (const auto& v : vocab) vocab_text += v + "\n";
-  Tensor vt = Tensor::empty({int64_t(vocab_text.size())}, DType::U8);
-  if (!vocab_text.empty()) std::copy(vocab_text.begin(), vocab_text.end(), vt.data<char>());
-  tensors.emplace_back("text_vocab", vt);
-  json crc = json::object();
-  for (const auto& [n, t] : tensors) crc[n] = tensor_crc(t);
+  tensors.emplace_back("text_vocab", vocab_tensor(vocab));
   json meta = extra_meta;
   meta["format"] = "protst-engine checkpoint v1";
   meta["config"] = protst_config_to_json(model.config());
@@ -75,7 +102,7 @@ void save_checkpoint(const std::string& path, const ProtSTModel& model, const Ad
                       {"tokens", prog.tokens}, {"skipped_steps", prog.skipped_steps}, {"seconds", prog.seconds}};
   meta["adam_step"] = opt ? opt->steps() : 0;
   meta["text_frozen"] = model.text_frozen();
-  save_tensors(path, tensors, {{"protst", meta.dump()}, {"crc32", crc.dump()}});
+  write_checkpoint(path, tensors, meta);
 }
 
 LoadedCheckpoint load_checkpoint_file(const std::string& path) {
@@ -86,6 +113,15 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
   auto ic = f.metadata().find("crc32");
   PE_CHECK(it != f.metadata().end() && ic != f.metadata().end(), path,
            ": not a protst-engine training checkpoint (no 'protst'/'crc32' metadata)");
+  auto im = f.metadata().find("metadata_crc32");
+  if (im == f.metadata().end()) {  // written before metadata checksums: still readable, not verifiable
+    std::fprintf(stderr, "warning: %s has no metadata checksum (an older checkpoint); its step, data position and "
+                         "configuration cannot be verified\n", path.c_str());
+  } else {
+    PE_CHECK(im->second == std::to_string(metadata_crc(it->second, ic->second)), path,
+             ": the metadata (configuration, step, data position, options) fails its CRC-32 check: the file was "
+             "damaged or edited; resume from an earlier checkpoint");
+  }
   json crc;
   try {
     ck.meta = json::parse(it->second);
@@ -114,14 +150,20 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
   }
   PE_CHECK(crc.size() == f.entries().size(), path, ": ", crc.size() - f.entries().size(),
            " checksummed tensor(s) are missing (damaged checkpoint)");
-  ck.config = protst_config_from_json(ck.meta.at("config"), path);
-  const json& p = ck.meta.at("progress");
-  ck.progress.step = p.at("step");
-  ck.progress.epoch = p.at("epoch");
-  ck.progress.batch_in_epoch = p.at("batch_in_epoch");
-  ck.progress.tokens = p.at("tokens");
-  ck.progress.skipped_steps = p.at("skipped_steps");
-  ck.progress.seconds = p.at("seconds");
+  try {
+    ck.config = protst_config_from_json(ck.meta.at("config"), path);
+    const json& p = ck.meta.at("progress");
+    ck.progress.step = p.at("step");
+    ck.progress.epoch = p.at("epoch");
+    ck.progress.batch_in_epoch = p.at("batch_in_epoch");
+    ck.progress.tokens = p.at("tokens");
+    ck.progress.skipped_steps = p.at("skipped_steps");
+    ck.progress.seconds = p.at("seconds");
+  } catch (const json::exception& e) {
+    PE_FAIL(path, ": malformed checkpoint metadata: ", e.what());
+  }
+  PE_CHECK(ck.progress.step >= 0 && ck.progress.epoch >= 0 && ck.progress.batch_in_epoch >= 0, path,
+           ": malformed checkpoint metadata: negative step or data position");
   return ck;
 }
 

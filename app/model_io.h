@@ -1,8 +1,8 @@
 #pragma once
 // Self-contained training checkpoints: one safetensors file holding the model ("model/<name>"),
 // the optimizer moments ("optim/<key>"), the text vocabulary ("text_vocab", UTF-8 bytes) and, in
-// the metadata, the model configuration, the training progress and a CRC-32 of every tensor, so a
-// damaged file is detected rather than trusted. Written atomically (temporary file + rename).
+// the metadata, the model configuration, the training progress and a CRC-32 of every tensor, and
+// one of the metadata itself, so a damaged or edited file is detected rather than trusted. Written atomically (temporary file + rename).
 #include <map>
 #include <memory>
 #include <string>
@@ -40,7 +40,11 @@ struct LoadedCheckpoint {
 
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
                      const std::vector<std::string>& vocab, const nlohmann::json& extra_meta);
-// Verifies every CRC; throws pe::Error naming the file (and tensor) when damaged.
+// Writes a loaded (possibly edited) checkpoint back with fresh checksums; `meta` is taken as is
+// (ck.progress and ck.config are not re-serialised). For tools and tests.
+void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck);
+// Verifies every CRC (tensors, and the metadata with the tensor checksums); throws pe::Error naming
+// the file (and tensor) when damaged, edited or malformed.
 LoadedCheckpoint load_checkpoint_file(const std::string& path);
 // Builds the model described by a checkpoint and fills its weights.
 std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev);

@@ -8,8 +8,11 @@
 
 #include "app/model_io.h"
 #include "app/plot.h"
+#include "app/run_dir.h"
+#include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
+#include "kernels/backend.h"
 #include "models/checkpoint.h"
 
 namespace pe {
@@ -32,23 +35,6 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::
 }
 
 namespace {
-
-EsmConfig protein_preset(const std::string& name) {
-  EsmConfig c;
-  auto set = [&](int64_t d, int64_t l, int64_t h) {
-    c.hidden_size = d;
-    c.num_layers = l;
-    c.num_heads = h;
-    c.intermediate_size = 4 * d;
-  };
-  if (name == "tiny") set(64, 2, 4);
-  else if (name == "esm2_8m") set(320, 6, 20);
-  else if (name == "esm2_35m") set(480, 12, 20);
-  else if (name == "esm2_150m") set(640, 30, 20);
-  else if (name == "esm2_650m") set(1280, 33, 20);
-  else PE_FAIL("unknown --protein-preset '", name, "' (tiny, esm2_8m, esm2_35m, esm2_150m, esm2_650m)");
-  return c;
-}
 
 std::string fmt_duration(double s) {
   char buf[32];
@@ -89,9 +75,22 @@ PairDataset load_split(const std::string& path, const std::string& desc, const B
 }  // namespace
 
 EvalReport train(const TrainOptions& o) {
+  validate_train_options(o);  // before anything is allocated or written
   Device dev = resolve_device(o.device);
+  PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   make_dirs(o.out);
+  RunLock lock(o.out);  // one writer per run folder
   std::string ckdir = o.out + "/checkpoints";
+  for (const std::string& dir : {o.out, ckdir, o.out + "/final"})
+    for (const std::string& f : remove_stale_temp_files(dir))
+      std::printf("removed %s, left by an interrupted writer\n", f.c_str());
+  if (!o.resume && run_folder_has_results(o.out)) {
+    PE_CHECK(o.overwrite, "--no-resume: ", o.out,
+             " already holds a run (checkpoints, metrics.jsonl, eval.json or final/); add --overwrite to delete "
+             "them and start over, or choose another --out");
+    clear_run_results(o.out);
+    std::printf("--overwrite: deleted the earlier results in %s\n", o.out.c_str());
+  }
   make_dirs(ckdir);
 
   // ---- data paths
@@ -115,17 +114,23 @@ EvalReport train(const TrainOptions& o) {
   std::unique_ptr<LoadedCheckpoint> resumed;
   std::vector<std::string> vocab;
   if (o.resume) {
-    for (const std::string& path : list_checkpoints(ckdir)) {
+    // Newest first; any failure (damage, an edit, malformed metadata, a configuration the model
+    // cannot be built from) falls back to the next older checkpoint.
+    std::vector<std::string> candidates = list_checkpoints(ckdir);
+    for (const std::string& path : candidates) {
       try {
-        resumed = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+        auto ck = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+        model = model_from_checkpoint(*ck, dev);
+        resumed = std::move(ck);
         break;
-      } catch (const Error& e) {
-        std::printf("warning: skipping checkpoint that failed verification: %s\n", e.what());
+      } catch (const std::exception& e) {
+        std::printf("warning: cannot resume from %s, trying the next older checkpoint: %s\n", path.c_str(), e.what());
       }
     }
+    PE_CHECK(resumed || candidates.empty(), "none of the ", candidates.size(), " checkpoints in ", ckdir,
+             " can be resumed (reasons above); remove them, or start over with --no-resume --overwrite");
   }
   if (resumed) {
-    model = model_from_checkpoint(*resumed, dev);
     vocab = resumed->vocab;
     while (!vocab.empty() && vocab.back().empty()) vocab.pop_back();
     std::printf("resuming from %s (step %lld)\n", resumed->path.c_str(), (long long)resumed->progress.step);
@@ -151,7 +156,7 @@ EvalReport train(const TrainOptions& o) {
 
   if (!model) {
     ProtSTConfig cfg;
-    cfg.protein = o.protein_model.empty() ? protein_preset(o.protein_preset)
+    cfg.protein = o.protein_model.empty() ? protein_preset_config(o.protein_preset)
                                           : EsmConfig::from_json_file(o.protein_model + "/config.json");
     if (!o.text_model.empty()) {
       cfg.text = BertConfig::from_json_file(o.text_model + "/config.json");
@@ -181,8 +186,6 @@ EvalReport train(const TrainOptions& o) {
                   r.ignored.size());
     }
     bool freeze = o.freeze_text == "auto" ? !o.text_model.empty() : o.freeze_text == "true";
-    PE_CHECK(o.freeze_text == "auto" || o.freeze_text == "true" || o.freeze_text == "false",
-             "--freeze-text must be auto, true or false");
     model->freeze_text_encoder(freeze);
   }
 
@@ -224,6 +227,7 @@ EvalReport train(const TrainOptions& o) {
   CollateOptions co;
   co.max_protein_len = o.max_protein_len;
   co.bert_style_protein_mask = o.bert_mask;
+  co.same_text_positives = o.contrastive_positives == "same-text";
   std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
   PE_CHECK(!batches.empty(), "training set smaller than one batch");
   int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
@@ -239,7 +243,33 @@ EvalReport train(const TrainOptions& o) {
               (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
               o.schedule.c_str(), (long long)o.warmup);
 
-  json train_meta = {{"train_options", {{"seed", o.seed}, {"batch_size", o.batch_size}, {"lr", o.lr}}}};
+  // The options that shape the optimisation and the data order; a resume with other values warns.
+  json train_options = {{"seed", o.seed},
+                        {"batch-size", o.batch_size},
+                        {"grad-accum", o.grad_accum},
+                        {"lr", o.lr},
+                        {"protein-lr-ratio", o.protein_lr_ratio},
+                        {"weight-decay", o.weight_decay},
+                        {"adamw", o.adamw},
+                        {"schedule", o.schedule},
+                        {"warmup", o.warmup},
+                        {"min-lr-ratio", o.min_lr_ratio},
+                        {"clip", o.clip},
+                        {"max-protein-len", o.max_protein_len},
+                        {"max-text-len", o.max_text_len},
+                        {"bert-mask", o.bert_mask},
+                        {"contrastive-positives", o.contrastive_positives},
+                        {"train", train_path}};
+  json train_meta = {{"train_options", train_options}};
+  if (resumed) {
+    json was = resumed->meta.value("train_options", json::object());
+    std::string changed;
+    for (const auto& [k, v] : train_options.items())
+      if (was.contains(k) && was[k] != v) changed += "\n  --" + k + " " + v.dump() + " (checkpoint: " + was[k].dump() + ")";
+    if (!changed.empty())
+      std::printf("warning: resuming %s with options that differ from the ones it was trained with:%s\n",
+                  resumed->path.c_str(), changed.c_str());
+  }
   std::string metrics_path = o.out + "/metrics.jsonl";
   truncate_metrics(metrics_path, prog.step);
   std::ofstream metrics(metrics_path, std::ios::app);
@@ -257,7 +287,22 @@ EvalReport train(const TrainOptions& o) {
       std::printf("warning: could not draw %s/curves.png: %s\n", o.out.c_str(), e.what());
     }
   };
+  // Weights (and buffers) all finite: nothing non-finite is ever written as a checkpoint or to final/.
+  auto weights_finite = [&] {
+    std::vector<Tensor> ts;
+    for (const auto& nt : named_tensors(model->params())) ts.push_back(nt.second);
+    return ts.empty() || !backend_for(ts[0].device()).any_nonfinite(ts);
+  };
+  auto newest_checkpoint = [&] {
+    std::vector<std::string> all = list_checkpoints(ckdir);
+    return all.empty() ? std::string("(none)") : all.front();
+  };
+  int64_t saved_step = -1;
   auto save = [&] {
+    PE_CHECK(weights_finite(), "the weights hold NaN or infinite values at step ", prog.step,
+             ": no checkpoint is written and final/ is not exported; the newest checkpoint, ", newest_checkpoint(),
+             ", is the last good one (lower --lr, set --clip, or check the inputs)");
+    saved_step = prog.step;
     std::string path = ckdir + "/step-" + std::to_string(prog.step) + ".safetensors";
     save_checkpoint(path, *model, &opt, prog, vocab, train_meta);
     prune_checkpoints(ckdir, o.keep);
@@ -268,9 +313,6 @@ EvalReport train(const TrainOptions& o) {
   eo.max_protein_len = o.eval_max_protein_len;
   eo.batch_size = std::max<int64_t>(o.batch_size, 32);
 
-  PE_CHECK(o.precision == "auto" || o.precision == "f32" || o.precision == "bf16",
-           "--precision must be auto, f32 or bf16");
-  PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   bool bf16 = dev.is_cuda() && o.precision != "f32";
   std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
                                        : "f32");
@@ -278,6 +320,8 @@ EvalReport train(const TrainOptions& o) {
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;
   auto t_window = Clock::now();
+  int64_t consecutive_skipped = 0;
+  saved_step = prog.step;  // fresh: step 0; resumed: the checkpoint it came from
   while (prog.step < total) {
     // ---- one optimiser step over grad_accum micro-batches
     double sums[7] = {0, 0, 0, 0, 0, 0, 0};
@@ -320,8 +364,13 @@ EvalReport train(const TrainOptions& o) {
       std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
                   (long long)prog.skipped_steps);
       ++prog.step;
+      PE_CHECK(++consecutive_skipped < o.max_skipped_steps, "training stopped at step ", prog.step, ": ",
+               consecutive_skipped, " consecutive steps had a non-finite loss or gradient (--max-skipped-steps ",
+               o.max_skipped_steps, "); the newest checkpoint, ", newest_checkpoint(),
+               ", holds the last good weights (lower --lr, set --clip, or check the inputs)");
       continue;
     }
+    consecutive_skipped = 0;
     gnorm = clip_grad_norm(all_params, o.clip);
     double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
     opt.set_lr(lr);
@@ -364,7 +413,9 @@ EvalReport train(const TrainOptions& o) {
     }
   }
 
+  if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
   // ---- final: HF-loadable encoders and the held-out evaluation
+  PE_CHECK(weights_finite(), "the weights hold NaN or infinite values: final/ is not exported");
   std::string final_dir = o.out + "/final";
   make_dirs(final_dir);
   model->protein_encoder().save_pretrained(final_dir + "/protein_model");

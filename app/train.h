@@ -29,13 +29,16 @@ struct TrainOptions {
   int64_t warmup = 0, grad_accum = 1, batch_size = 12, steps = 0, epochs = 20;
   int64_t max_protein_len = 450, max_text_len = 128, eval_max_protein_len = 1022;
   bool bert_mask = false;
+  std::string contrastive_positives = "same-text";  // same-text: identical texts are positives | diagonal (ProtST)
   uint64_t seed = 0;
   std::string device = "auto";
   std::string precision = "auto";       // auto (bf16 matmuls on CUDA, f32 on CPU) | f32 | bf16
   // ---- bookkeeping
   std::string out = "runs/protst";
   int64_t save_every = 500, keep = 3, eval_every = 0, log_every = 10;
+  int64_t max_skipped_steps = 20;      // this many consecutive non-finite steps end the run with an error
   bool resume = true;                   // continue from the newest valid checkpoint in <out>/checkpoints
+  bool overwrite = false;               // with resume = false: delete the results already in <out> first
   int64_t eval_subset = 2000;           // test pairs used by periodic evaluation (0 = all)
 };
 

@@ -17,6 +17,11 @@ struct BertConfig {
   static BertConfig from_json_file(const std::string& path);
   // `source` names the origin in error messages.
   static BertConfig from_json_text(const std::string& text, const std::string& source);
+  // Throws pe::Error naming `source` and the field when a size is out of range (zero heads, a
+  // hidden size not divisible by the heads, ...). from_json_text calls it.
+  void validate(const std::string& source) const;
+  // Parameter count (to state the memory a configuration needs before allocating it).
+  double approx_parameters() const;
   std::string to_json() const;
   int64_t head_dim() const { return hidden_size / num_heads; }
 };

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/backend.h"
+
 namespace pe {
 
 Tensor read_tensor(const SafetensorsCheckpoint& ckpt, const std::string& name) {
@@ -64,7 +66,18 @@ LoadReport load_checkpoint(ParamStore& ps, const std::string& path, const LoadOp
     Shape s(e.shape.begin(), e.shape.end());
     PE_CHECK(s == t.shape(), "checkpoint ", path, ": tensor '", found, "' has shape ", shape_str(s),
              " but the model expects ", shape_str(t.shape()), " (check config.json)");
-    ps.assign(name, read_tensor(ckpt, found));
+    // Only float-to-float conversions (F64/F16/BF16 -> the parameter's float type); an integer
+    // declaration for a float parameter (or the reverse) is a broken file, not something to cast.
+    static const std::set<std::string> float_dtypes = {"F64", "F32", "F16", "BF16"};
+    bool file_float = float_dtypes.count(e.dtype) > 0;
+    PE_CHECK(file_float == is_floating(t.dtype()), "checkpoint ", ckpt.shard_of(found).path(), ": tensor '", found,
+             "' is declared ", e.dtype,
+             " but the model's parameter is ", dtype_name(t.dtype()),
+             "; only conversions between float types (F64, F32, F16, BF16) are made");
+    Tensor value = read_tensor(ckpt, found);
+    PE_CHECK(!backend_for(Device::cpu()).has_nonfinite(value), "checkpoint ", ckpt.shard_of(found).path(), ": tensor '", found,
+             "' holds NaN or infinite values; refusing to start from it");
+    ps.assign(name, value);
     used.insert(found);
     rep.loaded.push_back(name);
   }

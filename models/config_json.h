@@ -1,5 +1,7 @@
 #pragma once
 // Reading Hugging Face config.json files: parse errors and wrongly typed fields name the file and key.
+#include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -37,5 +39,17 @@ class JsonConfig {
   nlohmann::json j_;
   std::string source_;
 };
+
+// Range checks of configuration fields: `source` names the file (or option set), `key` the field.
+// Sizes have generous upper bounds so that a typo fails here, before anything is allocated.
+inline void check_config_int(const std::string& source, const char* key, int64_t v, int64_t lo, int64_t hi) {
+  PE_CHECK(v >= lo && v <= hi, "config ", source, ": field '", key, "' is ", v, ", must be in [", lo, ", ", hi, "]");
+}
+inline void check_config_real(const std::string& source, const char* key, double v, double lo, double hi) {
+  PE_CHECK(std::isfinite(v) && v >= lo && v <= hi, "config ", source, ": field '", key, "' is ", v,
+           ", must be finite and in [", lo, ", ", hi, "]");
+}
+// Upper bounds shared by the model configurations (and the command-line options that set them).
+constexpr int64_t kMaxHidden = 65536, kMaxLayers = 1024, kMaxVocab = int64_t(1) << 22, kMaxPositions = int64_t(1) << 20;
 
 }  // namespace pe

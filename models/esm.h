@@ -19,6 +19,11 @@ struct EsmConfig {
   static EsmConfig from_json_file(const std::string& path);
   // `source` names the origin in error messages.
   static EsmConfig from_json_text(const std::string& text, const std::string& source);
+  // Throws pe::Error naming `source` and the field when a size is out of range (zero heads, a
+  // hidden size not divisible by the heads, ...). from_json_text calls it.
+  void validate(const std::string& source) const;
+  // Parameter count (to state the memory a configuration needs before allocating it).
+  double approx_parameters() const;
   std::string to_json() const;  // a config.json that EsmForMaskedLM.from_pretrained accepts
   int64_t head_dim() const { return hidden_size / num_heads; }
 };

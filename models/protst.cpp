@@ -1,5 +1,7 @@
 #include "models/protst.h"
 
+#include "models/config_json.h"
+
 #include <cmath>
 
 #include "autograd/fused.h"
@@ -12,8 +14,30 @@ Tensor masked_mean(const Tensor& x, const Tensor& mask) {
   return div(sum(mul(x, m), {1}), add(sum(m, {1}), 1e-6));
 }
 
+void validate_protst_config(const ProtSTConfig& c, const std::string& source) {
+  c.protein.validate(source + " (protein)");
+  c.text.validate(source + " (text)");
+  check_config_int(source, "embed_dim", c.embed_dim, 1, kMaxHidden);
+  check_config_int(source, "fusion_heads", c.fusion_heads, 1, c.embed_dim);
+  PE_CHECK(c.embed_dim % c.fusion_heads == 0, "config ", source, ": field 'embed_dim' ", c.embed_dim,
+           " is not a multiple of field 'fusion_heads' ", c.fusion_heads);
+  check_config_int(source, "fusion_layers", c.fusion_layers, 0, kMaxLayers);
+  check_config_int(source, "conversion_hidden", c.conversion_hidden, 1, kMaxHidden);
+  check_config_real(source, "bn_momentum", c.bn_momentum, 0, 1);
+  check_config_real(source, "bn_eps", c.bn_eps, 0, 1);
+  check_config_real(source, "logit_scale_init", c.logit_scale_init, -100, 100);
+  check_config_real(source, "logit_scale_max", c.logit_scale_max, -100, 100);
+  check_config_real(source, "w_mlm", c.w_mlm, 0, 1e6);
+  check_config_real(source, "w_mmp", c.w_mmp, 0, 1e6);
+}
+
+static const ProtSTConfig& validated(const ProtSTConfig& c) {
+  validate_protst_config(c, "ProtSTModel");
+  return c;
+}
+
 ProtSTModel::ProtSTModel(const ProtSTConfig& cfg, Generator& gen, const InitSpec& spec)
-    : cfg_(cfg), protein_(cfg.protein, gen, spec), text_(cfg.text, gen, spec) {
+    : cfg_(validated(cfg)), protein_(cfg.protein, gen, spec), text_(cfg.text, gen, spec) {
   ps_.merge("protein_model.", protein_.params());
   ps_.merge("text_model.", text_.params());
   int64_t dp = cfg.protein.hidden_size, dt = cfg.text.hidden_size, e = cfg.embed_dim;

@@ -26,6 +26,10 @@ struct ProtSTConfig {
   int64_t conversion_hidden = 512;
 };
 
+// Throws pe::Error naming `source` and the field when a size or weight is out of range; the
+// encoder configurations are checked too. ProtSTModel's constructor calls it.
+void validate_protst_config(const ProtSTConfig& c, const std::string& source);
+
 // One masked batch. Masked copies of the inputs feed every loss (SPEC §3).
 struct ProtSTBatch {
   Tensor protein_ids, protein_mask;  // [B, Lp] i64: <cls> seq <eos> <pad>..., with <mask> substitutions

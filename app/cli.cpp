@@ -1,0 +1,182 @@
+// protst: train, evaluate and use ProtST-style protein–text models. The command-line interface:
+// every option of every command is defined here.
+#include "app/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/commands.h"
+#include "app/embed.h"
+#include "app/train.h"
+#include "data/go_dataset.h"
+
+namespace pe {
+
+int protst_main(int argc, const char* const* argv) {
+  CLI::App app{
+      "protst: train ProtST-style protein-text models (ESM-2 + BERT, InfoNCE, cross-attention fusion, masked\n"
+      "prediction) on CPU or CUDA, evaluate held-out retrieval, embed sequences, and train the embedding\n"
+      "conversion MLPs. Run `protst <command> --help` for the options of a command."};
+  app.require_subcommand(1);
+  app.set_config("--config", "", "TOML/INI file of options (sections name the command, e.g. [train]; keys are the long option names), given before or after the command; flags on the command line override it");
+
+  // ------------------------------------------------------------------ train
+  TrainOptions t;
+  CLI::App* tr = app.add_subcommand("train", "Train a model; resumes from the newest checkpoint in --out unless --no-resume");
+  tr->add_option("--train", t.train_path, "Training pairs: .jsonl {id,seq,text}, UniProt .dat, or .fasta with --descriptions (.gz ok)");
+  tr->add_option("--test", t.test_path, "Held-out pairs (same formats), evaluated at the end and with --eval-every");
+  tr->add_option("--descriptions", t.descriptions, "TSV or JSONL of accession -> text for FASTA inputs");
+  tr->add_flag("--go-dataset", t.go_dataset, "Build (or reuse) the Swiss-Prot/GO pairs from Debian's metastudent-data, split by mmseqs2 clusters");
+  tr->add_option("--go-cache", t.go_cache, "Cache folder of the GO dataset build")->capture_default_str();
+  tr->add_option("--go-subset-train", t.go_subset_train, "Keep this many training pairs of the GO dataset (0 = all)")->capture_default_str();
+  tr->add_option("--go-subset-test", t.go_subset_test, "Keep this many test pairs of the GO dataset (0 = all)")->capture_default_str();
+  tr->add_option("--go-max-len", t.go_max_len, "Drop GO-dataset proteins longer than this (0 = keep all)")->capture_default_str();
+  tr->add_option("--protein-model", t.protein_model, "Hugging Face EsmForMaskedLM folder (config.json + model.safetensors) to start from");
+  tr->add_option("--protein-preset", t.protein_preset, "From-scratch protein encoder size: tiny, esm2_8m, esm2_35m, esm2_150m, esm2_650m")->capture_default_str();
+  tr->add_option("--text-model", t.text_model, "Hugging Face BertModel/BertForMaskedLM folder with vocab.txt (e.g. PubMedBERT)");
+  tr->add_option("--text-vocab", t.text_vocab, "vocab.txt for a from-scratch text encoder (default: WordPiece trained on the training texts)");
+  tr->add_option("--text-vocab-size", t.text_vocab_size, "Size of the WordPiece vocabulary trained when none is given")->capture_default_str();
+  tr->add_option("--text-layers", t.text_layers, "From-scratch text encoder layers")->capture_default_str();
+  tr->add_option("--text-hidden", t.text_hidden, "From-scratch text encoder width")->capture_default_str();
+  tr->add_option("--text-heads", t.text_heads, "From-scratch text encoder heads")->capture_default_str();
+  tr->add_option("--embed-dim", t.embed_dim, "Shared embedding / fusion width (ProtST: 512)")->capture_default_str();
+  tr->add_option("--fusion-heads", t.fusion_heads, "Fusion attention heads (ProtST: 8)")->capture_default_str();
+  tr->add_option("--fusion-layers", t.fusion_layers, "Fusion layers (ProtST: 1)")->capture_default_str();
+  tr->add_option("--freeze-text", t.freeze_text, "auto (frozen when loaded from a checkpoint, as ProtST), true or false")->capture_default_str();
+  tr->add_option("--w-mlm", t.w_mlm, "Weight of the protein MLM loss")->capture_default_str();
+  tr->add_option("--w-mmp", t.w_mmp, "Weight of the multimodal masked prediction losses")->capture_default_str();
+  tr->add_option("--lr", t.lr, "Peak learning rate (ProtST: 1e-5)")->capture_default_str();
+  tr->add_option("--protein-lr-ratio", t.protein_lr_ratio, "Learning-rate factor of the protein encoder (ProtST: 0.1)")->capture_default_str();
+  tr->add_option("--weight-decay", t.weight_decay, "Weight decay")->capture_default_str();
+  tr->add_flag("--adamw", t.adamw, "Decoupled weight decay (AdamW) instead of L2 in Adam");
+  tr->add_option("--schedule", t.schedule, "constant or cosine, after --warmup linear warm-up steps")->capture_default_str();
+  tr->add_option("--warmup", t.warmup, "Linear warm-up steps")->capture_default_str();
+  tr->add_option("--min-lr-ratio", t.min_lr_ratio, "Cosine floor as a fraction of --lr")->capture_default_str();
+  tr->add_option("--clip", t.clip, "Clip the global gradient norm to this (0 = off)")->capture_default_str();
+  tr->add_option("--grad-accum", t.grad_accum, "Micro-batches per optimiser step")->capture_default_str();
+  tr->add_option("--batch-size", t.batch_size, "Pairs per micro-batch (ProtST: 12 global)")->capture_default_str();
+  tr->add_option("--steps", t.steps, "Optimiser steps (0 = --epochs)")->capture_default_str();
+  tr->add_option("--epochs", t.epochs, "Epochs when --steps is 0 (ProtST: 20)")->capture_default_str();
+  tr->add_option("--max-protein-len", t.max_protein_len, "Training crop in residues, random offset (ProtST: 450)")->capture_default_str();
+  tr->add_option("--eval-max-protein-len", t.eval_max_protein_len, "Evaluation keeps the first N residues")->capture_default_str();
+  tr->add_option("--max-text-len", t.max_text_len, "Text tokens including [CLS]/[SEP]")->capture_default_str();
+  tr->add_option("--contrastive-positives", t.contrastive_positives,
+                 "InfoNCE positives: same-text (every pair with an identical text) or diagonal (only the row's own "
+                 "pair, as ProtST's targets; identical texts are then negatives)")
+      ->capture_default_str();
+  tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
+  tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
+  tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();
+  tr->add_option("--precision", t.precision, "auto (bf16 matrix products on CUDA, f32 on CPU), f32 or bf16")->capture_default_str();
+  tr->add_option("--out", t.out, "Run folder: checkpoints/, metrics.jsonl, curves.png, final/, eval.json")->capture_default_str();
+  tr->add_option("--save-every", t.save_every, "Checkpoint every N steps (atomic; also at the end)")->capture_default_str();
+  tr->add_option("--keep", t.keep, "Checkpoints kept")->capture_default_str();
+  tr->add_option("--eval-every", t.eval_every, "Held-out retrieval every N steps (0 = only at the end)")->capture_default_str();
+  tr->add_option("--eval-subset", t.eval_subset, "Test pairs used by periodic evaluation (0 = all)")->capture_default_str();
+  tr->add_option("--log-every", t.log_every, "Progress line and metrics every N steps")->capture_default_str();
+  tr->add_option("--max-skipped-steps", t.max_skipped_steps,
+                 "Stop with an error after this many consecutive steps with a non-finite loss or gradient "
+                 "(skipped steps leave the weights unchanged; the newest checkpoint keeps the last good ones)")
+      ->capture_default_str();
+  tr->add_flag("!--no-resume", t.resume,
+               "Start fresh; refused when --out already holds a run's results, unless --overwrite");
+  tr->add_flag("--overwrite", t.overwrite,
+               "With --no-resume: delete the checkpoints, metrics.jsonl, eval.json and final/ already in --out");
+
+  // ------------------------------------------------------------------ eval
+  EvalCommandOptions e;
+  CLI::App* ev = app.add_subcommand("eval", "Held-out retrieval (recall@1/10, MRR vs chance), MLM/MMP accuracy, zero-shot classification");
+  ev->add_option("--checkpoint", e.checkpoint, "Training checkpoint (.safetensors)")->required();
+  ev->add_option("--test", e.test_path, "Held-out pairs");
+  ev->add_option("--descriptions", e.descriptions, "TSV/JSONL descriptions for FASTA inputs");
+  ev->add_option("--zero-shot-prompts", e.zero_shot_prompts, "TSV of label<TAB>prompt");
+  ev->add_option("--zero-shot-data", e.zero_shot_data, "Pairs whose text is the true label");
+  ev->add_option("--json", e.json_out, "Also write the results as JSON here");
+  ev->add_option("--device", e.device, "cpu, cuda or auto")->capture_default_str();
+  ev->add_option("--batch-size", e.batch_size, "Batch size")->capture_default_str();
+  ev->add_option("--max-protein-len", e.max_protein_len, "Keep the first N residues")->capture_default_str();
+
+  // ------------------------------------------------------------------ embed
+  EmbedOptions m;
+  CLI::App* em = app.add_subcommand(
+      "embed",
+      "Embed proteins (FASTA) or texts (one per line), in input order, ids written beside the vectors.\n"
+      "From a ProtST checkpoint: L2-normalised joint-space embeddings. From a Hugging Face encoder folder\n"
+      "(--protein-model / --text-model, like fair-esm's extract.py): raw hidden states of --repr-layers,\n"
+      "the mean over each sequence's tokens (special tokens and padding excluded) and/or every token.");
+  em->add_option("--checkpoint", m.checkpoint, "ProtST training checkpoint (.safetensors)");
+  em->add_option("--protein-model", m.protein_model, "Hugging Face EsmForMaskedLM folder (config.json + model.safetensors), e.g. facebook/esm2_t12_35M_UR50D");
+  em->add_option("--text-model", m.text_model, "Hugging Face BERT folder (config.json, model.safetensors, vocab.txt)");
+  em->add_option("--input", m.input, "FASTA (.gz ok) or a text file with one description per line; recognised by content")->required();
+  em->add_option("--output", m.output,
+                 "Output .npy (float32 [N, dim]) or .safetensors (several layers, per_tok); ids go to <output stem>.ids.txt")->required();
+  em->add_option("--kind", m.kind, "protein, text or auto (a file whose first non-blank character is '>' is FASTA)")->capture_default_str();
+  em->add_option("--include", m.include, "Encoder folders: mean (per sequence) and/or per_tok (every token)")->capture_default_str();
+  em->add_option("--repr-layers", m.repr_layers, "Encoder folders: layers to output; 0 = embeddings, n = after layer n, -1 = last")->capture_default_str();
+  em->add_option("--device", m.device, "cpu, cuda or auto")->capture_default_str();
+  em->add_option("--batch-size", m.batch_size, "Sequences per batch (results do not depend on it)")->capture_default_str();
+  em->add_option("--max-protein-len", m.max_protein_len, "Keep the first N residues of longer proteins")->capture_default_str();
+  em->add_option("--max-text-len", m.max_text_len, "Keep the first N text tokens, [CLS] and [SEP] included")->capture_default_str();
+  em->add_flag("!--no-progress", m.progress, "No progress line on stderr");
+
+  // ------------------------------------------------------------------ convert
+  ConvertOptions c;
+  CLI::App* cv = app.add_subcommand("convert", "Stage two: train the protein<->text embedding conversion MLPs with the encoders frozen");
+  cv->add_option("--checkpoint", c.checkpoint, "Trained checkpoint")->required();
+  cv->add_option("--train", c.train_path, "Training pairs")->required();
+  cv->add_option("--test", c.test_path, "Held-out pairs for MSE and imputed retrieval");
+  cv->add_option("--descriptions", c.descriptions, "TSV/JSONL descriptions for FASTA inputs");
+  cv->add_option("--output", c.output, "Checkpoint to write (with the conversion MLPs)")->required();
+  cv->add_option("--steps", c.steps, "Steps")->capture_default_str();
+  cv->add_option("--batch-size", c.batch_size, "Batch size")->capture_default_str();
+  cv->add_option("--lr", c.lr, "Learning rate")->capture_default_str();
+  cv->add_option("--seed", c.seed, "Seed")->capture_default_str();
+  cv->add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
+
+  // ------------------------------------------------------------------ dataset
+  GoDatasetOptions g;
+  CLI::App* ds = app.add_subcommand("dataset", "Build the Swiss-Prot/GO pair dataset offline from Debian packages (cached)");
+  ds->add_option("--cache", g.cache_dir, "Cache folder")->capture_default_str();
+  ds->add_option("--out", g.out_dir, "Output folder (default: inside the cache)");
+  ds->add_option("--test-fraction", g.test_fraction, "Fraction of clusters held out")->capture_default_str();
+  ds->add_option("--max-len", g.max_seq_len, "Drop proteins longer than this (0 = keep all)")->capture_default_str();
+  ds->add_option("--subset-train", g.subset_train, "Keep N training pairs (0 = all)")->capture_default_str();
+  ds->add_option("--subset-test", g.subset_test, "Keep N test pairs (0 = all)")->capture_default_str();
+
+  // --config belongs to the top-level app (its sections, e.g. [train], name the subcommand), yet
+  // the README writes `protst train --config FILE`: accept it anywhere by moving it to the front.
+  std::vector<const char*> args{argc > 0 ? argv[0] : "protst"}, rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      args.push_back(argv[i]);
+      args.push_back(argv[++i]);
+    } else if (a.rfind("--config=", 0) == 0) {
+      args.push_back(argv[i]);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  args.insert(args.end(), rest.begin(), rest.end());
+  CLI11_PARSE(app, int(args.size()), args.data());
+  set_flush_denormals(true);
+  try {
+    if (*tr) train(t);
+    else if (*ev) run_eval(e);
+    else if (*em) run_embed(m);
+    else if (*cv) run_convert(c);
+    else if (*ds) {
+      GoDatasetResult r = build_go_dataset(g);
+      std::printf("%s: %zu train, %zu test pairs%s\n  %s\n  %s\n", r.out_dir.c_str(), r.train_pairs, r.test_pairs,
+                  r.cached ? " (cached)" : "", r.train_path.c_str(), r.test_path.c_str());
+    }
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "protst: error: %s\n", ex.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace pe
