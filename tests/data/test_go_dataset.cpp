@@ -235,10 +235,11 @@ TEST_CASE("go_dataset: the homology filter removes planted cross-cluster homolog
       CHECK(planted_leaks(train, kept, threshold + 0.05) == 0);
       CHECK(independent_hits(mm, train, kept, t.dir / ("after" + std::to_string(threshold)), threshold, 1) == 0);
       CHECK(independent_hits(mm, train, kept, t.dir / ("after_q" + std::to_string(threshold)), threshold, 2) == 0);
-      const SplitCheckReport rep = check_split(mm, train, kept, (t.dir / "check").string(), threshold, {0.8, 7.5});
-      CHECK(rep.leaky.empty());
-      CHECK(rep.distribution.proteins == kept.size());
     }
+    // check_split (protst dataset --check-split) reports the leaks of the unfiltered split.
+    const SplitCheckReport rep = check_split(mm, train, test, (t.dir / "check").string(), 0.5, {0.8, 7.5});
+    CHECK(rep.leaky.size() > 0);
+    CHECK(rep.distribution.proteins == test.size());
   }
 
   SUBCASE("an identical sequence is leaky whatever the search says") {
@@ -372,8 +373,8 @@ TEST_CASE("go_dataset: options and default names and the manifest cache") {
   f.split_identity = kStrictSplitIdentity;
   CHECK(go_dataset_default_name(f) == "pairs_held30");
   f.split_coverage = 0.5;
-  f.split_sensitivity = 5.7;
-  CHECK(go_dataset_default_name(f) == "pairs_held30c0.5s5.7");
+  f.split_sensitivity = kStrictSplitSensitivity;
+  CHECK(go_dataset_default_name(f) == "pairs_held30c0.5s7.5");
   f = {};
   f.split_identity = 0;
   CHECK(go_dataset_default_name(f) == "pairs_unfiltered");
@@ -497,6 +498,25 @@ TEST_CASE("go_dataset: real build from Debian packages (set PE_GO_DATASET_CACHE 
   CHECK(sub.train_pairs == 2000);
   CHECK(sub.test_pairs == 200);
   for (const auto& p : read_jsonl(sub.test_path)) CHECK(p.seq.size() <= 512);
+
+  // The homology filter: recorded, and no written test protein at or above the threshold.
+  const auto& f = m.at("split_filter");
+  CHECK(f.at("enabled") == true);
+  CHECK(f.at("removed_homolog").get<std::size_t>() > 0);
+  CHECK(f.at("test_after_filter").get<std::size_t>() + f.at("removed_homolog").get<std::size_t>() +
+            f.at("removed_identical").get<std::size_t>() ==
+        f.at("test_candidates").get<std::size_t>());
+  std::ifstream ti(fs::path(res.out_dir) / "test_identity.tsv");
+  std::string line;
+  std::getline(ti, line);  // header
+  std::size_t rows = 0;
+  while (std::getline(ti, line)) {
+    ++rows;
+    const auto parts = line.substr(line.find('\t') + 1);
+    const std::string ident = parts.substr(parts.find('\t') + 1, parts.find('\t', parts.find('\t') + 1) - parts.find('\t') - 1);
+    if (ident != "-") CHECK(std::stod(ident) < opt.split_identity);
+  }
+  CHECK(rows == res.test_pairs);
 }
 
 }  // TEST_SUITE
