@@ -66,7 +66,7 @@ std::string split_filter_summary(const std::string& manifest_path) {
   std::string s = "split filter: a test protein is dropped when a training protein reaches " +
                   pct(f.at("identity").get<double>()) + " identity over " + pct(f.at("coverage").get<double>()) +
                   " of either protein (mmseqs easy-search -s " + json(f.at("sensitivity")).dump() +
-                  ") or has the same sequence\n";
+                  ", survivors again at -e 10) or has the same sequence\n";
   s += "  removed " + std::to_string(ident + hom) + " of " + std::to_string(cand) + " test candidates (" +
        std::to_string(ident) + " identical, " + std::to_string(hom) + " homologs); " +
        std::to_string(f.at("test_after_filter").get<std::size_t>()) + " remain before length filter and subset\n";
@@ -81,20 +81,20 @@ std::string write_split_histogram(const std::string& manifest_path) {
   const json& f = m.at("split_filter");
   const double thr = f.at("identity").get<double>() * 100;
   PlotPanel lin, lg;
-  lin.title = "test proteins per 2 % bin of highest identity to train (%)";
-  lg.title = "same, log scale";
+  lin.title = "count per 2 % bin; x = identity %";
+  lg.title = "log count; x = identity %";
   lg.log_y = true;
   for (PlotPanel* p : {&lin, &lg}) {
-    p->series.push_back(steps("candidates (cluster split)", f.at("distribution_candidates").at("histogram_2pct")));
-    p->series.push_back(steps("test file (filtered)", f.at("distribution_test_file").at("histogram_2pct")));
+    p->series.push_back(steps("cluster split", f.at("distribution_candidates").at("histogram_2pct")));
+    p->series.push_back(steps("test file", f.at("distribution_test_file").at("histogram_2pct")));
     double top = 1;
     for (double y : p->series[0].y) top = std::max(top, y);
     p->series.push_back({"threshold " + pct(thr / 100), {thr, thr}, {p->log_y ? 1.0 : 0.0, top}});
   }
   const std::string png = (fs::path(manifest_path).parent_path() / "split_identity.png").string();
   write_plot_png(png, {lin, lg},
-                 "Highest identity of each test protein to training (no hit: " +
-                     std::to_string(f.at("distribution_candidates").at("no_hit").get<std::size_t>()) + " candidates)");
+                 "Test proteins by highest identity to train (no hit: " +
+                     std::to_string(f.at("distribution_candidates").at("no_hit").get<std::size_t>()) + ")");
   return png;
 }
 
