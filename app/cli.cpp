@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/dataset_command.h"
 #include "app/embed.h"
 #include "app/train.h"
 #include "data/go_dataset.h"
@@ -33,6 +34,11 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--go-subset-train", t.go_subset_train, "Keep this many training pairs of the GO dataset (0 = all)")->capture_default_str();
   tr->add_option("--go-subset-test", t.go_subset_test, "Keep this many test pairs of the GO dataset (0 = all)")->capture_default_str();
   tr->add_option("--go-max-len", t.go_max_len, "Drop GO-dataset proteins longer than this (0 = keep all)")->capture_default_str();
+  tr->add_option("--go-split-identity", t.go_split_identity,
+                 "GO dataset: drop test proteins with a training homolog at this identity (0.3 = low-homology split)")
+      ->capture_default_str();
+  tr->add_option("--go-split-coverage", t.go_split_coverage, "GO dataset: ... over this fraction of either protein")
+      ->capture_default_str();
   tr->add_option("--protein-model", t.protein_model, "Hugging Face EsmForMaskedLM folder (config.json + model.safetensors) to start from");
   tr->add_option("--protein-preset", t.protein_preset, "From-scratch protein encoder size: tiny, esm2_8m, esm2_35m, esm2_150m, esm2_650m")->capture_default_str();
   tr->add_option("--text-model", t.text_model, "Hugging Face BertModel/BertForMaskedLM folder with vocab.txt (e.g. PubMedBERT)");
@@ -136,14 +142,31 @@ int protst_main(int argc, const char* const* argv) {
   cv->add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
 
   // ------------------------------------------------------------------ dataset
-  GoDatasetOptions g;
-  CLI::App* ds = app.add_subcommand("dataset", "Build the Swiss-Prot/GO pair dataset offline from Debian packages (cached)");
+  DatasetCommandOptions d;
+  GoDatasetOptions& g = d.go;
+  std::vector<std::string> check_split;
+  CLI::App* ds = app.add_subcommand("dataset", "Build the Swiss-Prot/GO pair dataset offline from Debian packages (cached), "
+                                               "or check a train/test split for homologs (--check-split)");
   ds->add_option("--cache", g.cache_dir, "Cache folder")->capture_default_str();
   ds->add_option("--out", g.out_dir, "Output folder (default: inside the cache)");
   ds->add_option("--test-fraction", g.test_fraction, "Fraction of clusters held out")->capture_default_str();
   ds->add_option("--max-len", g.max_seq_len, "Drop proteins longer than this (0 = keep all)")->capture_default_str();
   ds->add_option("--subset-train", g.subset_train, "Keep N training pairs (0 = all)")->capture_default_str();
   ds->add_option("--subset-test", g.subset_test, "Keep N test pairs (0 = all)")->capture_default_str();
+  ds->add_option("--split-identity", g.split_identity,
+                 "Drop a test protein whose closest training protein (mmseqs search) reaches this identity; 0 = cluster split only")
+      ->capture_default_str();
+  ds->add_option("--split-coverage", g.split_coverage, "... over at least this fraction of the test or the training protein")
+      ->capture_default_str();
+  ds->add_option("--split-sensitivity", g.split_sensitivity, "mmseqs -s of the split search (1 to 7.5; 5.7 is mmseqs' default)")->capture_default_str();
+  ds->add_flag("--strict-split", d.strict, "Low-homology split: --split-identity 0.3 --split-sensitivity 7.5");
+  ds->add_option("--threads", g.threads, "mmseqs threads (0 = all cores)")->capture_default_str();
+  ds->add_option("--check-split", check_split,
+                 "TRAIN TEST: report test entries with a training homolog at the --split-identity/--split-coverage criterion; "
+                 "the files are not changed")
+      ->expected(2);
+  ds->add_option("--descriptions", d.descriptions, "TSV/JSONL descriptions for FASTA inputs of --check-split");
+  ds->add_option("--report", d.report, "With --check-split: write every leaky entry as TSV here");
 
   // --config belongs to the top-level app (its sections, e.g. [train], name the subcommand), yet
   // the README writes `protst train --config FILE`: accept it anywhere by moving it to the front.
@@ -168,9 +191,11 @@ int protst_main(int argc, const char* const* argv) {
     else if (*em) run_embed(m);
     else if (*cv) run_convert(c);
     else if (*ds) {
-      GoDatasetResult r = build_go_dataset(g);
-      std::printf("%s: %zu train, %zu test pairs%s\n  %s\n  %s\n", r.out_dir.c_str(), r.train_pairs, r.test_pairs,
-                  r.cached ? " (cached)" : "", r.train_path.c_str(), r.test_path.c_str());
+      if (check_split.size() == 2) {
+        d.check_train = check_split[0];
+        d.check_test = check_split[1];
+      }
+      run_dataset(d);
     }
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "protst: error: %s\n", ex.what());

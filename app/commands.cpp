@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/dataset_command.h"
 #include "app/model_io.h"
 #include "app/train.h"
 #include "app/validate.h"
@@ -30,6 +31,8 @@ EvalReport run_eval(const EvalCommandOptions& o) {
     ReadStats st;
     PairDataset ds = tokenize_pairs(read_pairs(o.test_path, o.descriptions, st), tok, m.max_text_len);
     std::printf("test: %s: %s\n", o.test_path.c_str(), st.summary().c_str());
+    std::printf("%s\n", describe_split(o.test_path).c_str());
+    j["split"] = describe_split(o.test_path);
     PE_CHECK(!ds.items.empty(), o.test_path, ": no usable pairs");
     rep = evaluate(*model, ds, tok, eo);
     std::printf("%s", rep.summary().c_str());

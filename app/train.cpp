@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/dataset_command.h"
 #include "app/model_io.h"
 #include "app/plot.h"
 #include "app/run_dir.h"
@@ -101,9 +102,13 @@ EvalReport train(const TrainOptions& o) {
     g.subset_train = size_t(o.go_subset_train);
     g.subset_test = size_t(o.go_subset_test);
     g.max_seq_len = size_t(o.go_max_len);
+    g.split_identity = o.go_split_identity;
+    g.split_coverage = o.go_split_coverage;
     GoDatasetResult r = build_go_dataset(g);
     std::printf("dataset: %s (%zu train / %zu test pairs%s)\n", r.out_dir.c_str(), r.train_pairs, r.test_pairs,
                 r.cached ? ", cached" : "");
+    std::printf("%s", split_filter_summary(r.manifest_path).c_str());
+    write_split_histogram(r.manifest_path);
     train_path = r.train_path;
     test_path = r.test_path;
   }
@@ -197,7 +202,10 @@ EvalReport train(const TrainOptions& o) {
                 (long long)max_text);
   PairDataset train_ds = load_split(train_path, o.descriptions, tok, max_text, "train");
   PairDataset test_ds;
-  if (!test_path.empty()) test_ds = load_split(test_path, o.descriptions, tok, max_text, "test");
+  if (!test_path.empty()) {
+    test_ds = load_split(test_path, o.descriptions, tok, max_text, "test");
+    std::printf("%s\n", describe_split(test_path).c_str());
+  }
   PairDataset eval_ds = test_ds;
   if (o.eval_subset > 0 && int64_t(eval_ds.items.size()) > o.eval_subset) eval_ds.items.resize(size_t(o.eval_subset));
 

@@ -13,6 +13,7 @@ struct TrainOptions {
   bool go_dataset = false;              // build/reuse the Swiss-Prot GO dataset (Debian metastudent-data)
   std::string go_cache = "datasets/go";
   int64_t go_subset_train = 0, go_subset_test = 0, go_max_len = 0;
+  double go_split_identity = 0.5, go_split_coverage = 0.8;  // GoDatasetOptions::split_identity/coverage
   // ---- model
   std::string protein_model;            // HF EsmForMaskedLM folder; empty: from scratch with protein_preset
   std::string protein_preset = "tiny";  // tiny | esm2_8m | esm2_35m | esm2_150m | esm2_650m

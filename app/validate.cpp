@@ -125,6 +125,8 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--go-subset-train", o.go_subset_train, 0, kMaxCount);
   check_option_int("--go-subset-test", o.go_subset_test, 0, kMaxCount);
   check_option_int("--go-max-len", o.go_max_len, 0, kMaxLen);
+  check_option_real("--go-split-identity", o.go_split_identity, 0, 1);
+  check_option_real("--go-split-coverage", o.go_split_coverage, 0, 1, /*lo_open=*/true);
   // ---- model (the configuration a fresh run builds; config.json errors name the file and field)
   ProtSTConfig cfg;
   cfg.protein = o.protein_model.empty() ? protein_preset_config(o.protein_preset)
