@@ -157,7 +157,9 @@ EvalReport train(const TrainOptions& o) {
     }
     write_vocab(o.out + "/vocab.txt", vocab);
   }
-  BertTokenizer tok(vocab, o.out + "/vocab.txt");
+  // A Hugging Face text model brings its casing/accent switches (tokenizer_config.json).
+  const BertOptions tok_options = o.text_model.empty() ? BertOptions{} : BertOptions::from_hf_folder(o.text_model);
+  BertTokenizer tok(vocab, o.out + "/vocab.txt", tok_options);
 
   if (!model) {
     ProtSTConfig cfg;
