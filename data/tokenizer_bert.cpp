@@ -289,6 +289,27 @@ BertOptions BertOptions::from_hf_folder(const std::string& dir) {
   return opt;
 }
 
+void write_hf_tokenizer_files(const std::string& dir, const BertOptions& options, int64_t model_max_length) {
+  nlohmann::ordered_json specials = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
+                                     {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  nlohmann::ordered_json cfg = {{"tokenizer_class", "BertTokenizer"},
+                                {"do_lower_case", options.lower_case},
+                                {"strip_accents", nullptr},
+                                {"tokenize_chinese_chars", options.tokenize_chinese_chars},
+                                {"model_max_length", model_max_length}};
+  if (options.strip_accents >= 0) cfg["strip_accents"] = options.strip_accents == 1;
+  for (const auto& [k, v] : specials.items()) cfg[k] = v;
+  const std::pair<std::string, const nlohmann::ordered_json*> files[] = {
+      {dir + "/tokenizer_config.json", &cfg}, {dir + "/special_tokens_map.json", &specials}};
+  for (const auto& [path, j] : files) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    PE_CHECK(out.good(), "cannot write '", path, "'");
+    out << j->dump(2) << "\n";
+    out.close();
+    PE_CHECK(!out.fail(), "cannot write '", path, "'");
+  }
+}
+
 BertTokenizer BertTokenizer::from_hf_folder(const std::string& dir) {
   return from_file(dir + "/vocab.txt", BertOptions::from_hf_folder(dir));
 }

@@ -113,6 +113,12 @@ std::vector<std::string> train_wordpiece(const std::vector<std::string>& lines, 
                                          uint64_t min_frequency = 2,
                                          WordpieceMergeRule rule = WordpieceMergeRule::kFrequency);
 
+// Writes dir/tokenizer_config.json (tokenizer class, the BertOptions switches, model_max_length,
+// special tokens) and dir/special_tokens_map.json, as published Hugging Face BERT folders carry
+// them, so that AutoTokenizer.from_pretrained(dir) builds the same tokenizer. Throws pe::Error
+// naming the file on failure.
+void write_hf_tokenizer_files(const std::string& dir, const BertOptions& options, int64_t model_max_length);
+
 // Writes a vocab.txt (one token per line). Throws pe::Error naming the file on failure.
 void write_vocab(const std::string& path, const std::vector<std::string>& vocab);
 

@@ -279,6 +279,18 @@ TEST_SUITE("data") {
       c << "{not json";
     }
     CHECK(contains(error_of([&] { pe::BertTokenizer::from_hf_folder(dir); }), "tokenizer_config.json"));
+    // What we write for an exported folder reads back as the same switches.
+    pe::BertOptions opt;
+    opt.lower_case = false;
+    opt.strip_accents = 1;
+    opt.tokenize_chinese_chars = false;
+    pe::write_hf_tokenizer_files(dir, opt, 128);
+    const auto back = pe::BertOptions::from_hf_folder(dir);
+    CHECK_FALSE(back.lower_case);
+    CHECK(back.strip_accents == 1);
+    CHECK_FALSE(back.tokenize_chinese_chars);
+    CHECK(load_json(dir + "/tokenizer_config.json")["model_max_length"] == 128);
+    CHECK(load_json(dir + "/special_tokens_map.json")["mask_token"] == "[MASK]");
     std::system(("rm -rf " + dir).c_str());
   }
 
