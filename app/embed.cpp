@@ -134,7 +134,7 @@ Encoder open_encoder(const EmbedOptions& o, const Device& dev) {
     e.pad_id = esm::kPad;
   } else {
     BertConfig cfg = BertConfig::from_json_file(o.text_model + "/config.json");
-    e.tok = std::make_unique<BertTokenizer>(BertTokenizer::from_file(o.text_model + "/vocab.txt"));
+    e.tok = std::make_unique<BertTokenizer>(BertTokenizer::from_hf_folder(o.text_model));
     PE_CHECK(int64_t(e.tok->vocab_size()) <= cfg.vocab_size, o.text_model, "/vocab.txt has ", e.tok->vocab_size(),
              " tokens but config.json vocab_size is ", cfg.vocab_size);
     e.bert = std::make_unique<BertModel>(cfg, gen, spec);

@@ -157,7 +157,9 @@ EvalReport train(const TrainOptions& o) {
     }
     write_vocab(o.out + "/vocab.txt", vocab);
   }
-  BertTokenizer tok(vocab, o.out + "/vocab.txt");
+  // A Hugging Face text model brings its casing/accent switches (tokenizer_config.json).
+  const BertOptions tok_options = o.text_model.empty() ? BertOptions{} : BertOptions::from_hf_folder(o.text_model);
+  BertTokenizer tok(vocab, o.out + "/vocab.txt", tok_options);
 
   if (!model) {
     ProtSTConfig cfg;
@@ -429,6 +431,7 @@ EvalReport train(const TrainOptions& o) {
   model->protein_encoder().save_pretrained(final_dir + "/protein_model");
   model->text_encoder().save_pretrained(final_dir + "/text_model");
   write_vocab(final_dir + "/text_model/vocab.txt", vocab);
+  write_hf_tokenizer_files(final_dir + "/text_model", tok.options(), model->text_encoder().config().max_position_embeddings);
   std::printf("exported Hugging Face folders: %s/{protein_model,text_model}\n", final_dir.c_str());
   EvalReport rep;
   if (!test_ds.items.empty()) {

@@ -10,6 +10,8 @@
 #include <set>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 
 namespace pe {
@@ -103,48 +105,12 @@ bool is_cjk(int32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-// Python's Cased property (Lowercase | Uppercase | Lt), approximated by category or a case mapping.
-bool is_cased(int32_t cp) {
-  const auto c = category(cp);
-  return c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT || cp == 0xAA ||
-         cp == 0xBA || utf8proc_tolower(cp) != cp || utf8proc_toupper(cp) != cp;
-}
-
-// Python's Case_Ignorable property: Mn Me Cf Lm Sk, and the Word_Break MidLetter/MidNumLet/Single_Quote characters.
-bool is_case_ignorable(int32_t cp) {
-  switch (cp) {
-    case 0x27: case 0x2E: case 0x3A: case 0xB7: case 0x387: case 0x55F: case 0x5F4: case 0x2018: case 0x2019:
-    case 0x2024: case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
-      return true;
-    default:
-      break;
-  }
-  const auto c = category(cp);
-  return c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_ME || c == UTF8PROC_CATEGORY_CF ||
-         c == UTF8PROC_CATEGORY_LM || c == UTF8PROC_CATEGORY_SK;
-}
-
-// Python str.lower() of one word. utf8proc gives the simple mapping; Python's full mapping differs only
-// for U+0130 (-> "i" + U+0307, whose accent the next step strips anyway) and for the capital sigma,
-// which becomes final sigma at the end of a word (Unicode Final_Sigma context).
+// Lower-case of one word, as HF's default (Rust) BertTokenizer does: the simple per-character
+// mapping, so a capital sigma always becomes U+03C3 (never the word-final U+03C2 that Python's
+// str.lower() and the slow tokenizer give). U+0130 becomes a plain "i" here; the full mapping adds
+// U+0307, which accent stripping removes anyway.
 void lower_word(u32vec& w) {
-  const u32vec orig = w;
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (orig[i] != 0x3A3) {
-      w[i] = utf8proc_tolower(orig[i]);
-      continue;
-    }
-    // Final_Sigma: preceded by a cased letter and not followed by one (case-ignorables skipped).
-    ptrdiff_t j = static_cast<ptrdiff_t>(i) - 1;
-    while (j >= 0 && is_case_ignorable(orig[j])) --j;
-    bool final_sigma = j >= 0 && is_cased(orig[j]);
-    if (final_sigma) {
-      size_t k = i + 1;
-      while (k < orig.size() && is_case_ignorable(orig[k])) ++k;
-      final_sigma = k == orig.size() || !is_cased(orig[k]);
-    }
-    w[i] = final_sigma ? 0x3C2 : 0x3C3;
-  }
+  for (int32_t& cp : w) cp = utf8proc_tolower(cp);
 }
 
 const char* const kSpecials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
@@ -160,7 +126,7 @@ size_t special_at(std::string_view s) {
 
 // Step 4 of the pipeline for one whitespace-delimited word: lower-case, strip accents, split
 // punctuation. With keep_special, a word that is exactly a special token is kept whole (HF never_split).
-void finish_word(u32vec& w, bool keep_special, std::vector<std::string>& out) {
+void finish_word(u32vec& w, bool keep_special, const BertOptions& opt, std::vector<std::string>& out) {
   if (keep_special && !w.empty() && w[0] == '[') {
     std::string s = to_utf8(w);
     if (special_at(s) == s.size()) {
@@ -168,8 +134,8 @@ void finish_word(u32vec& w, bool keep_special, std::vector<std::string>& out) {
       return;
     }
   }
-  lower_word(w);
-  if (std::any_of(w.begin(), w.end(), [](int32_t cp) { return cp >= 0x80; })) {
+  if (opt.lower_case) lower_word(w);
+  if (opt.strips_accents() && std::any_of(w.begin(), w.end(), [](int32_t cp) { return cp >= 0x80; })) {
     u32vec nfd = normalize(w, /*compose=*/false);
     w.clear();
     for (int32_t cp : nfd)
@@ -190,7 +156,7 @@ void finish_word(u32vec& w, bool keep_special, std::vector<std::string>& out) {
 }
 
 // The whole basic tokenizer for pure-ASCII text, where NFC/NFD and case mapping are trivial.
-void basic_tokenize_ascii(std::string_view text, std::vector<std::string>& out) {
+void basic_tokenize_ascii(std::string_view text, bool lower_case, std::vector<std::string>& out) {
   std::string cur;
   for (const char ch : text) {
     const unsigned char c = static_cast<unsigned char>(ch);
@@ -204,19 +170,20 @@ void basic_tokenize_ascii(std::string_view text, std::vector<std::string>& out) 
       cur.clear();
       out.emplace_back(1, static_cast<char>(c));
     } else {
-      cur.push_back(static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c));
+      cur.push_back(static_cast<char>((lower_case && c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c));
     }
   }
   if (!cur.empty()) out.push_back(std::move(cur));
 }
 
 // Steps 1-4 on text that holds no spelled-out special token.
-void basic_tokenize_segment(std::string_view text, bool keep_special, std::vector<std::string>& out) {
+void basic_tokenize_segment(std::string_view text, bool keep_special, const BertOptions& opt,
+                            std::vector<std::string>& out) {
   const bool ascii =
       std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
   // The fast path cannot see a special token hidden by control characters ("[MA\x01SK]").
   if (ascii && !(keep_special && text.find('[') != std::string_view::npos)) {
-    basic_tokenize_ascii(text, out);
+    basic_tokenize_ascii(text, opt.lower_case, out);
     return;
   }
   // 1-2: clean, space out CJK ideographs.
@@ -225,7 +192,7 @@ void basic_tokenize_segment(std::string_view text, bool keep_special, std::vecto
     if (cp == 0 || cp == 0xFFFD || is_control(cp)) continue;
     if (is_whitespace(cp)) {
       cleaned.push_back(' ');
-    } else if (is_cjk(cp)) {
+    } else if (opt.tokenize_chinese_chars && is_cjk(cp)) {
       cleaned.insert(cleaned.end(), {' ', cp, ' '});
     } else {
       cleaned.push_back(cp);
@@ -236,21 +203,22 @@ void basic_tokenize_segment(std::string_view text, bool keep_special, std::vecto
   u32vec word;
   for (int32_t cp : nfc) {
     if (is_split_space(cp)) {
-      if (!word.empty()) finish_word(word, keep_special, out);
+      if (!word.empty()) finish_word(word, keep_special, opt, out);
       word.clear();
     } else {
       word.push_back(cp);
     }
   }
-  if (!word.empty()) finish_word(word, keep_special, out);
+  if (!word.empty()) finish_word(word, keep_special, opt, out);
 }
 
 }  // namespace
 
-std::vector<std::string> bert_basic_tokenize(std::string_view text, bool keep_special_tokens) {
+std::vector<std::string> bert_basic_tokenize(std::string_view text, bool keep_special_tokens,
+                                             const BertOptions& opt) {
   std::vector<std::string> out;
   if (!keep_special_tokens) {
-    basic_tokenize_segment(text, false, out);
+    basic_tokenize_segment(text, false, opt, out);
     return out;
   }
   // HF first cuts the text at spelled-out special tokens (exact, case-sensitive) and tokenizes the
@@ -262,18 +230,18 @@ std::vector<std::string> bert_basic_tokenize(std::string_view text, bool keep_sp
       ++i;
       continue;
     }
-    basic_tokenize_segment(text.substr(piece, i - piece), true, out);
+    basic_tokenize_segment(text.substr(piece, i - piece), true, opt, out);
     out.emplace_back(text.substr(i, n));
     i += n;
     piece = i;
   }
-  basic_tokenize_segment(text.substr(piece), true, out);
+  basic_tokenize_segment(text.substr(piece), true, opt, out);
   return out;
 }
 
 // ---------------------------------------------------------------- BertTokenizer
 
-BertTokenizer BertTokenizer::from_file(const std::string& vocab_path) {
+BertTokenizer BertTokenizer::from_file(const std::string& vocab_path, const BertOptions& options) {
   std::ifstream in(vocab_path, std::ios::binary);
   PE_CHECK(in.good(), "bert vocab '", vocab_path, "': cannot open");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -292,11 +260,62 @@ BertTokenizer BertTokenizer::from_file(const std::string& vocab_path) {
     }
   }
   if (!line.empty()) vocab.push_back(std::move(line));
-  return BertTokenizer(std::move(vocab), vocab_path);
+  return BertTokenizer(std::move(vocab), vocab_path, options);
 }
 
-BertTokenizer::BertTokenizer(std::vector<std::string> vocab, std::string source)
-    : source_(std::move(source)), vocab_(std::move(vocab)) {
+BertOptions BertOptions::from_hf_folder(const std::string& dir) {
+  BertOptions opt;
+  const std::string path = dir + "/tokenizer_config.json";
+  std::ifstream in(path);
+  if (!in.good()) return opt;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    PE_FAIL("'", path, "': not valid JSON: ", e.what());
+  }
+  PE_CHECK(j.is_object(), "'", path, "': expected a JSON object");
+  auto flag = [&](const char* key, bool& out) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    PE_CHECK(j[key].is_boolean(), "'", path, "': ", key, " must be true or false");
+    out = j[key].get<bool>();
+  };
+  flag("do_lower_case", opt.lower_case);
+  flag("tokenize_chinese_chars", opt.tokenize_chinese_chars);
+  if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
+    PE_CHECK(j["strip_accents"].is_boolean(), "'", path, "': strip_accents must be true, false or null");
+    opt.strip_accents = j["strip_accents"].get<bool>() ? 1 : 0;
+  }
+  return opt;
+}
+
+void write_hf_tokenizer_files(const std::string& dir, const BertOptions& options, int64_t model_max_length) {
+  nlohmann::ordered_json specials = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
+                                     {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  nlohmann::ordered_json cfg = {{"tokenizer_class", "BertTokenizer"},
+                                {"do_lower_case", options.lower_case},
+                                {"strip_accents", nullptr},
+                                {"tokenize_chinese_chars", options.tokenize_chinese_chars},
+                                {"model_max_length", model_max_length}};
+  if (options.strip_accents >= 0) cfg["strip_accents"] = options.strip_accents == 1;
+  for (const auto& [k, v] : specials.items()) cfg[k] = v;
+  const std::pair<std::string, const nlohmann::ordered_json*> files[] = {
+      {dir + "/tokenizer_config.json", &cfg}, {dir + "/special_tokens_map.json", &specials}};
+  for (const auto& [path, j] : files) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    PE_CHECK(out.good(), "cannot write '", path, "'");
+    out << j->dump(2) << "\n";
+    out.close();
+    PE_CHECK(!out.fail(), "cannot write '", path, "'");
+  }
+}
+
+BertTokenizer BertTokenizer::from_hf_folder(const std::string& dir) {
+  return from_file(dir + "/vocab.txt", BertOptions::from_hf_folder(dir));
+}
+
+BertTokenizer::BertTokenizer(std::vector<std::string> vocab, std::string source, const BertOptions& options)
+    : source_(std::move(source)), options_(options), vocab_(std::move(vocab)) {
   PE_CHECK(vocab_.size() < static_cast<size_t>(INT32_MAX), "bert vocab '", source_, "': too many tokens");
   ids_.reserve(vocab_.size());
   for (size_t i = 0; i < vocab_.size(); ++i) ids_[vocab_[i]] = static_cast<int32_t>(i);
@@ -355,7 +374,7 @@ void BertTokenizer::wordpiece(const std::string& word, std::vector<int32_t>& out
 
 std::vector<std::string> BertTokenizer::tokenize(std::string_view text) const {
   std::vector<int32_t> ids;
-  for (const std::string& w : bert_basic_tokenize(text, true)) wordpiece(w, ids);
+  for (const std::string& w : bert_basic_tokenize(text, true, options_)) wordpiece(w, ids);
   std::vector<std::string> out;
   out.reserve(ids.size());
   for (int32_t id : ids) out.push_back(vocab_[id]);
@@ -365,7 +384,7 @@ std::vector<std::string> BertTokenizer::tokenize(std::string_view text) const {
 std::vector<int32_t> BertTokenizer::encode(std::string_view text, size_t max_len) const {
   PE_CHECK(max_len == 0 || max_len >= 2, "bert encode: max_len ", max_len, " leaves no room for [CLS] and [SEP]");
   std::vector<int32_t> ids{cls_};
-  for (const std::string& w : bert_basic_tokenize(text, true)) {
+  for (const std::string& w : bert_basic_tokenize(text, true, options_)) {
     wordpiece(w, ids);
     if (max_len && ids.size() >= max_len - 1) break;
   }

@@ -1,13 +1,17 @@
 #pragma once
-// BERT WordPiece tokenizer (uncased), id-for-id equal to Hugging Face's slow Python
-// `BertTokenizer(do_lower_case=True)` on the same vocab.txt, and a WordPiece vocabulary trainer.
+// BERT WordPiece tokenizer, id-for-id equal to Hugging Face's BertTokenizer on the same vocab.txt
+// and the same do_lower_case / strip_accents / tokenize_chinese_chars (tokenizer_config.json), and a
+// WordPiece vocabulary trainer. Where HF's slow Python tokenizer (BertTokenizerLegacy in
+// transformers 5) and the default Rust-backed one disagree, we follow the Rust one on casing
+// (capital sigma -> U+03C3 always) and the slow one elsewhere (see tests/fixtures/tokenizer/README.md).
 //
 // Pipeline (as HF's BasicTokenizer + WordpieceTokenizer):
 //  1. clean: drop U+0000, U+FFFD and control characters (Unicode category C*, except \t \n \r);
 //     every whitespace character (\t \n \r, category Zs) becomes ' ';
-//  2. put spaces around CJK ideographs;
+//  2. put spaces around CJK ideographs (when tokenize_chinese_chars);
 //  3. NFC-normalise; split on whitespace (' ', U+2028, U+2029);
-//  4. per word: lower-case (full mapping, with Greek final sigma), NFD, drop Mn marks (accents);
+//  4. per word: lower-case (simple per-character mapping; when lower_case), NFD and drop Mn marks
+//     (when strip_accents, which by default follows lower_case);
 //     split off every punctuation character (ASCII 33-47, 58-64, 91-96, 123-126, or category P*);
 //  5. WordPiece: greedy longest match from the left, continuation pieces prefixed with "##";
 //     a word of more than 100 code points, or one that cannot be covered, becomes [UNK].
@@ -22,10 +26,23 @@
 
 namespace pe {
 
+// The tokenizer_config.json switches of a Hugging Face BERT folder. The defaults are those of an
+// uncased BERT (and what a folder without tokenizer_config.json gets).
+struct BertOptions {
+  bool lower_case = true;               // do_lower_case
+  int strip_accents = -1;               // strip_accents: -1 = null (follow lower_case), 0 = false, 1 = true
+  bool tokenize_chinese_chars = true;   // tokenize_chinese_chars
+  bool strips_accents() const { return strip_accents < 0 ? lower_case : strip_accents == 1; }
+  // Reads dir/tokenizer_config.json if it exists (keys absent or null keep the defaults); throws
+  // pe::Error naming the file if it is not valid JSON or a switch is not a boolean.
+  static BertOptions from_hf_folder(const std::string& dir);
+};
+
 // Steps 1-4: the words (UTF-8) that WordPiece sees. With keep_special_tokens (what the tokenizer
 // does), spelled-out special tokens come out as whole words; without (what the trainer does), they
 // are plain text.
-std::vector<std::string> bert_basic_tokenize(std::string_view text, bool keep_special_tokens = false);
+std::vector<std::string> bert_basic_tokenize(std::string_view text, bool keep_special_tokens = false,
+                                             const BertOptions& options = {});
 
 class BertTokenizer {
  public:
@@ -33,9 +50,13 @@ class BertTokenizer {
 
   // Loads a vocab.txt (one token per line, id = line number). Throws pe::Error naming the file if it
   // cannot be read or lacks one of [PAD], [UNK], [CLS], [SEP], [MASK].
-  static BertTokenizer from_file(const std::string& vocab_path);
+  static BertTokenizer from_file(const std::string& vocab_path, const BertOptions& options = {});
+  // A Hugging Face BERT folder: dir/vocab.txt with the options of dir/tokenizer_config.json.
+  static BertTokenizer from_hf_folder(const std::string& dir);
   // `source` names the vocabulary in error messages.
-  BertTokenizer(std::vector<std::string> vocab, std::string source);
+  BertTokenizer(std::vector<std::string> vocab, std::string source, const BertOptions& options = {});
+
+  const BertOptions& options() const { return options_; }
 
   // Word pieces of `text` (no [CLS]/[SEP]).
   std::vector<std::string> tokenize(std::string_view text) const;
@@ -62,6 +83,7 @@ class BertTokenizer {
   void wordpiece(const std::string& word, std::vector<int32_t>& out) const;
 
   std::string source_;
+  BertOptions options_;
   std::vector<std::string> vocab_;
   std::unordered_map<std::string, int32_t> ids_;
   int32_t pad_ = -1, unk_ = -1, cls_ = -1, sep_ = -1, mask_ = -1;
@@ -90,6 +112,12 @@ enum class WordpieceMergeRule {
 std::vector<std::string> train_wordpiece(const std::vector<std::string>& lines, size_t vocab_size,
                                          uint64_t min_frequency = 2,
                                          WordpieceMergeRule rule = WordpieceMergeRule::kFrequency);
+
+// Writes dir/tokenizer_config.json (tokenizer class, the BertOptions switches, model_max_length,
+// special tokens) and dir/special_tokens_map.json, as published Hugging Face BERT folders carry
+// them, so that AutoTokenizer.from_pretrained(dir) builds the same tokenizer. Throws pe::Error
+// naming the file on failure.
+void write_hf_tokenizer_files(const std::string& dir, const BertOptions& options, int64_t model_max_length);
 
 // Writes a vocab.txt (one token per line). Throws pe::Error naming the file on failure.
 void write_vocab(const std::string& path, const std::vector<std::string>& vocab);

@@ -53,14 +53,17 @@ std::vector<int32_t> encode(std::string_view seq, size_t max_len) {
   ids.reserve(std::min(seq.size(), max_residues) + 2);
   ids.push_back(kCls);
   size_t residues = 0;
+  bool in_unknown_run = false;  // the last token was <unk> for unknown characters, with no space since
   for (size_t i = 0; i < seq.size() && residues < max_residues;) {
     const unsigned char c = static_cast<unsigned char>(seq[i]);
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+      in_unknown_run = false;
       ++i;
       continue;
     }
     int32_t id = kUnk;
     size_t len = 1;
+    bool spelled = false;
     if (c == '<') {
       // A special token written out in full; otherwise the '<' alone is unknown.
       const size_t close = seq.find('>', i);
@@ -69,16 +72,24 @@ std::vector<int32_t> encode(std::string_view seq, size_t max_len) {
         if (sid >= 0) {
           id = sid;
           len = close - i + 1;
+          spelled = true;
         }
       }
     } else if (c < 128) {
       id = kChars.id[(c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c];
     } else {
-      len = std::min(utf8_len(c), seq.size() - i);  // one <unk> per code point, not per byte
+      len = std::min(utf8_len(c), seq.size() - i);  // a code point, not a byte
+    }
+    i += len;
+    if (id == kUnk && !spelled) {
+      // As HF's EsmTokenizer: a run of unknown characters is one <unk>.
+      if (in_unknown_run) continue;
+      in_unknown_run = true;
+    } else {
+      in_unknown_run = false;
     }
     ids.push_back(id);
     ++residues;
-    i += len;
   }
   ids.push_back(kEos);
   return ids;

@@ -26,8 +26,9 @@ int32_t token_id(std::string_view token);
 // Encodes a protein sequence (UTF-8) as <cls> ids... <eos>.
 //  - ASCII letters are upper-cased; whitespace is skipped;
 //  - a special token written out in full (<mask>, <unk>, <pad>, <cls>, <eos>, <null_1>) is one token;
-//  - any other character (J, digits, '*', a stray '<', a non-ASCII code point) becomes <unk>, one
-//    per code point;
+//  - any other character (J, digits, '*', a stray '<', a non-ASCII code point) is unknown; a run of
+//    unknown characters not broken by whitespace or a known token is one <unk> (as HF's
+//    EsmTokenizer). Unlike HF, lower-case ASCII letters are residues (HF: unknown);
 //  - max_len > 0 caps the total length including <cls> and <eos> (must be >= 2): residues past
 //    max_len - 2 are dropped and <eos> is kept.
 std::vector<int32_t> encode(std::string_view sequence, size_t max_len = 0);

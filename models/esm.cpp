@@ -158,9 +158,26 @@ LoadReport EsmModel::load(const std::string& path) {
   return load_checkpoint(ps_, path, opt);
 }
 
+Tensor rotary_inv_freq(int64_t head_dim, double theta) {
+  PE_CHECK(head_dim > 0 && head_dim % 2 == 0, "rotary_inv_freq: head_dim ", head_dim, " must be even and positive");
+  Tensor t = Tensor::empty({head_dim / 2}, DType::F32);
+  float* p = t.data<float>();
+  // As HF: 1 / theta^(arange(0, head_dim, 2) / head_dim), in float32.
+  for (int64_t j = 0; j < head_dim / 2; ++j)
+    p[j] = 1.0f / std::pow(static_cast<float>(theta), static_cast<float>(2 * j) / static_cast<float>(head_dim));
+  return t;
+}
+
 void EsmModel::save_pretrained(const std::string& dir, DType as) const {
   make_dirs(dir);
-  save_tensors(dir + "/model.safetensors", named_tensors(ps_), {{"format", "pt"}}, &as);
+  // Published ESM-2 files also carry each layer's rotary inv_freq buffer (HF registers it as a
+  // persistent buffer); without it from_pretrained reports missing keys.
+  auto tensors = named_tensors(ps_);
+  const Tensor inv_freq = rotary_inv_freq(cfg_.head_dim(), cfg_.rope_theta);
+  for (int64_t i = 0; i < cfg_.num_layers; ++i)
+    tensors.emplace_back("esm.encoder.layer." + std::to_string(i) + ".attention.self.rotary_embeddings.inv_freq",
+                         inv_freq);
+  save_tensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}, &as);
   write_text_atomic(dir + "/config.json", cfg_.to_json());
 }
 

@@ -28,6 +28,10 @@ struct EsmConfig {
   int64_t head_dim() const { return hidden_size / num_heads; }
 };
 
+// The rotary inverse frequencies HF stores per layer: float32 [head_dim / 2],
+// 1 / theta^(arange(0, head_dim, 2) / head_dim).
+Tensor rotary_inv_freq(int64_t head_dim, double theta = 10000.0);
+
 struct EsmOutput {
   Tensor last_hidden_state;           // after emb_layer_norm_after: [B, L, d]
   std::vector<Tensor> hidden_states;  // embeddings and each layer's output (before the final LN)

@@ -167,23 +167,58 @@ ESM_CASES = [
 ]
 
 
+# Odd strings for the casing/accents/CJK parity fixture (bert_hf_cases.json), encoded by HF's default
+# (Rust-backed) BertTokenizer with do_lower_case true and false, and by EsmTokenizer.
+ODD_CASES = [
+    "", " ", "Σ", "ΟΔΟΣ", "ὈΔΥΣΣΕΎΣ", "ΣΑΣ Σ ΑΣ.", "ΜΆΡΚΟΣ's", "(ΣΑΣ)", "Σ1 aΣ ΣΣ", "σς ΌΣΟΣ",
+    "Ἀθῆναι Ελλάδα ΑΘΗΝΑ", "Café naïve RÉSUMÉ Ångström", "e\u0301 E\u0301 \u0301", "Łódź Ærø Øre ß ẞ",
+    "İstanbul ı I", "Dž ǅ Ǆ ǆ", "ﬁ ﬀ ﬃ", "中文 a中b 漢字テスト", "ｶﾀｶﾅ ＡＢＣ １２３", "한국어 한",
+    "🧬 🦠👩‍🔬 👍🏽 🇺🇳 ☕️ x🙂y", "5 mM 37°C 10µl 3.5kDa 1e-6 M 2×10³ ½", "pH7.4 0.1% v/v 100nm 12kb",
+    "a" * 99, "B" * 100, "Ö" * 100, "x" * 101, "Supercalifragilisticexpialidocious" * 3,
+    "MixedCASE WoRdS ALLCAPS lower", "[MASK] [mask] [CLS]x", "Ǳ ǲ ǳ Ꭰ ꭰ Ა ა",
+]
+
+
+def odd_cases(n=300, seed=4321):
+    """ODD_CASES, then seeded random mixes of the kinds of text above (letters, Greek capitals with
+    sigma, accented capitals, CJK, emoji, digits with units)."""
+    rng = random.Random(seed)
+    parts = ["Σ", "ΟΣ", "ΑΣ ", "σ", "É", "é", "Ü", "ñ", "Ç", "Å", "ø", "中", "文", "字", "日本", "한", "🧬", "👍🏽",
+             "🇺🇳", "°C", "µM", "μm", "kDa", " ", " ", "-", ".", ",", "'", "(", ")", "1", "42", "3.5", "ABC",
+             "abc", "Protein", "KINASE", "e\u0301", "ẞ", "ﬁ", "ǅ", "İ", "Ω", "Δ"]
+    out = list(ODD_CASES)
+    while len(out) < n:
+        out.append("".join(rng.choice(parts) for _ in range(rng.randint(1, 12))))
+    return out
+
+
 def spec_esm_ids(seq, vocab):
-    """Our SPEC: upper-case ASCII letters, skip whitespace, spelled-out <...> tokens whole, else <unk>."""
+    """Our SPEC: upper-case ASCII letters, skip whitespace, spelled-out <...> tokens whole, else <unk>,
+    one per run of unknown characters (as HF's EsmTokenizer)."""
     ids = [vocab.index("<cls>")]
+    unk = vocab.index("<unk>")
+    run = False
     i = 0
     while i < len(seq):
         c = seq[i]
         if c in " \t\n\r\v\f":
+            run = False
             i += 1
             continue
         if c == "<":
             j = seq.find(">", i)
             if j >= 0 and seq[i:j + 1] in vocab and len(seq[i:j + 1]) > 1:
                 ids.append(vocab.index(seq[i:j + 1]))
+                run = False
                 i = j + 1
                 continue
         up = c.upper() if c.isascii() else c
-        ids.append(vocab.index(up) if len(up) == 1 and up in vocab else vocab.index("<unk>"))
+        if len(up) == 1 and up in vocab:
+            ids.append(vocab.index(up))
+            run = False
+        elif not run:
+            ids.append(unk)
+            run = True
         i += 1
     ids.append(vocab.index("<eos>"))
     return ids
@@ -207,15 +242,21 @@ def main():
     cases = []
     for t in texts:
         ids = slow.encode(t)
-        cases.append({"text": t, "ids": ids})
+        case = {"text": t, "ids": ids}
+        cases.append(case)
         fast_ids = fast.encode(t)
         if fast_ids != ids:
+            case["fast_ids"] = fast_ids  # we follow the fast one on casing (capital sigma)
             print("fast tokenizer differs on", repr(t[:80]), "\n  slow", slow.convert_ids_to_tokens(ids),
                   "\n  fast", fast.convert_ids_to_tokens(fast_ids))
     truncated = []
     for t in uniprot[:40:4] + HARD_CASES[3:6]:
         for n in (2, 3, 8, 16):
-            truncated.append({"text": t, "max_len": n, "ids": slow.encode(t, truncation=True, max_length=n)})
+            case = {"text": t, "max_len": n, "ids": slow.encode(t, truncation=True, max_length=n)}
+            fast_ids = fast.encode(t, truncation=True, max_length=n)
+            if fast_ids != case["ids"]:
+                case["fast_ids"] = fast_ids
+            truncated.append(case)
     import transformers
     with open(os.path.join(FIX, "bert_expected.json"), "w", encoding="utf-8") as f:
         # One case per line keeps the file small and diffs readable.
@@ -243,6 +284,28 @@ def main():
         esm_cases.append({"seq": s, "ids": spec, "hf_ids": hf})
         if hf != spec:
             print("EsmTokenizer differs from SPEC on", repr(s), "\n  spec", spec, "\n  hf  ", hf)
+    odd = odd_cases()
+    fast_lc = BertTokenizer(VOCAB, do_lower_case=True)
+    fast_cased = BertTokenizer(VOCAB, do_lower_case=False)
+    slow_lc = BertTokenizerLegacy(VOCAB, do_lower_case=True)
+    odd_esm = ESM_CASES + ["J J", "JJ K J", "M KJ J*", "MJ<unk>J", "M<mas", "mK", "\u00e9\u00e9M\u00e9", "MK**JJ12"]
+    with open(os.path.join(FIX, "bert_hf_cases.json"), "w", encoding="utf-8") as f:
+        f.write('{"generator": "scripts/make_tokenizer_fixtures.py",\n'
+                '"reference": "transformers %s BertTokenizer (Rust-backed, the default) on bert_uncased_vocab.txt: '
+                'ids_lower with do_lower_case=True, ids_cased with do_lower_case=False; EsmTokenizer on esm2_vocab.txt",\n'
+                '"bert": [\n' % transformers.__version__)
+        rows = []
+        for t in odd:
+            row = {"text": t, "ids_lower": fast_lc.encode(t), "ids_cased": fast_cased.encode(t)}
+            slow_ids = slow_lc.encode(t)
+            if slow_ids != row["ids_lower"]:
+                row["slow_ids_lower"] = slow_ids  # for the record (final sigma)
+            rows.append(row)
+        f.write(",\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+        f.write('\n],\n"esm": [\n')
+        f.write(",\n".join(json.dumps({"seq": s, "hf_ids": esm.encode(s)}, ensure_ascii=False) for s in odd_esm))
+        f.write("\n]}\n")
+    print("odd bert cases:", len(odd))
     with open(os.path.join(FIX, "esm_expected.json"), "w", encoding="utf-8") as f:
         f.write('{"generator": "scripts/make_tokenizer_fixtures.py",\n'
                 '"note": "ids follow SPEC section 1; hf_ids are HF EsmTokenizer\'s, for the record",\n"cases": [\n')

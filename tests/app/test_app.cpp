@@ -254,6 +254,7 @@ TEST_SUITE("app") {
     for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(1, c) + "\n", ++n;
     for (char c = 'a'; n < 120; ++c) vocab += std::string("##") + c + "\n", ++n;
     td.file("bert/vocab.txt", vocab);
+    td.file("bert/tokenizer_config.json", R"({"do_lower_case": false, "model_max_length": 512})");
     TrainOptions o = tiny_options(td.path("run"));
     o.protein_model = td.path("esm");
     o.text_model = td.path("bert");
@@ -271,6 +272,33 @@ TEST_SUITE("app") {
     std::string pname = "esm.encoder.layer.0.attention.self.query.weight";
     std::vector<float> p0 = esm.read_f32(pname), p1 = ck.model.at("protein_model." + pname).to_float_vector();
     CHECK(p0 != p1);  // trained
+
+    // The exported folders carry what published checkpoints carry: the text model its tokenizer files
+    // (with the switches of the folder it started from), the protein model each layer's rotary inv_freq.
+    const std::string final_dir = td.path("run") + "/final";
+    std::ifstream tc(final_dir + "/text_model/tokenizer_config.json"), sm(final_dir + "/text_model/special_tokens_map.json");
+    REQUIRE(tc.good());
+    REQUIRE(sm.good());
+    const auto tcj = nlohmann::json::parse(tc), smj = nlohmann::json::parse(sm);
+    CHECK(tcj["tokenizer_class"] == "BertTokenizer");
+    CHECK(tcj["do_lower_case"] == false);
+    CHECK(tcj["strip_accents"].is_null());
+    CHECK(tcj["tokenize_chinese_chars"] == true);
+    CHECK(tcj["model_max_length"] == ck.config.text.max_position_embeddings);
+    CHECK(smj == nlohmann::json({{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
+                                 {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}}));
+    CHECK_FALSE(BertTokenizer::from_hf_folder(final_dir + "/text_model").options().lower_case);
+    SafetensorsCheckpoint exported(final_dir + "/protein_model/model.safetensors");
+    const int64_t hd = ck.config.protein.head_dim();
+    for (int64_t i = 0; i < ck.config.protein.num_layers; ++i) {
+      const std::string name = "esm.encoder.layer." + std::to_string(i) + ".attention.self.rotary_embeddings.inv_freq";
+      CAPTURE(name);
+      REQUIRE(exported.contains(name));
+      const std::vector<float> f = exported.read_f32(name);
+      REQUIRE(int64_t(f.size()) == hd / 2);
+      for (int64_t j = 0; j < hd / 2; ++j)
+        CHECK(f[j] == doctest::Approx(1.0 / std::pow(10000.0, double(2 * j) / double(hd))).epsilon(1e-6));
+    }
   }
 }
 
