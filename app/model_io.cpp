@@ -184,7 +184,17 @@ std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, D
 BertTokenizer tokenizer_from_checkpoint(const LoadedCheckpoint& ck) {
   std::vector<std::string> v = ck.vocab;
   while (!v.empty() && v.back().empty()) v.pop_back();
-  return BertTokenizer(v, ck.path + " (text_vocab)");
+  // Casing and accent switches of the text tokenizer (absent in checkpoints written before they were
+  // recorded: the uncased defaults those runs used).
+  BertOptions opt;
+  if (ck.meta.contains("text_tokenizer")) {
+    const auto& t = ck.meta["text_tokenizer"];
+    PE_CHECK(t.is_object(), ck.path, ": metadata text_tokenizer is not an object");
+    if (t.contains("do_lower_case")) opt.lower_case = t["do_lower_case"].get<bool>();
+    if (t.contains("strip_accents") && !t["strip_accents"].is_null()) opt.strip_accents = t["strip_accents"].get<bool>() ? 1 : 0;
+    if (t.contains("tokenize_chinese_chars")) opt.tokenize_chinese_chars = t["tokenize_chinese_chars"].get<bool>();
+  }
+  return BertTokenizer(v, ck.path + " (text_vocab)", opt);
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {

@@ -272,6 +272,10 @@ TEST_SUITE("app") {
     std::string pname = "esm.encoder.layer.0.attention.self.query.weight";
     std::vector<float> p0 = esm.read_f32(pname), p1 = ck.model.at("protein_model." + pname).to_float_vector();
     CHECK(p0 != p1);  // trained
+    // eval/embed/convert rebuild the tokenizer from the checkpoint: cased stays cased.
+    CHECK(ck.meta["text_tokenizer"]["do_lower_case"] == false);
+    CHECK_FALSE(tokenizer_from_checkpoint(ck).options().lower_case);
+    CHECK(tokenizer_from_checkpoint(ck).encode("Kinase") != tokenizer_from_checkpoint(ck).encode("kinase"));
 
     // The exported folders carry what published checkpoints carry: the text model its tokenizer files
     // (with the switches of the folder it started from), the protein model each layer's rotary inv_freq.
