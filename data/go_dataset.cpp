@@ -745,13 +745,7 @@ GoDatasetResult build_go_dataset(const GoDatasetOptions& opt) {
     std::string line;
     while (in.next(line)) {
       if (line.empty()) continue;
-      std::vector<std::string> f;
-      for (std::size_t b = 0;;) {
-        const auto e = line.find('\t', b);
-        f.push_back(line.substr(b, e == std::string::npos ? std::string::npos : e - b));
-        if (e == std::string::npos) break;
-        b = e + 1;
-      }
+      const std::vector<std::string> f = split_tabs(line);
       PE_CHECK(f.size() >= 2 && !f[0].empty(), in.where(), ": expected ACC<TAB>GO:id...");
       const auto it = proteins.find(f[0]);
       if (it == proteins.end()) {

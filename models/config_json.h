@@ -52,4 +52,20 @@ inline void check_config_real(const std::string& source, const char* key, double
 // Upper bounds shared by the model configurations (and the command-line options that set them).
 constexpr int64_t kMaxHidden = 65536, kMaxLayers = 1024, kMaxVocab = int64_t(1) << 22, kMaxPositions = int64_t(1) << 20;
 
+// The fields every transformer encoder configuration (ESM-2, BERT) shares, checked the same way.
+inline void check_encoder_fields(const std::string& source, int64_t vocab_size, int64_t hidden_size, int64_t num_layers,
+                                 int64_t num_heads, int64_t intermediate_size, int64_t max_position_embeddings,
+                                 double layer_norm_eps, int64_t pad_token_id) {
+  check_config_int(source, "vocab_size", vocab_size, 1, kMaxVocab);
+  check_config_int(source, "hidden_size", hidden_size, 1, kMaxHidden);
+  check_config_int(source, "num_hidden_layers", num_layers, 1, kMaxLayers);
+  check_config_int(source, "num_attention_heads", num_heads, 1, hidden_size);
+  PE_CHECK(hidden_size % num_heads == 0, "config ", source, ": field 'hidden_size' ", hidden_size,
+           " is not a multiple of field 'num_attention_heads' ", num_heads);
+  check_config_int(source, "intermediate_size", intermediate_size, 1, 4 * kMaxHidden);
+  check_config_int(source, "max_position_embeddings", max_position_embeddings, 1, kMaxPositions);
+  check_config_real(source, "layer_norm_eps", layer_norm_eps, 0, 1);
+  check_config_int(source, "pad_token_id", pad_token_id, 0, vocab_size - 1);
+}
+
 }  // namespace pe

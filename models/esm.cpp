@@ -35,17 +35,9 @@ EsmConfig EsmConfig::from_json_text(const std::string& text, const std::string& 
 }
 
 void EsmConfig::validate(const std::string& source) const {
-  check_config_int(source, "vocab_size", vocab_size, 1, kMaxVocab);
-  check_config_int(source, "hidden_size", hidden_size, 1, kMaxHidden);
-  check_config_int(source, "num_hidden_layers", num_layers, 1, kMaxLayers);
-  check_config_int(source, "num_attention_heads", num_heads, 1, hidden_size);
-  PE_CHECK(hidden_size % num_heads == 0, "config ", source, ": field 'hidden_size' ", hidden_size,
-           " is not a multiple of field 'num_attention_heads' ", num_heads);
-  check_config_int(source, "intermediate_size", intermediate_size, 1, 4 * kMaxHidden);
-  check_config_int(source, "max_position_embeddings", max_position_embeddings, 1, kMaxPositions);
-  check_config_real(source, "layer_norm_eps", layer_norm_eps, 0, 1);
+  check_encoder_fields(source, vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position_embeddings,
+                       layer_norm_eps, pad_token_id);
   check_config_int(source, "mask_token_id", mask_token_id, 0, vocab_size - 1);
-  check_config_int(source, "pad_token_id", pad_token_id, 0, vocab_size - 1);
   check_config_real(source, "rope_theta", rope_theta, 1e-6, 1e12);
 }
 
