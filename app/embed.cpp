@@ -180,19 +180,21 @@ int64_t embed_with_encoder(const EmbedOptions& o, const std::string& kind) {
   std::vector<InputRecord> recs = read_inputs(o.input, kind);
   int64_t N = int64_t(recs.size()), cut = 0, total_tokens = 0;
   std::vector<std::vector<int32_t>> ids(static_cast<size_t>(N));
+  // Each input is tokenised once in full; a longer one keeps its first tokens and its closing
+  // <eos>/[SEP], as the encoders' own length caps do.
+  const int64_t cap = enc.esm ? o.max_protein_len + 2 : std::min(o.max_text_len, enc.bert->config().max_position_embeddings);
   for (int64_t i = 0; i < N; ++i) {
     const std::string& body = recs[size_t(i)].body;
-    if (enc.esm) {
-      std::vector<int32_t> full = esm::encode(body);
-      PE_CHECK(full.size() > 2, o.input, ": record '", recs[size_t(i)].id, "' has no residues");
-      if (int64_t(full.size()) - 2 > o.max_protein_len) ++cut;
-      ids[size_t(i)] = esm::encode(body, size_t(o.max_protein_len + 2));
-    } else {
-      int64_t cap = std::min(o.max_text_len, enc.bert->config().max_position_embeddings);
-      ids[size_t(i)] = enc.tok->encode(body, size_t(cap));
-      if (enc.tok->encode(body, 0).size() > ids[size_t(i)].size()) ++cut;
+    std::vector<int32_t> full = enc.esm ? esm::encode(body) : enc.tok->encode(body, 0);
+    if (enc.esm) PE_CHECK(full.size() > 2, o.input, ": record '", recs[size_t(i)].id, "' has no residues");
+    if (int64_t(full.size()) > cap) {
+      ++cut;
+      int32_t last = full.back();
+      full.resize(size_t(cap));
+      full.back() = last;
     }
-    total_tokens += int64_t(ids[size_t(i)].size()) - 2;
+    total_tokens += int64_t(full.size()) - 2;
+    ids[size_t(i)] = std::move(full);
   }
   // Longest first, so the largest batch comes first and memory does not grow later.
   std::vector<int64_t> order(static_cast<size_t>(N));
