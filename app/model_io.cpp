@@ -187,13 +187,7 @@ BertTokenizer tokenizer_from_checkpoint(const LoadedCheckpoint& ck) {
   // Casing and accent switches of the text tokenizer (absent in checkpoints written before they were
   // recorded: the uncased defaults those runs used).
   BertOptions opt;
-  if (ck.meta.contains("text_tokenizer")) {
-    const auto& t = ck.meta["text_tokenizer"];
-    PE_CHECK(t.is_object(), ck.path, ": metadata text_tokenizer is not an object");
-    if (t.contains("do_lower_case")) opt.lower_case = t["do_lower_case"].get<bool>();
-    if (t.contains("strip_accents") && !t["strip_accents"].is_null()) opt.strip_accents = t["strip_accents"].get<bool>() ? 1 : 0;
-    if (t.contains("tokenize_chinese_chars")) opt.tokenize_chinese_chars = t["tokenize_chinese_chars"].get<bool>();
-  }
+  if (ck.meta.contains("text_tokenizer")) opt = BertOptions::from_json(ck.meta["text_tokenizer"], ck.path + " (text_tokenizer)");
   return BertTokenizer(v, ck.path + " (text_vocab)", opt);
 }
 

@@ -272,10 +272,7 @@ EvalReport train(const TrainOptions& o) {
                         {"train", train_path}};
   json train_meta = {{"train_options", train_options},
                      // eval/embed/convert rebuild the tokenizer from the checkpoint: keep its switches.
-                     {"text_tokenizer",
-                      {{"do_lower_case", tok.options().lower_case},
-                       {"strip_accents", tok.options().strip_accents < 0 ? json(nullptr) : json(tok.options().strip_accents == 1)},
-                       {"tokenize_chinese_chars", tok.options().tokenize_chinese_chars}}}};
+                     {"text_tokenizer", tok.options().to_json()}};
   if (resumed) {
     json was = resumed->meta.value("train_options", json::object());
     std::string changed;

@@ -274,30 +274,39 @@ BertOptions BertOptions::from_hf_folder(const std::string& dir) {
   } catch (const std::exception& e) {
     PE_FAIL("'", path, "': not valid JSON: ", e.what());
   }
-  PE_CHECK(j.is_object(), "'", path, "': expected a JSON object");
+  return from_json(j, path);
+}
+
+BertOptions BertOptions::from_json(const nlohmann::json& j, const std::string& source) {
+  BertOptions opt;
+  PE_CHECK(j.is_object(), "'", source, "': expected a JSON object");
   auto flag = [&](const char* key, bool& out) {
     if (!j.contains(key) || j[key].is_null()) return;
-    PE_CHECK(j[key].is_boolean(), "'", path, "': ", key, " must be true or false");
+    PE_CHECK(j[key].is_boolean(), "'", source, "': ", key, " must be true or false");
     out = j[key].get<bool>();
   };
   flag("do_lower_case", opt.lower_case);
   flag("tokenize_chinese_chars", opt.tokenize_chinese_chars);
   if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
-    PE_CHECK(j["strip_accents"].is_boolean(), "'", path, "': strip_accents must be true, false or null");
+    PE_CHECK(j["strip_accents"].is_boolean(), "'", source, "': strip_accents must be true, false or null");
     opt.strip_accents = j["strip_accents"].get<bool>() ? 1 : 0;
   }
   return opt;
 }
 
+nlohmann::json BertOptions::to_json() const {
+  return {{"do_lower_case", lower_case},
+          {"strip_accents", strip_accents < 0 ? nlohmann::json(nullptr) : nlohmann::json(strip_accents == 1)},
+          {"tokenize_chinese_chars", tokenize_chinese_chars}};
+}
+
 void write_hf_tokenizer_files(const std::string& dir, const BertOptions& options, int64_t model_max_length) {
   nlohmann::ordered_json specials = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
                                      {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
-  nlohmann::ordered_json cfg = {{"tokenizer_class", "BertTokenizer"},
-                                {"do_lower_case", options.lower_case},
-                                {"strip_accents", nullptr},
-                                {"tokenize_chinese_chars", options.tokenize_chinese_chars},
-                                {"model_max_length", model_max_length}};
-  if (options.strip_accents >= 0) cfg["strip_accents"] = options.strip_accents == 1;
+  nlohmann::ordered_json cfg = {{"tokenizer_class", "BertTokenizer"}};
+  const nlohmann::json switches = options.to_json();
+  for (const auto& [k, v] : switches.items()) cfg[k] = v;
+  cfg["model_max_length"] = model_max_length;
   for (const auto& [k, v] : specials.items()) cfg[k] = v;
   const std::pair<std::string, const nlohmann::ordered_json*> files[] = {
       {dir + "/tokenizer_config.json", &cfg}, {dir + "/special_tokens_map.json", &specials}};

@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace pe {
 
 // The tokenizer_config.json switches of a Hugging Face BERT folder. The defaults are those of an
@@ -36,6 +38,10 @@ struct BertOptions {
   // Reads dir/tokenizer_config.json if it exists (keys absent or null keep the defaults); throws
   // pe::Error naming the file if it is not valid JSON or a switch is not a boolean.
   static BertOptions from_hf_folder(const std::string& dir);
+  // The three switches as tokenizer_config.json spells them (strip_accents null when it follows
+  // lower-casing), and back from such an object; `source` names it in errors.
+  nlohmann::json to_json() const;
+  static BertOptions from_json(const nlohmann::json& j, const std::string& source);
 };
 
 // Steps 1-4: the words (UTF-8) that WordPiece sees. With keep_special_tokens (what the tokenizer
