@@ -5,6 +5,7 @@
 #include "core/cpu_isa.h"
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_api.h"
 
 namespace pe {
 
@@ -18,7 +19,8 @@ Device resolve_device(const std::string& name) {
 
 std::string device_summary(const Device& d) {
   std::string s = d.str() + " (host " + cpu_isa_summary() + ", " + std::to_string(omp_get_max_threads()) +
-                  " thread" + (omp_get_max_threads() == 1 ? "" : "s") + ")";
+                  " thread" + (omp_get_max_threads() == 1 ? "" : "s") +
+                  ", f32 GEMM " + cpu::gemm_library_name(cpu::gemm_library()) + ")";
   return s;
 }
 

@@ -8,6 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config git ca-certificates \
-  libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev \
+  libeigen3-dev libdnnl-dev doctest-dev nlohmann-json3-dev libcli11-dev \
   zlib1g-dev libpng-dev libutf8proc-dev libomp-dev python3 >/dev/null
 echo "install_deps: system packages ready"

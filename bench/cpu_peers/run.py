@@ -32,7 +32,7 @@ PEERS = HERE / "peers.py"
 PACKAGES = ["torch", "transformers", "safetensors", "esm-cpp", "numpy"]
 IMPORTS = "import torch, transformers, safetensors, esm_cpp, numpy, tokenizers"
 ALPHABET = set("LAGVSERTIDPKQNFYMHWCXBUZO")  # residue letters of the ESM-2 vocabulary
-QUICKSTART_DATASET = "pairs_maxlen512_sub20000x1000"  # configs/quickstart.toml's GO subset
+QUICKSTART_DATASET = "pairs_maxlen512_sub20000x1000_held50"  # configs/quickstart.toml's GO subset
 
 
 def log(*a):

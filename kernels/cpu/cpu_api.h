@@ -34,4 +34,15 @@ void reduce_leading(ReduceOp op, const Tensor& x, int64_t rows, int64_t cols, co
 // (the reference the CUDA kernels were written against; also PE_FUSED_SIMPLE=1). Returns the old value.
 bool set_simple_attention(bool on);
 
+// Which library computes f32 GEMMs (matmul, matmul_bias) on the CPU. oneDNN's sgemm (Debian
+// libdnnl, the library PyTorch's CPU path also uses) is 1.5-1.7x Eigen's at the training step's
+// shapes (K = 64..512); Eigen stays the fallback, computes every other dtype (f64 is the reference),
+// and is selected by PE_CPU_GEMM=eigen. Builds without oneDNN (cmake -DPE_ONEDNN=OFF) use Eigen.
+enum class GemmLibrary : uint8_t { Eigen, OneDnn };
+bool gemm_library_available(GemmLibrary lib);
+// Returns the old choice; asking for an unavailable library throws.
+GemmLibrary set_gemm_library(GemmLibrary lib);
+GemmLibrary gemm_library();
+const char* gemm_library_name(GemmLibrary lib);
+
 }  // namespace pe::cpu

@@ -1,11 +1,55 @@
-// GEMM on Eigen. Eigen parallelises one large product over OpenMP threads itself; batches of
-// small products are spread over threads instead (Eigen does not nest inside a parallel region).
+// GEMM on Eigen, and f32 on oneDNN's sgemm where the build has it (cpu_api.h, GemmLibrary). Both
+// parallelise one large product over OpenMP threads themselves; batches of small products are spread
+// over threads instead (neither nests inside a parallel region).
 #include <Eigen/Dense>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
+#ifdef PE_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+#include "kernels/cpu/cpu_api.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
 
 namespace pe::cpu {
+
+namespace {
+GemmLibrary initial_gemm_library() {
+  const char* env = std::getenv("PE_CPU_GEMM");
+  if (env && *env) {
+    if (std::strcmp(env, "eigen") == 0) return GemmLibrary::Eigen;
+    PE_CHECK(std::strcmp(env, "onednn") == 0, "PE_CPU_GEMM=", env, ": expected eigen or onednn");
+    PE_CHECK(gemm_library_available(GemmLibrary::OneDnn),
+             "PE_CPU_GEMM=onednn, but this build has no oneDNN (cmake -DPE_ONEDNN=ON with libdnnl-dev installed)");
+    return GemmLibrary::OneDnn;
+  }
+  return gemm_library_available(GemmLibrary::OneDnn) ? GemmLibrary::OneDnn : GemmLibrary::Eigen;
+}
+GemmLibrary& gemm_choice() {
+  static GemmLibrary lib = initial_gemm_library();
+  return lib;
+}
+}  // namespace
+
+bool gemm_library_available(GemmLibrary lib) {
+#ifdef PE_WITH_ONEDNN
+  return true;
+#else
+  return lib == GemmLibrary::Eigen;
+#endif
+}
+GemmLibrary gemm_library() { return gemm_choice(); }
+GemmLibrary set_gemm_library(GemmLibrary lib) {
+  PE_CHECK(gemm_library_available(lib), "set_gemm_library: ", gemm_library_name(lib), " is not in this build");
+  GemmLibrary old = gemm_choice();
+  gemm_choice() = lib;
+  return old;
+}
+const char* gemm_library_name(GemmLibrary lib) { return lib == GemmLibrary::OneDnn ? "oneDNN" : "Eigen"; }
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
                         double alpha, double beta) {
@@ -21,6 +65,30 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
     const T* bp = b.data<T>();
     T* op_ = out.data<T>();
     T al = T(alpha), be = T(beta);
+#ifdef PE_WITH_ONEDNN
+    if constexpr (std::is_same_v<T, float>) {
+      if (gemm_choice() == GemmLibrary::OneDnn && M > 0 && N > 0 && K > 0) {
+        // Row-major like our tensors; leading dimensions are the stored row lengths. A failure inside
+        // the parallel loop is recorded and raised after it (no exception may leave an OpenMP region).
+        std::atomic<int> failed{int(dnnl_success)};
+        auto one_dnnl = [&](int64_t i) {
+          dnnl_status_t st =
+              dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, al, ap + i * sa, trans_a ? M : K,
+                         bp + i * sb, trans_b ? K : N, be, op_ + i * so, N);
+          if (st != dnnl_success) failed.store(int(st));
+        };
+        if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
+#pragma omp parallel for schedule(static)
+          for (int64_t i = 0; i < batch; ++i) one_dnnl(i);
+        } else {
+          for (int64_t i = 0; i < batch; ++i) one_dnnl(i);
+        }
+        PE_CHECK(failed.load() == int(dnnl_success), "matmul: oneDNN sgemm failed (status ", failed.load(),
+                 ") for [", M, ", ", K, "] x [", K, ", ", N, "], batch ", batch);
+        return;
+      }
+    }
+#endif
     auto one = [&](int64_t i) {
       CMap A(ap + i * sa, trans_a ? K : M, trans_a ? M : K);
       CMap B(bp + i * sb, trans_b ? N : K, trans_b ? K : N);
