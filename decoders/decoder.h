@@ -1,0 +1,83 @@
+#pragma once
+// The generative arms' decoder (issue #12): a pre-LayerNorm Transformer decoder conditioned on the
+// other modality by cross-attention, as Prot2Text's GPT-2 decoder attends to ESM states.
+//
+//   x = tok_emb[ids] + pos_emb[0..L)
+//   per layer:  x += SelfAttn(LN1(x))            causal, over the decoder's own tokens
+//               x += CrossAttn(LN2(x), memory)   keys/values from the encoder states (padding masked)
+//               x += W2 gelu(W1 LN3(x))
+//   h = LN_f(x);  logits = h tok_emb^T           (output head tied to the input embedding)
+//
+// memory [B, Lm, memory_dim] is what the decoder reads: an encoder's last hidden states (ESM for the
+// describe arm, BERT for design), or one pooled / imputed embedding per row ([B, 1, e], e.g. the
+// conversion MLP's output when the other modality is missing). It is projected to the decoder width
+// once (memory_proj). The same class serves both arms; only the vocabulary differs (WordPiece for
+// describe, the ESM alphabet for design).
+#include <string>
+#include <vector>
+
+#include "models/layers.h"
+
+namespace pe {
+
+struct DecoderConfig {
+  int64_t vocab_size = 0;          // the target tokenizer's vocabulary
+  int64_t hidden_size = 256, num_layers = 4, num_heads = 4, intermediate_size = 1024;
+  int64_t max_positions = 512;     // longest sequence including the start token
+  int64_t memory_dim = 0;          // width of the conditioning states
+  double layer_norm_eps = 1e-5;
+  int64_t bos_id = 0, eos_id = 0, pad_id = 0;  // start, end and padding tokens of the target vocabulary
+  int64_t head_dim() const { return hidden_size / num_heads; }
+  // Throws pe::Error naming `source` and the field for a size out of range or inconsistent ids.
+  void validate(const std::string& source) const;
+  std::string to_json() const;
+  static DecoderConfig from_json_text(const std::string& text, const std::string& source);
+  double approx_parameters() const;
+};
+
+// A teacher-forced batch: ids [B, L] i64 begin with bos and end with eos then pad; the model predicts
+// ids[:, 1:] from ids[:, :-1]. Rows shorter than L are right-padded with pad_id.
+struct DecoderLoss {
+  Tensor loss;          // mean next-token cross-entropy over real target tokens (differentiable)
+  int64_t tokens = 0;   // real target tokens counted
+  double accuracy = 0;  // top-1 next-token agreement over those tokens
+};
+
+class Decoder {
+ public:
+  Decoder(const DecoderConfig& cfg, Generator& gen, const InitSpec& spec = {});
+  const DecoderConfig& config() const { return cfg_; }
+  ParamStore& params() { return ps_; }
+  const ParamStore& params() const { return ps_; }
+
+  // Final hidden states [B, L, d] of ids [B, L] attending causally to themselves and to memory
+  // [B, Lm, memory_dim] (memory_mask [B, Lm], nonzero = real; undefined = all real).
+  Tensor hidden(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const;
+  // Tied output head: logits [..., V] of hidden [..., d].
+  Tensor logits(const Tensor& hidden) const;
+  // Next-token loss of a teacher-forced batch (see DecoderLoss): the logits are formed only for the
+  // real target positions.
+  DecoderLoss loss(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const;
+
+ private:
+  struct Attn {
+    Linear q, k, v, o;
+  };
+  struct Layer {
+    LayerNorm ln_self, ln_cross, ln_mlp;
+    Attn self, cross;
+    Linear fc1, fc2;
+  };
+  DecoderConfig cfg_;
+  ParamStore ps_;
+  Tensor tok_emb_, pos_emb_;
+  Linear memory_proj_;
+  std::vector<Layer> layers_;
+  LayerNorm ln_f_;
+};
+
+// Causal scaled-dot-product attention of q [B, Lq, H, D] over k, v [B, Lk, H, D] (Lq <= Lk; query i
+// sees keys j <= i + Lk - Lq, bottom-right aligned), as a composition of ops (the reference).
+Tensor causal_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+
+}  // namespace pe
