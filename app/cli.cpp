@@ -11,6 +11,7 @@
 #include "app/dataset_command.h"
 #include "app/embed.h"
 #include "app/train.h"
+#include "app/train_arm.h"
 #include "data/go_dataset.h"
 
 namespace pe {
@@ -81,6 +82,21 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--keep", t.keep, "Checkpoints kept")->capture_default_str();
   tr->add_option("--eval-every", t.eval_every, "Held-out retrieval every N steps (0 = only at the end)")->capture_default_str();
   tr->add_option("--eval-subset", t.eval_subset, "Test pairs used by periodic evaluation (0 = all)")->capture_default_str();
+  tr->add_option("--task", t.task,
+                 "contrastive (ProtST pretraining), describe (protein -> text decoder) or design (text -> protein "
+                 "decoder); the arms train on a ProtST checkpoint given by --from-checkpoint")
+      ->capture_default_str();
+  tr->add_option("--from-checkpoint", t.from_checkpoint,
+                 "describe/design: the trained ProtST checkpoint whose encoders (and text tokenizer) the arm uses");
+  tr->add_option("--decoder-layers", t.decoder_layers, "describe/design: decoder layers")->capture_default_str();
+  tr->add_option("--decoder-hidden", t.decoder_hidden, "describe/design: decoder width")->capture_default_str();
+  tr->add_option("--decoder-heads", t.decoder_heads, "describe/design: decoder attention heads")->capture_default_str();
+  tr->add_option("--encoder-lr-ratio", t.encoder_lr_ratio,
+                 "describe/design: learning-rate factor of the encoder read by the decoder (0 = frozen)")
+      ->capture_default_str();
+  tr->add_option("--eval-generate", t.eval_generate,
+                 "describe/design: held-out pairs decoded greedily at the end, written to <out>/samples.jsonl")
+      ->capture_default_str();
   tr->add_option("--log-every", t.log_every, "Progress line and metrics every N steps")->capture_default_str();
   tr->add_option("--max-skipped-steps", t.max_skipped_steps,
                  "Stop with an error after this many consecutive steps with a non-finite loss or gradient "
@@ -186,7 +202,10 @@ int protst_main(int argc, const char* const* argv) {
   CLI11_PARSE(app, int(args.size()), args.data());
   set_flush_denormals(true);
   try {
-    if (*tr) train(t);
+    if (*tr) {
+      if (t.task == "contrastive") train(t);
+      else train_arm(t);
+    }
     else if (*ev) run_eval(e);
     else if (*em) run_embed(m);
     else if (*cv) run_convert(c);

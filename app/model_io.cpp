@@ -89,9 +89,11 @@ void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck) 
 }
 
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
-                     const std::vector<std::string>& vocab, const json& extra_meta) {
+                     const std::vector<std::string>& vocab, const json& extra_meta,
+                     const std::vector<std::pair<std::string, Tensor>>& decoder) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const auto& [n, t] : named_tensors(model.params())) tensors.emplace_back("model/" + n, t);
+  for (const auto& [n, t] : decoder) tensors.emplace_back("decoder/" + n, t);
   if (opt)
     for (const auto& [k, t] : opt->state()) tensors.emplace_back("optim/" + k, t);
   tensors.emplace_back("text_vocab", vocab_tensor(vocab));
@@ -137,6 +139,7 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
              "' fails its CRC-32 check: the file is damaged; resume from an earlier checkpoint");
     if (e.name.rfind("model/", 0) == 0) ck.model[e.name.substr(6)] = t;
     else if (e.name.rfind("optim/", 0) == 0) ck.optim[e.name.substr(6)] = t;
+    else if (e.name.rfind("decoder/", 0) == 0) ck.decoder[e.name.substr(8)] = t;
     else if (e.name == "text_vocab") {
       std::string s(t.data<char>(), size_t(t.numel()));
       size_t a = 0;

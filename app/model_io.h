@@ -36,10 +36,15 @@ struct LoadedCheckpoint {
   TrainProgress progress;
   std::vector<std::string> vocab;
   std::map<std::string, Tensor> model, optim;
+  // A generative arm trained on this ProtST model (`protst train --task describe|design`): its
+  // tensors ("decoder/<name>") and, in meta["decoder"], its configuration and task. Empty otherwise.
+  std::map<std::string, Tensor> decoder;
 };
 
+// `decoder`: the tensors of a generative arm, stored as "decoder/<name>" (empty for ProtST itself).
 void save_checkpoint(const std::string& path, const ProtSTModel& model, const Adam* opt, const TrainProgress& prog,
-                     const std::vector<std::string>& vocab, const nlohmann::json& extra_meta);
+                     const std::vector<std::string>& vocab, const nlohmann::json& extra_meta,
+                     const std::vector<std::pair<std::string, Tensor>>& decoder = {});
 // Writes a loaded (possibly edited) checkpoint back with fresh checksums; `meta` is taken as is
 // (ck.progress and ck.config are not re-serialised). For tools and tests.
 void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck);

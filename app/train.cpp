@@ -10,6 +10,7 @@
 #include "app/model_io.h"
 #include "app/plot.h"
 #include "app/run_dir.h"
+#include "app/train_common.h"
 #include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
@@ -35,45 +36,6 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::
   return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + std::cos(M_PI * t)));
 }
 
-namespace {
-
-std::string fmt_duration(double s) {
-  char buf[32];
-  if (s < 0 || !std::isfinite(s)) return "?";
-  int64_t t = int64_t(s);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
-  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
-  return buf;
-}
-
-// Keeps metrics lines up to `step` (after a resume, lines past the checkpoint are replayed).
-void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in.good()) return;
-  std::string keep, line;
-  while (std::getline(in, line)) {
-    try {
-      if (json::parse(line).value("step", int64_t(0)) <= step) keep += line + "\n";
-    } catch (const json::exception&) {
-      // a torn last line from an interrupted run: drop it
-    }
-  }
-  write_text_atomic(path, keep);
-}
-
-PairDataset load_split(const std::string& path, const std::string& desc, const BertTokenizer& tok, int64_t max_text,
-                       const char* what) {
-  ReadStats st;
-  std::vector<ProteinRecord> recs = read_pairs(path, desc, st);
-  PairDataset ds = tokenize_pairs(recs, tok, max_text);
-  ds.stats = st;
-  std::printf("%s: %s: %s\n", what, path.c_str(), st.summary().c_str());
-  for (size_t i = 0; i < st.examples.size() && i < 3; ++i) std::printf("  skipped: %s\n", st.examples[i].c_str());
-  PE_CHECK(!ds.items.empty(), what, " set ", path, " holds no usable pairs");
-  return ds;
-}
-
-}  // namespace
 
 EvalReport train(const TrainOptions& o) {
   validate_train_options(o);  // before anything is allocated or written
@@ -81,38 +43,12 @@ EvalReport train(const TrainOptions& o) {
   PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
   make_dirs(o.out);
   RunLock lock(o.out);  // one writer per run folder
+  prepare_run_folder(o);
   std::string ckdir = o.out + "/checkpoints";
-  for (const std::string& dir : {o.out, ckdir, o.out + "/final"})
-    for (const std::string& f : remove_stale_temp_files(dir))
-      std::printf("removed %s, left by an interrupted writer\n", f.c_str());
-  if (!o.resume && run_folder_has_results(o.out)) {
-    PE_CHECK(o.overwrite, "--no-resume: ", o.out,
-             " already holds a run (checkpoints, metrics.jsonl, eval.json or final/); add --overwrite to delete "
-             "them and start over, or choose another --out");
-    clear_run_results(o.out);
-    std::printf("--overwrite: deleted the earlier results in %s\n", o.out.c_str());
-  }
-  make_dirs(ckdir);
 
   // ---- data paths
-  std::string train_path = o.train_path, test_path = o.test_path;
-  if (o.go_dataset) {
-    GoDatasetOptions g;
-    g.cache_dir = o.go_cache;
-    g.subset_train = size_t(o.go_subset_train);
-    g.subset_test = size_t(o.go_subset_test);
-    g.max_seq_len = size_t(o.go_max_len);
-    g.split_identity = o.go_split_identity;
-    g.split_coverage = o.go_split_coverage;
-    GoDatasetResult r = build_go_dataset(g);
-    std::printf("dataset: %s (%zu train / %zu test pairs%s)\n", r.out_dir.c_str(), r.train_pairs, r.test_pairs,
-                r.cached ? ", cached" : "");
-    std::printf("%s", split_filter_summary(r.manifest_path).c_str());
-    write_split_histogram(r.manifest_path);
-    train_path = r.train_path;
-    test_path = r.test_path;
-  }
-  PE_CHECK(!train_path.empty(), "no training data: give --train FILE or --go-dataset");
+  const TrainingData data = resolve_training_data(o);
+  const std::string &train_path = data.train_path, &test_path = data.test_path;
 
   // ---- resume or build
   std::unique_ptr<ProtSTModel> model;
@@ -202,10 +138,10 @@ EvalReport train(const TrainOptions& o) {
   if (max_text < o.max_text_len)
     std::printf("note: --max-text-len %lld capped at the text encoder's %lld positions\n", (long long)o.max_text_len,
                 (long long)max_text);
-  PairDataset train_ds = load_split(train_path, o.descriptions, tok, max_text, "train");
+  PairDataset train_ds = load_pair_split(train_path, o.descriptions, tok, max_text, "train");
   PairDataset test_ds;
   if (!test_path.empty()) {
-    test_ds = load_split(test_path, o.descriptions, tok, max_text, "test");
+    test_ds = load_pair_split(test_path, o.descriptions, tok, max_text, "test");
     std::printf("%s\n", describe_split(test_path).c_str());
   }
   PairDataset eval_ds = test_ds;

@@ -41,6 +41,12 @@ struct TrainOptions {
   bool resume = true;                   // continue from the newest valid checkpoint in <out>/checkpoints
   bool overwrite = false;               // with resume = false: delete the results already in <out> first
   int64_t eval_subset = 2000;           // test pairs used by periodic evaluation (0 = all)
+  // ---- generative arms (issue #12; app/train_arm.cpp)
+  std::string task = "contrastive";     // contrastive (ProtST pretraining) | describe | design
+  std::string from_checkpoint;          // the trained ProtST checkpoint an arm is trained on
+  int64_t decoder_layers = 2, decoder_hidden = 256, decoder_heads = 4;
+  double encoder_lr_ratio = 0.0;        // learning-rate factor of the conditioning encoder (0 = frozen)
+  int64_t eval_generate = 200;          // held-out pairs decoded greedily at the end (samples.jsonl)
 };
 
 // Runs training; returns the final held-out evaluation (empty when no test set).

@@ -193,6 +193,23 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--eval-subset", o.eval_subset, 0, kMaxCount);
   check_option_int("--log-every", o.log_every, 1, kMaxCount);
   check_option_int("--max-skipped-steps", o.max_skipped_steps, 1, kMaxCount);
+  // ---- generative arms
+  check_option_choice("--task", o.task, {"contrastive", "describe", "design"});
+  if (o.task != "contrastive") {
+    PE_CHECK(!o.from_checkpoint.empty(), "--task ", o.task,
+             " trains a generative arm on a trained ProtST model: give its checkpoint with --from-checkpoint");
+    check_readable("--from-checkpoint", o.from_checkpoint);
+    check_option_int("--decoder-layers", o.decoder_layers, 1, 1024);
+    check_option_int("--decoder-hidden", o.decoder_hidden, 1, 65536);
+    check_option_int("--decoder-heads", o.decoder_heads, 1, o.decoder_hidden);
+    PE_CHECK(o.decoder_hidden % o.decoder_heads == 0, "--decoder-hidden ", o.decoder_hidden,
+             " is not a multiple of --decoder-heads ", o.decoder_heads);
+    check_option_real("--encoder-lr-ratio", o.encoder_lr_ratio, 0, 1e3);
+    check_option_int("--eval-generate", o.eval_generate, 0, kMaxCount);
+  } else {
+    PE_CHECK(o.from_checkpoint.empty(), "--from-checkpoint is for --task describe|design (ProtST pretraining "
+             "resumes from --out, or starts from --protein-model / --text-model)");
+  }
 }
 
 void validate_eval_options(const EvalCommandOptions& o) {

@@ -61,6 +61,10 @@ class ProtSTModel {
   Tensor protein_to_text(const Tensor& protein_embedding) const { return p2t_(protein_embedding); }
   Tensor text_to_protein(const Tensor& text_embedding) const { return t2p_(text_embedding); }
 
+  // Last hidden states of the encoders ([B, L, d]; the text encoder without a graph when frozen):
+  // what the generative arms' decoders read.
+  Tensor protein_hidden(const Tensor& ids, const Tensor& mask) const;
+  Tensor text_hidden(const Tensor& ids, const Tensor& mask) const;
   EsmModel& protein_encoder() { return protein_; }
   BertModel& text_encoder() { return text_; }
   // Every tensor by name: "protein_model.<HF name>", "text_model.<HF name>", heads by ProtST's names.
@@ -74,8 +78,6 @@ class ProtSTModel {
     Linear q1, k1, v1, q2, k2, v2;
     Tensor bn_p_w, bn_p_b, bn_p_mean, bn_p_var, bn_t_w, bn_t_b, bn_t_mean, bn_t_var;
   };
-  Tensor protein_hidden(const Tensor& ids, const Tensor& mask) const;
-  Tensor text_hidden(const Tensor& ids, const Tensor& mask) const;
   std::pair<Tensor, Tensor> fuse(const Tensor& xp, const Tensor& mp, const Tensor& xt, const Tensor& mt, bool train);
 
   ProtSTConfig cfg_;

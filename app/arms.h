@@ -1,0 +1,60 @@
+#pragma once
+// The generative arms on top of a trained ProtST model (issue #12), shared by `protst train --task
+// describe|design` and the `describe` / `design` commands:
+//   describe: protein -> text. The decoder reads the protein encoder's last hidden states (cross-
+//             attention) and writes the description in the text tokenizer's WordPiece vocabulary,
+//             [CLS] as the start token and [SEP] as the end.
+//   design:   text -> protein. The decoder reads the text encoder's last hidden states and writes a
+//             sequence in the ESM alphabet, <cls> as the start and <eos> as the end; generation is
+//             restricted to the 20 standard amino acids.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/dataset.h"
+#include "app/model_io.h"
+#include "decoders/decoder.h"
+
+namespace pe {
+
+enum class ArmTask { Describe, Design };
+ArmTask parse_arm_task(const std::string& name);  // describe | design
+const char* arm_task_name(ArmTask t);
+
+struct ArmSizes {
+  int64_t layers = 2, hidden = 256, heads = 4;
+  int64_t max_positions = 512;
+};
+// The decoder of an arm: vocabulary and special tokens from the task, memory width from the encoder.
+DecoderConfig arm_decoder_config(ArmTask task, const ProtSTModel& model, const BertTokenizer& tok, const ArmSizes& s);
+
+struct ArmBatch {
+  Tensor memory, memory_mask;  // [B, Lm, dm], [B, Lm] on the device
+  Tensor targets;              // i64 [B, Lt] start ... end, right-padded (CPU)
+  int64_t target_tokens = 0;   // real target tokens after the start token
+  int64_t source_tokens = 0;   // real tokens read by the encoder
+};
+// Builds a batch of examples idx: the conditioning side is encoded by the ProtST encoder (no graph
+// when encoder_grad is false). Proteins keep their first max_protein_len residues; texts are already
+// capped by tokenisation.
+ArmBatch make_arm_batch(ArmTask task, const ProtSTModel& model, const PairDataset& ds, const std::vector<int64_t>& idx,
+                        int64_t max_protein_len, const BertTokenizer& tok, Device dev, bool encoder_grad);
+
+// The target sequence (without start and end) of example `e` as the decoder's ids, for references.
+std::vector<int64_t> arm_target(ArmTask task, const Example& e, int64_t max_protein_len);
+// Decoder ids -> text (describe: WordPiece detokenised; design: residue letters).
+std::string arm_decode(ArmTask task, const std::vector<int64_t>& ids, const BertTokenizer& tok);
+
+// Search settings every arm needs: start/end ids, special tokens barred, and (design) only the 20
+// standard amino acids allowed.
+struct GenerateOptions;
+void arm_generation_tokens(ArmTask task, const DecoderConfig& cfg, const BertTokenizer& tok, GenerateOptions& opt);
+
+// The decoder stored in a checkpoint written by `protst train --task ...` (meta["decoder"]).
+struct LoadedArm {
+  ArmTask task;
+  std::unique_ptr<Decoder> decoder;
+};
+LoadedArm arm_from_checkpoint(const LoadedCheckpoint& ck, Device dev);
+
+}  // namespace pe
