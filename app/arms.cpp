@@ -1,8 +1,14 @@
 #include "app/arms.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
+#include "app/device.h"
+#include "app/inputs.h"
 #include "autograd/graph.h"
+#include "data/text_io.h"
 #include "data/tokenizer_esm.h"
 #include "decoders/generate.h"
 #include "models/checkpoint.h"
@@ -140,6 +146,112 @@ LoadedArm arm_from_checkpoint(const LoadedCheckpoint& ck, Device dev) {
   PE_CHECK(ck.decoder.size() == ps.names().size(), ck.path, ": ", ck.decoder.size() - ps.names().size(),
            " decoder tensor(s) the configuration does not use");
   return arm;
+}
+
+}  // namespace pe
+
+// ------------------------------------------------------------------------------ describe / design
+
+namespace pe {
+
+int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
+  const char* cmd = arm_task_name(task);
+  PE_CHECK(!o.output.empty(), "--output must name a file");
+  PE_CHECK(o.batch_size >= 1, "--batch-size must be at least 1");
+  PE_CHECK(o.max_protein_len >= 1, "--max-protein-len must be at least 1");
+  Device dev = resolve_device(o.device);
+  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
+  LoadedArm arm = arm_from_checkpoint(ck, dev);
+  PE_CHECK(arm.task == task, o.checkpoint, " holds a ", arm_task_name(arm.task), " arm; use `protst ",
+           arm_task_name(arm.task), "` (or a checkpoint trained with --task ", cmd, ")");
+  std::unique_ptr<ProtSTModel> model = model_from_checkpoint(ck, dev);
+  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  const Decoder& dec = *arm.decoder;
+
+  GenerateOptions go;
+  go.strategy = GenerateOptions::parse_strategy(o.strategy);
+  arm_generation_tokens(task, dec.config(), tok, go);
+  const int64_t room = dec.config().max_positions - 1;
+  go.max_new_tokens = o.max_length > 0 ? o.max_length : room;
+  PE_CHECK(go.max_new_tokens <= room, "--max-length ", o.max_length, " exceeds what the decoder's ",
+           dec.config().max_positions, " positions allow (", room, " tokens after the start token)");
+  go.min_new_tokens = o.min_length;
+  go.temperature = o.temperature;
+  go.top_k = o.top_k;
+  go.top_p = o.top_p;
+  go.repetition_penalty = o.repetition_penalty;
+  go.num_beams = o.num_beams;
+  go.length_penalty = o.length_penalty;
+  go.num_return = o.num;
+  go.seed = o.seed;
+  go.validate(dec.config().vocab_size);
+
+  // Inputs: proteins (FASTA) for describe, prompts (one per line) for design.
+  const std::string kind = detect_input_kind(o.input, task == ArmTask::Describe ? "protein" : "text");
+  std::vector<InputRecord> recs = read_inputs(o.input, kind, cmd);
+  PairDataset ds;
+  int64_t line = 0;
+  for (const InputRecord& r : recs) {
+    ++line;
+    Example e;
+    e.id = r.id;
+    if (task == ArmTask::Describe) {
+      std::vector<int32_t> ids = esm::encode(r.body);
+      PE_CHECK(ids.size() > 2, o.input, ": protein ", r.id, " has no residues");
+      e.residues.assign(ids.begin() + 1, ids.end() - 1);
+      e.text = {tok.cls_id(), tok.sep_id()};
+    } else {
+      PE_CHECK(r.body.find_first_not_of(" \t\r") != std::string::npos, o.input, ":", r.id,
+               ": empty prompt (write one description per line)");
+      std::vector<int32_t> t = tok.encode(r.body, size_t(std::min(o.max_text_len, model->config().text.max_position_embeddings)));
+      e.text = t;
+      e.residues = {};
+    }
+    ds.items.push_back(std::move(e));
+  }
+
+  TextWriter w(o.output);
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t written = 0, tokens = 0;
+  const int64_t N = int64_t(ds.items.size());
+  for (int64_t i0 = 0; i0 < N; i0 += o.batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = i0; i < std::min(N, i0 + o.batch_size); ++i) idx.push_back(i);
+    ArmBatch b = make_arm_batch(task, *model, ds, idx, o.max_protein_len, tok, dev, false);
+    auto session = make_recompute_session(dec, b.memory, b.memory_mask);
+    auto out = generate(*session, go);
+    for (size_t r = 0; r < idx.size(); ++r) {
+      const InputRecord& in = recs[size_t(idx[r])];
+      for (size_t k = 0; k < out[r].size(); ++k) {
+        const Generated& g = out[r][k];
+        tokens += int64_t(g.tokens.size()) + (g.finished ? 1 : 0);
+        const std::string body = arm_decode(task, g.tokens, tok);
+        if (task == ArmTask::Describe) {
+          w.write_line(nlohmann::json({{"id", in.id}, {"rank", k}, {"description", body}, {"logprob", g.logprob},
+                                       {"finished", g.finished}})
+                           .dump());
+        } else {
+          char head[160];
+          std::snprintf(head, sizeof head, ">prompt%lld_%zu len=%zu logprob=%.3f%s", (long long)(idx[r] + 1), k,
+                        body.size(), g.logprob, g.finished ? "" : " unfinished");
+          w.write_line(std::string(head) + " prompt=" + in.body);
+          w.write_line(body);
+        }
+        ++written;
+      }
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o.progress)
+      std::fprintf(stderr, "\r%s: %lld/%lld inputs, %.0f tokens/s   ", cmd, (long long)std::min(N, i0 + o.batch_size),
+                   (long long)N, s > 0 ? double(tokens) / s : 0.0);
+  }
+  w.close();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o.progress) std::fprintf(stderr, "\n");
+  std::printf("%s: wrote %lld %s for %lld inputs to %s (%s, %lld tokens in %.1f s, %.0f tokens/s)\n", cmd,
+              (long long)written, task == ArmTask::Describe ? "descriptions" : "sequences", (long long)N,
+              o.output.c_str(), o.strategy.c_str(), (long long)tokens, s, s > 0 ? double(tokens) / s : 0.0);
+  return written;
 }
 
 }  // namespace pe

@@ -58,3 +58,22 @@ struct LoadedArm {
 LoadedArm arm_from_checkpoint(const LoadedCheckpoint& ck, Device dev);
 
 }  // namespace pe
+
+namespace pe {
+
+// `protst describe` (proteins -> descriptions, JSONL) and `protst design` (prompts -> proteins, FASTA).
+struct ArmGenerateOptions {
+  std::string checkpoint, input, output, device = "auto";
+  std::string strategy = "greedy";  // greedy | sample | beam
+  int64_t max_length = 0;           // generated tokens at most (0: what the decoder's positions allow)
+  int64_t min_length = 0;
+  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0, length_penalty = 1.0;
+  int64_t top_k = 0, num_beams = 4, num = 1, batch_size = 16;
+  uint64_t seed = 0;
+  int64_t max_protein_len = 1022, max_text_len = 128;
+  bool progress = true;
+};
+// Generates for every input record of `path`; returns the number of sequences written.
+int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o);
+
+}  // namespace pe

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "app/arms.h"
 #include "app/commands.h"
 #include "app/dataset_command.h"
 #include "app/embed.h"
@@ -157,6 +158,36 @@ int protst_main(int argc, const char* const* argv) {
   cv->add_option("--seed", c.seed, "Seed")->capture_default_str();
   cv->add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
 
+  // ------------------------------------------------------------------ describe / design (app/arms.cpp)
+  ArmGenerateOptions gd, gs;
+  auto generation_options = [](CLI::App* sc, ArmGenerateOptions& g) {
+    sc->add_option("--checkpoint", g.checkpoint, "Checkpoint written by `protst train --task describe|design`")->required();
+    sc->add_option("--output", g.output, "Output file (written atomically)")->required();
+    sc->add_option("--strategy", g.strategy, "greedy, sample (temperature / top-k / top-p) or beam")->capture_default_str();
+    sc->add_option("--num", g.num, "Sequences per input (sample: independent draws; beam: the best beams)")->capture_default_str();
+    sc->add_option("--max-length", g.max_length, "Generated tokens at most (0 = the decoder's positions)")->capture_default_str();
+    sc->add_option("--min-length", g.min_length, "The end token is barred before this many tokens")->capture_default_str();
+    sc->add_option("--temperature", g.temperature, "sample: divide the logits by this")->capture_default_str();
+    sc->add_option("--top-k", g.top_k, "sample: keep the k most likely tokens (0 = all)")->capture_default_str();
+    sc->add_option("--top-p", g.top_p, "sample: keep the smallest set of tokens reaching this probability")->capture_default_str();
+    sc->add_option("--num-beams", g.num_beams, "beam: beam width")->capture_default_str();
+    sc->add_option("--length-penalty", g.length_penalty, "beam: finished beams score log p / length^this")->capture_default_str();
+    sc->add_option("--repetition-penalty", g.repetition_penalty, "> 1 discourages tokens already generated (HF rule)")->capture_default_str();
+    sc->add_option("--seed", g.seed, "sample: input i draws from its own stream (seed, i)")->capture_default_str();
+    sc->add_option("--batch-size", g.batch_size, "Inputs decoded together")->capture_default_str();
+    sc->add_option("--device", g.device, "cpu, cuda or auto")->capture_default_str();
+    sc->add_flag("!--no-progress", g.progress, "No progress line on stderr");
+  };
+  CLI::App* de = app.add_subcommand("describe", "Write function descriptions of proteins with a describe arm (protein -> text)");
+  de->add_option("--input", gd.input, "Proteins (FASTA, gzip ok)")->required();
+  de->add_option("--max-protein-len", gd.max_protein_len, "Keep the first N residues of each protein")->capture_default_str();
+  generation_options(de, gd);
+  CLI::App* dz = app.add_subcommand("design", "Write protein sequences for text prompts with a design arm (text -> protein; "
+                                               "the 20 standard amino acids only)");
+  dz->add_option("--prompts", gs.input, "Descriptions, one per line")->required();
+  dz->add_option("--max-text-len", gs.max_text_len, "Prompt tokens kept, [CLS]/[SEP] included")->capture_default_str();
+  generation_options(dz, gs);
+
   // ------------------------------------------------------------------ dataset
   DatasetCommandOptions d;
   GoDatasetOptions& g = d.go;
@@ -209,6 +240,8 @@ int protst_main(int argc, const char* const* argv) {
     else if (*ev) run_eval(e);
     else if (*em) run_embed(m);
     else if (*cv) run_convert(c);
+    else if (*de) run_arm_generation(ArmTask::Describe, gd);
+    else if (*dz) run_arm_generation(ArmTask::Design, gs);
     else if (*ds) {
       if (check_split.size() == 2) {
         d.check_train = check_split[0];

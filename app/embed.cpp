@@ -1,4 +1,5 @@
 #include "app/embed.h"
+#include "app/inputs.h"
 
 #include <algorithm>
 #include <chrono>
@@ -24,58 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// protein or text, from the first non-blank character of the file (gzip read transparently): '>'
-// starts a FASTA file; anything else is one text per line. The file name is only a hint: a
-// disagreement is reported.
-std::string detect_kind(const std::string& path, const std::string& requested) {
-  LineReader in(path);
-  std::string line;
-  char first = 0;
-  while (in.next(line)) {
-    size_t i = line.find_first_not_of(" \t\r");
-    if (i != std::string::npos) {
-      first = line[i];
-      break;
-    }
-  }
-  PE_CHECK(first != 0, path, ": the input is empty");
-  std::string by_content = first == '>' ? "protein" : "text";
-  if (requested == "auto") {
-    bool fasta_name = path.find(".fa") != std::string::npos;
-    if (fasta_name && by_content == "text")
-      std::fprintf(stderr, "warning: %s is named like FASTA but does not start with '>': embedding one text per line\n",
-                   path.c_str());
-    return by_content;
-  }
-  PE_CHECK(requested == "protein" || requested == "text", "--kind must be protein, text or auto, got '", requested, "'");
-  if (requested == "protein")
-    PE_CHECK(by_content == "protein", path, ": --kind protein needs FASTA, but the first non-blank character is '",
-             std::string(1, first), "', not '>'");
-  return requested;
-}
-
-struct InputRecord {
-  std::string id;
-  std::string body;  // sequence or text
-};
-
-std::vector<InputRecord> read_inputs(const std::string& path, const std::string& kind) {
-  std::vector<InputRecord> out;
-  if (kind == "protein") {
-    ReadStats st;
-    for (auto& r : read_fasta(path, {}, &st)) out.push_back({r.id, r.seq});
-    std::printf("input: %s: %s\n", path.c_str(), st.summary().c_str());
-    for (size_t i = 0; i < st.examples.size() && i < 3; ++i) std::printf("  skipped: %s\n", st.examples[i].c_str());
-  } else {
-    LineReader in(path);
-    std::string line;
-    while (in.next(line)) out.push_back({std::to_string(in.line_no()), line});
-    std::printf("input: %s: %zu lines of text\n", path.c_str(), out.size());
-  }
-  PE_CHECK(!out.empty(), path, ": nothing to embed");
-  return out;
 }
 
 void write_ids(const std::string& output, const std::vector<std::string>& ids) {
@@ -177,7 +126,7 @@ int64_t embed_with_encoder(const EmbedOptions& o, const std::string& kind) {
            want_tok ? "per-token vectors" : "several layers");
 
   // Tokenise; every record keeps its input row.
-  std::vector<InputRecord> recs = read_inputs(o.input, kind);
+  std::vector<InputRecord> recs = read_inputs(o.input, kind, "embed");
   int64_t N = int64_t(recs.size()), cut = 0, total_tokens = 0;
   std::vector<std::vector<int32_t>> ids(static_cast<size_t>(N));
   // Each input is tokenised once in full; a longer one keeps its first tokens and its closing
@@ -292,7 +241,7 @@ int64_t embed_with_checkpoint(const EmbedOptions& o, const std::string& kind) {
   OpenedModel m = open_model(o.checkpoint, o.device, o.batch_size, o.max_protein_len, o.max_text_len);
   std::printf("device: %s\n", device_summary(m.eo.device).c_str());
   const BertTokenizer& tok = *m.tok;
-  std::vector<InputRecord> in = read_inputs(o.input, kind);
+  std::vector<InputRecord> in = read_inputs(o.input, kind, "embed");
   std::vector<ProteinRecord> recs;
   for (size_t i = 0; i < in.size(); ++i) {
     ProteinRecord r;
@@ -365,7 +314,7 @@ int64_t run_embed(const EmbedOptions& o) {
   std::string kind = o.kind;
   if (kind == "auto" && !o.protein_model.empty()) kind = "protein";
   if (kind == "auto" && !o.text_model.empty()) kind = "text";
-  kind = detect_kind(o.input, kind);
+  kind = detect_input_kind(o.input, kind);
   return o.checkpoint.empty() ? embed_with_encoder(o, kind) : embed_with_checkpoint(o, kind);
 }
 
