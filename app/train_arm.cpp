@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "app/arms.h"
@@ -15,7 +16,9 @@
 #include "app/train_common.h"
 #include "app/validate.h"
 #include "autograd/graph.h"
+#include "data/text_io.h"
 #include "decoders/generate.h"
+#include "decoders/text_metrics.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -282,13 +285,16 @@ void train_arm(const TrainOptions& o) {
             << "\n"
             << std::flush;
     const int64_t n = std::min<int64_t>(o.eval_generate, int64_t(test_ds.items.size()));
+    json report = {{"task", arm_task_name(task)}, {"step", prog.step}, {"held_out_loss", h.loss},
+                   {"held_out_accuracy", h.accuracy}, {"held_out_pairs", eval_ds.items.size()}};
     if (n > 0) {
       GenerateOptions go;
       arm_generation_tokens(task, dec.config(), tok, go);
       go.max_new_tokens = dec.config().max_positions - 1;
-      std::ofstream samples(o.out + "/samples.jsonl");
+      TextWriter samples(o.out + "/samples.jsonl");
       auto t0 = Clock::now();
       int64_t generated = 0;
+      std::vector<std::string> hyps, refs;
       for (int64_t i0 = 0; i0 < n; i0 += 16) {
         std::vector<int64_t> idx;
         for (int64_t i = i0; i < std::min(n, i0 + 16); ++i) idx.push_back(i);
@@ -298,17 +304,46 @@ void train_arm(const TrainOptions& o) {
         for (size_t r = 0; r < idx.size(); ++r) {
           const Example& e = test_ds.items[size_t(idx[r])];
           generated += int64_t(out[r][0].tokens.size()) + 1;
-          samples << json({{"id", e.id},
-                           {"reference", arm_decode(task, arm_target(task, e, o.max_protein_len), tok)},
-                           {"generated", arm_decode(task, out[r][0].tokens, tok)}})
-                         .dump()
-                  << "\n";
+          refs.push_back(arm_decode(task, arm_target(task, e, o.max_protein_len), tok));
+          hyps.push_back(arm_decode(task, out[r][0].tokens, tok));
+          samples.write_line(json({{"id", e.id}, {"reference", refs.back()}, {"generated", hyps.back()}}).dump());
         }
       }
+      samples.close();
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       std::printf("wrote %s/samples.jsonl: %lld greedy generations for held-out pairs (%.0f tokens/s)\n", o.out.c_str(),
                   (long long)n, secs > 0 ? double(generated) / secs : 0.0);
+      if (task == ArmTask::Describe) {
+        // The most frequent training description, as every answer: the floor a describer must beat.
+        std::map<std::string, int64_t> counts;
+        for (const Example& e : train_ds.items) ++counts[arm_decode(task, arm_target(task, e, o.max_protein_len), tok)];
+        std::string most_frequent;
+        int64_t best = -1;
+        for (const auto& [text, c] : counts)
+          if (c > best) best = c, most_frequent = text;
+        const std::vector<std::string> mf(hyps.size(), most_frequent);
+        const BleuScore bleu = corpus_bleu(hyps, refs), bleu_mf = corpus_bleu(mf, refs);
+        const double rouge = mean_rouge_l_f1(hyps, refs), rouge_mf = mean_rouge_l_f1(mf, refs);
+        std::printf("held-out descriptions (%lld proteins; sacrebleu 13a corpus BLEU-4, rouge-score ROUGE-L F1 mean):\n"
+                    "  %-28s BLEU %6.2f  ROUGE-L %.4f\n  %-28s BLEU %6.2f  ROUGE-L %.4f\n",
+                    (long long)n, "decoder (greedy)", bleu.score, rouge, "most frequent description", bleu_mf.score,
+                    rouge_mf);
+        report["generated"] = n;
+        report["decoder"] = {{"bleu", bleu.score}, {"rouge_l", rouge}};
+        report["most_frequent"] = {{"bleu", bleu_mf.score}, {"rouge_l", rouge_mf}, {"text", most_frequent}};
+      } else {
+        double len = 0;
+        for (const std::string& x : hyps) len += double(x.size());
+        double ref_len = 0;
+        for (const std::string& x : refs) ref_len += double(x.size());
+        std::printf("held-out designs: mean length %.1f residues (references %.1f)\n", len / double(hyps.size()),
+                    ref_len / double(refs.size()));
+        report["generated"] = n;
+        report["mean_length"] = len / double(hyps.size());
+        report["reference_mean_length"] = ref_len / double(refs.size());
+      }
     }
+    write_text_atomic(o.out + "/eval.json", report.dump(2) + "\n");
   }
   plot();
 }

@@ -86,6 +86,7 @@ TEST_SUITE("app") {
     td.file("labelled.jsonl", "{\"id\":\"a\",\"seq\":\"MKTAYIAKQRQISFVKSHFSRQ\",\"text\":\"kinase\"}\n"
                               "{\"id\":\"b\",\"seq\":\"GSHMLEDPVDAFQ\",\"text\":\"binding\"}\n");
     td.file("proteins.fasta", ">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nGSHMLEDPVDAFQ\n");
+    td.file("prompts.txt", "ATP binding\nprotein kinase activity\n");
     fs::copy(src("configs"), "configs");
     // The GO dataset of the quick start and of `protst dataset`, as a finished build in the cache.
     GoDatasetOptions g;
@@ -107,13 +108,16 @@ TEST_SUITE("app") {
         {"--max-text-len", "24"},  {"--embed-dim", "16"},       {"--fusion-heads", "2"},
         {"--text-hidden", "16"},   {"--text-heads", "2"},       {"--text-layers", "1"},
         {"--text-vocab-size", "300"}, {"--device", "cpu"},      {"--eval-subset", "20"},
-        {"--steps", "2"}};
+        {"--steps", "2"},          {"--decoder-hidden", "16"},  {"--decoder-heads", "2"},
+        {"--decoder-layers", "1"}, {"--eval-generate", "3"}};
     const std::map<std::string, std::vector<std::pair<std::string, std::string>>> tiny = {
         {"train", tiny_train},
         {"eval", {{"--device", "cpu"}, {"--max-protein-len", "64"}}},
         {"embed", {{"--device", "cpu"}}},
         {"convert", {{"--device", "cpu"}, {"--steps", "3"}, {"--batch-size", "16"}}},
-        {"dataset", {}}};
+        {"dataset", {}},
+        {"describe", {{"--device", "cpu"}, {"--max-length", "5"}}},
+        {"design", {{"--device", "cpu"}, {"--max-length", "5"}}}};
     std::vector<std::string> lines = readme_commands("## Using it");
     REQUIRE(lines.size() >= 8);
     std::string checkpoint;
@@ -149,6 +153,8 @@ TEST_SUITE("app") {
     CHECK(fs::exists("runs/quickstart/checkpoints/step-2.safetensors"));
     CHECK(fs::exists("emb.npy"));
     CHECK(fs::exists("runs/x/with_conversion.safetensors"));
+    CHECK(fs::exists("descriptions.jsonl"));
+    CHECK(fs::exists("designed.fasta"));
   }
 
   TEST_CASE("--config is accepted before and after the subcommand and flags override it") {
