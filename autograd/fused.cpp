@@ -98,7 +98,8 @@ Tensor prepare_group(const char* op, const Tensor& group, int64_t n, const Devic
 
 }  // namespace
 
-Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                       bool causal) {
   const char* op = "flash_attention";
   check_floats(op, {&q, &k, &v});
   PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) && k.size(2) == q.size(2) &&
@@ -106,6 +107,7 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
            op, ": q [B, Lq, H, D], k, v [B, Lk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
+  L.causal = causal;
   if (key_mask.defined()) {
     PE_CHECK(key_mask.shape() == (Shape{q.size(0), k.size(1)}), op, ": key mask ", key_mask.str(), " is not [",
              q.size(0), ", ", k.size(1), "]");
@@ -117,13 +119,14 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 }
 
 Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
-                              int64_t max_q, int64_t max_k, double scale) {
+                              int64_t max_q, int64_t max_k, double scale, bool causal) {
   const char* op = "flash_attention_varlen";
   check_floats(op, {&q, &k, &v});
   PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
            op, ": q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
+  L.causal = causal;
   L.max_q = max_q;
   L.max_k = max_k;
   L.cu_q = prepare_cu(op, "cu_q", cu_q, q.size(0), q.device(), L.max_q);
