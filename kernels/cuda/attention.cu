@@ -48,6 +48,7 @@ struct SeqInfo {
   int64_t Lq = 0, Lk = 0;
   const uint8_t* mask = nullptr;  // [B, Lk]
   int H = 0, D = 0;
+  bool causal = false;  // AttentionLayout::causal: query i of a sequence sees keys j <= i + nk - nq
 
   __device__ __forceinline__ int64_t cu(const void* p, int64_t i) const {
     return cu64 ? static_cast<const int64_t*>(p)[i] : int64_t(static_cast<const int32_t*>(p)[i]);
@@ -66,14 +67,29 @@ struct SeqInfo {
     }
   }
   __device__ __forceinline__ bool key_real(int64_t b, int64_t j) const { return !mask || mask[b * Lk + j] != 0; }
+  // Keys 0 .. key_end-1 are those query i may see (before the key mask); loops stop there, so the
+  // keys above the diagonal are never read.
+  __device__ __forceinline__ int64_t key_end(int64_t i, int64_t nq, int64_t nk) const {
+    if (!causal) return nk;
+    const int64_t e = i + nk - nq + 1;
+    return e < 0 ? 0 : (e > nk ? nk : e);
+  }
+  // The first query that may see key j (queries before it are skipped).
+  __device__ __forceinline__ int64_t query_begin(int64_t j, int64_t nq, int64_t nk) const {
+    if (!causal) return 0;
+    const int64_t i = j - (nk - nq);
+    return i < 0 ? 0 : i;
+  }
 };
 
 // ================================================================== simple kernels
 constexpr int kLanes = kMaxHeadDim / 32;  // head-dim elements per lane
 
-// A warp per query row: grid (ceil(max_q / 4), H, B), 128 threads.
+// A warp per query row: grid (ceil(max_q / 4), H, B), 128 threads. The minimum of 4 CTAs per
+// multiprocessor gives ptxas a budget of 128 registers: without it, it holds the f64 instance to 64
+// and spills once the key loop's bound is the causal horizon.
 template <typename T>
-__global__ void __launch_bounds__(128)
+__global__ void __launch_bounds__(128, 4)
     attn_fwd_simple(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
                     acc_t<T>* __restrict__ lse, SeqInfo s, double scale) {
   using A = acc_t<T>;
@@ -93,7 +109,7 @@ __global__ void __launch_bounds__(128)
     o[r] = 0;
   }
   A m = -std::numeric_limits<A>::infinity(), l = 0;
-  for (int64_t j = 0; j < nk; ++j) {
+  for (int64_t j = 0, je = s.key_end(i, nq, nk); j < je; ++j) {
     if (!s.key_real(b, j)) continue;
     const T* kj = k + (k0 + j) * HD + off;
     const T* vj = v + (k0 + j) * HD + off;
@@ -165,7 +181,7 @@ __global__ void __launch_bounds__(128)
   }
   const A li = lse[(q0 + i) * s.H + h], di = delta[(q0 + i) * s.H + h];
   if (li != std::numeric_limits<A>::infinity()) {
-    for (int64_t j = 0; j < nk; ++j) {
+    for (int64_t j = 0, je = s.key_end(i, nq, nk); j < je; ++j) {
       if (!s.key_real(b, j)) continue;
       const T* kj = k + (k0 + j) * HD + off;
       const T* vj = v + (k0 + j) * HD + off;
@@ -219,7 +235,7 @@ __global__ void __launch_bounds__(128)
     dk[r] = dv[r] = 0;
   }
   if (s.key_real(b, j)) {
-    for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t i = s.query_begin(j, nq, nk); i < nq; ++i) {
       const A li = lse[(q0 + i) * s.H + h];
       if (li == std::numeric_limits<A>::infinity()) continue;
       const A di = delta[(q0 + i) * s.H + h];
@@ -337,13 +353,26 @@ __global__ void __launch_bounds__(128)
   for (int dt = 0; dt < DP / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g and g+8 of this warp's strip, log2 units
 
-  for (int64_t j0 = 0; j0 < nk; j0 += BC) {
+  // Causal: the loop stops at the last row's horizon, so the tiles above the diagonal are never
+  // loaded; only the diagonal tiles mask, per element.
+  const int64_t kend = s.key_end((i0 + BR < nq ? i0 + BR : nq) - 1, nq, nk);
+  const int64_t shift = nk - nq;  // query i sees keys j <= i + shift
+  for (int64_t j0 = 0; j0 < kend; j0 += BC) {
     __syncthreads();  // the previous tile is no longer read
     load_tile<BC, DP>(Ks, k + off, k0 + j0, nk - j0, HD, s.D);
     load_tile_t<BC, DP>(Vt, v + off, k0 + j0, nk - j0, HD, s.D);
     for (int j = threadIdx.x; j < BC; j += blockDim.x)
       kbias[j] = (j0 + j < nk && s.key_real(b, j0 + j)) ? 0.f : -INFINITY;
     __syncthreads();
+    // A diagonal tile: some key of it lies past the first row's horizon. Row r of this thread sees
+    // the tile's columns c <= lim[r].
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int lim[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t x = i0 + warp * 16 + g + 8 * r + shift - j0;
+      lim[r] = x < -1 ? -1 : (x > BC ? BC : int(x));
+    }
 
     float sc[BC / 8][4];
 #pragma unroll
@@ -362,7 +391,9 @@ __global__ void __launch_bounds__(128)
     for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = sc[nt][e] * scale_log2 + kbias[nt * 8 + 2 * t + (e & 1)];
+        const int c = nt * 8 + 2 * t + (e & 1);
+        float x = sc[nt][e] * scale_log2 + kbias[c];
+        if (diag && c > lim[e >> 1]) x = -INFINITY;
         sc[nt][e] = x;
         mx[e >> 1] = fmaxf(mx[e >> 1], x);
       }
@@ -468,7 +499,10 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[dt][e] = dv[dt][e] = 0.f;
 
-  for (int64_t i0 = 0; i0 < nq; i0 += BR) {
+  // Causal: the query loop starts at the first query that sees key j0 (the tiles before it are above
+  // the diagonal); only the diagonal tiles mask, per element.
+  const int64_t shift = nk - nq;  // query i sees keys j <= i + shift
+  for (int64_t i0 = s.query_begin(j0, nq, nk); i0 < nq; i0 += BR) {
     __syncthreads();
     load_tile<BR, DP>(Qs, q + off, q0 + i0, nq - i0, HD, s.D);
     load_tile<BR, DP>(Gs, gout + off, q0 + i0, nq - i0, HD, s.D);
@@ -480,6 +514,13 @@ __global__ void __launch_bounds__(128)
       del_s[i] = in ? delta[(q0 + i0 + i) * s.H + h] : 0.f;
     }
     __syncthreads();
+    // A diagonal tile: key row jr (tile-relative) and query column qc are masked when jr - qc > dd.
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int dd;
+    {
+      const int64_t x = i0 + shift - j0;
+      dd = x < -BR ? -BR : (x > BC ? BC : int(x));
+    }
 
     // S^T = K Q^T for this warp's 16 keys against BR queries; P^T = exp(S^T * scale - lse).
     float st[BR / 8][4], dpt[BR / 8][4];
@@ -506,7 +547,8 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         int qc = nt * 8 + 2 * t + (e & 1);
-        float p = kreal[e >> 1] ? exp2f(st[nt][e] * scale_log2 - lse_s[qc]) : 0.f;
+        bool seen = kreal[e >> 1] && !(diag && warp * 16 + g + 8 * (e >> 1) - qc > dd);
+        float p = seen ? exp2f(st[nt][e] * scale_log2 - lse_s[qc]) : 0.f;
         st[nt][e] = p;
         dpt[nt][e] = p * (dpt[nt][e] - del_s[qc]);  // dS^T
       }
@@ -587,7 +629,10 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
   for (int dt = 0; dt < DP / 8; ++dt) dq[dt][0] = dq[dt][1] = dq[dt][2] = dq[dt][3] = 0.f;
 
-  for (int64_t j0 = 0; j0 < nk; j0 += BC) {
+  // Causal: as in the forward, the key loop stops at the last row's horizon and only diagonal tiles mask.
+  const int64_t kend = s.key_end((i0 + BR < nq ? i0 + BR : nq) - 1, nq, nk);
+  const int64_t shift = nk - nq;
+  for (int64_t j0 = 0; j0 < kend; j0 += BC) {
     __syncthreads();
     load_tile<BC, DP>(Ks, k + off, k0 + j0, nk - j0, HD, s.D);
     load_tile<BC, DP>(Vs, v + off, k0 + j0, nk - j0, HD, s.D);
@@ -595,6 +640,13 @@ __global__ void __launch_bounds__(128)
     for (int j = threadIdx.x; j < BC; j += blockDim.x)
       kbias[j] = (j0 + j < nk && s.key_real(b, j0 + j)) ? 0.f : -INFINITY;
     __syncthreads();
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int lim[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t x = i0 + warp * 16 + g + 8 * r + shift - j0;
+      lim[r] = x < -1 ? -1 : (x > BC ? BC : int(x));
+    }
 
     float sc[BC / 8][4], dp[BC / 8][4];
 #pragma unroll
@@ -619,8 +671,8 @@ __global__ void __launch_bounds__(128)
     for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        int r = e >> 1;
-        float p = exp2f(sc[nt][e] * scale_log2 + kbias[nt * 8 + 2 * t + (e & 1)] - lse2[r]);
+        int r = e >> 1, c = nt * 8 + 2 * t + (e & 1);
+        float p = diag && c > lim[r] ? 0.f : exp2f(sc[nt][e] * scale_log2 + kbias[c] - lse2[r]);
         dp[nt][e] = p * (dp[nt][e] - del[r]);  // dS
       }
       // dQ += dS K (scale applied at the end).
@@ -661,6 +713,7 @@ Problem describe(const char* op, const Tensor& q, const Tensor& k, const Tensor&
   PE_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype() && is_floating(q.dtype()), op, ": q ", q.str(), ", k ",
            k.str(), ", v ", v.str(), " must share one floating dtype");
   Problem p;
+  p.s.causal = L.causal;
   if (L.packed()) {
     PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
              op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
