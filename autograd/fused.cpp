@@ -136,6 +136,33 @@ Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v,
   return attention_node(op, q, k, v, L);
 }
 
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale) {
+  const char* op = "attention_decode";
+  check_floats(op, {&q, &k_cache, &v_cache});
+  PE_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.size(0) == q.size(0) &&
+               k_cache.size(2) == q.size(2) && k_cache.size(3) == q.size(3),
+           op, ": q [B, Lnew, H, D], caches [B, Lmax, H, D] expected, got ", q.str(), ", ", k_cache.str(), ", ",
+           v_cache.str());
+  PE_CHECK(cache_len.defined() && (cache_len.dtype() == DType::I32 || cache_len.dtype() == DType::I64) &&
+               cache_len.shape() == Shape{q.size(0)},
+           op, ": cache lengths must be i32 or i64 [", q.size(0), "], got ",
+           cache_len.defined() ? cache_len.str() : "undefined");
+  Tensor len = cache_len.detach().contiguous();
+  if (len.device().is_cpu()) {
+    for (int64_t n : len.to_int_vector())
+      PE_CHECK(n >= 0 && n <= k_cache.size(1), op, ": cache length ", n, " outside [0, ", k_cache.size(1), "]");
+    len = len.to(q.device());
+  } else {
+    PE_CHECK(len.device() == q.device(), op, ": cache lengths ", cache_len.str(), " are on another device than q");
+  }
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
+  if (out.numel())
+    be(q).attention_decode(q.detach().contiguous(), k_cache.detach().contiguous(), v_cache.detach().contiguous(), len,
+                           scale, out);
+  return out;
+}
+
 FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale, double max_logit_scale,
                                   const Tensor& group) {
   const char* op = "fused_info_nce";

@@ -27,6 +27,16 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
                               int64_t max_q, int64_t max_k, double scale, bool causal = false);
 
+// A decode step against a key/value cache (inference: no graph is recorded, whatever q requires).
+// q [B, Lnew, H, D] are the queries of each row's Lnew newest tokens, whose keys and values are
+// already in k_cache, v_cache [B, Lmax, H, D] (the layout of q; see Backend::attention_decode);
+// cache_len i32/i64 [B] (on the CPU: checked and copied to q's device; on q's device: trusted) counts
+// the valid keys of each row, the new ones included. Query i of row b sees the keys
+// j <= cache_len[b] - Lnew + i: what flash_attention(..., causal = true) gives for the last Lnew
+// positions of the row's whole prefix. KvCache (autograd/kv_cache.h) keeps such a cache.
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale);
+
 // ProtST's contrastive loss: p, t [B, D] (L2-normalised embeddings, row i of p pairs with row i of t),
 // logits exp(min(logit_scale, max_logit_scale)) p t^T, loss CE(p->t) + CE(t->p), each the mean over rows;
 // group (optional, i64 [B]): rows with equal ids are all positives of each other. dL/dp, dL/dt and

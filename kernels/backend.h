@@ -203,6 +203,19 @@ class Backend {
                                   const Tensor& targets, const Tensor& stats, const Tensor& gloss, double row_weight,
                                   const Tensor& ghidden, const Tensor& gweight, const Tensor& gbias) = 0;
 
+  // ---- appended: decode-step attention against a key/value cache (inference only, no backward).
+  // q [B, Lnew, H, D]: the queries of the Lnew newest tokens of each batch row; k_cache, v_cache
+  // [B, Lmax, H, D]: the cache in the models' own [batch, position, head, dim] layout, so a padded k/v
+  // of attention_forward is a cache and appending a step copies [B, Lnew, H, D] rows without a
+  // transpose; every key row is D contiguous elements of one head. cache_len i32 or i64 [B] on q's
+  // device: the valid keys of row b (the new tokens' keys already appended), 0 <= cache_len[b] <= Lmax
+  // (checked on the CPU, trusted on a device). Query i of row b sits at position cache_len[b] - Lnew + i
+  // and sees keys j <= cache_len[b] - Lnew + i (causal among the new queries); a query that sees no
+  // key gives zeros. out like q: per row, what attention_forward with causal gives for those Lnew
+  // queries and the first cache_len[b] keys. q, caches, out of one floating dtype, contiguous;
+  // the CUDA kernels split long caches across blocks (partial softmax statistics, then a combine).
+  virtual void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                const Tensor& cache_len, double scale, const Tensor& out) = 0;
 };
 
 Backend& backend_for(Device device);

@@ -640,6 +640,48 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
   });
 }
 
+// The decode step is causal attention of each row's Lnew queries over the first cache_len[b] keys of
+// its cache: the same engine on sequences (q rows b*Lnew .., cache rows b*Lmax ..), lse discarded.
+void CpuBackend::attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                  const Tensor& cache_len, double scale, const Tensor& out) {
+  const char* op = "attention_decode";
+  for (const Tensor* t : {&q, &k_cache, &v_cache}) check_cpu(op, "q/k/v", *t);
+  PE_CHECK(q.dtype() == k_cache.dtype() && q.dtype() == v_cache.dtype(), op, ": q ", q.str(), ", k ", k_cache.str(),
+           ", v ", v_cache.str(), " differ in dtype");
+  PE_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.size(0) == q.size(0) &&
+               k_cache.size(2) == q.size(2) && k_cache.size(3) == q.size(3),
+           op, ": q [B, Lnew, H, D], caches [B, Lmax, H, D] expected, got ", q.str(), ", ", k_cache.str(), ", ",
+           v_cache.str());
+  check_cpu(op, "output", out);
+  PE_CHECK(out.shape() == q.shape() && out.dtype() == q.dtype(), op, ": output ", out.str(), " does not match q ",
+           q.str());
+  check_cpu(op, "cache lengths", cache_len);
+  const int64_t B = q.size(0), Lnew = q.size(1), Lmax = k_cache.size(1);
+  PE_CHECK((cache_len.dtype() == DType::I32 || cache_len.dtype() == DType::I64) && cache_len.shape() == Shape{B}, op,
+           ": cache lengths must be i32 or i64 [", B, "], got ", cache_len.str());
+  std::vector<int64_t> len = cache_len.to_int_vector();
+  Sequences s;
+  s.B = B;
+  s.H = q.size(2);
+  s.D = q.size(3);
+  s.causal = true;
+  for (int64_t b = 0; b < B; ++b) {
+    PE_CHECK(len[size_t(b)] >= 0 && len[size_t(b)] <= Lmax, op, ": cache length ", len[size_t(b)], " of row ", b,
+             " outside [0, ", Lmax, "]");
+    s.q0.push_back(b * Lnew);
+    s.nq.push_back(Lnew);
+    s.k0.push_back(b * Lmax);
+    s.nk.push_back(len[size_t(b)]);
+  }
+  if (q.numel() == 0) return;
+  Tensor lse = Tensor::empty({B, Lnew, s.H}, acc_dtype(q.dtype()));
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    auto run = use_simple_attention() ? attention_forward_impl<T> : attention_forward_blocked<T>;
+    run(s, q.data<T>(), k_cache.data<T>(), v_cache.data<T>(), scale, out.data<T>(), lse.data<T>());
+  });
+}
+
 void CpuBackend::info_nce_forward(const Tensor& x, const Tensor& y, const InfoNceArgs& args, const Tensor& stats,
                                   const Tensor& loss) {
   xent_forward(make_xent("info_nce_forward", x, y, Tensor(), args), stats, loss);

@@ -13,6 +13,7 @@
 
 #include "autograd/fused.h"
 #include "autograd/gradcheck.h"
+#include "autograd/kv_cache.h"
 #include "losses/losses.h"
 #include "kernels/cpu/cpu_api.h"
 #include "models/layers.h"
@@ -600,3 +601,120 @@ TEST_SUITE("gradcheck") {
   }
 }
 
+// ------------------------------------------------------------------ the decode step with a KV cache
+namespace {
+
+// Rows positions[b] .. positions[b]+n-1 of sequence b of x [B, T, H, D] (host f64 data) as [B, n, H, D].
+Tensor rows_at(const Tensor& x, const std::vector<int64_t>& positions, int64_t n) {
+  const int64_t B = x.size(0), H = x.size(2), D = x.size(3);
+  std::vector<Tensor> parts;
+  for (int64_t b = 0; b < B; ++b) parts.push_back(x.select(0, b).narrow(0, positions[size_t(b)], n).contiguous());
+  std::vector<double> all;
+  for (const Tensor& p : parts) {
+    std::vector<double> v = p.to_double_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return Tensor::from_vector(all, {B, n, H, D});
+}
+
+// What a decode step must give for row b: causal attention over the row's first `len` tokens
+// (the composition reference on one sequence), its last n query rows: [1, n, H, D].
+Tensor full_causal_tail(const Tensor& q, const Tensor& k, const Tensor& v, int64_t b, int64_t len, int64_t n,
+                        double scale) {
+  auto seq = [&](const Tensor& x) { return x.narrow(0, b, 1).narrow(1, 0, len); };
+  return attention_reference(seq(q), seq(k), seq(v), Tensor(), scale, true).narrow(1, len - n, n);
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+  TEST_CASE("KV-cache decoding equals causal attention recomputed over the whole prefix at every step") {
+    // Three rows with prompts of different lengths share one batched cache (capacity 4 at first, so
+    // it grows during the prefill and again during the steps); then single-token steps and one step
+    // of three tokens. Every step's output is compared row by row with causal attention over the
+    // row's whole prefix (the composition reference).
+    const int64_t B = 3, H = 2, D = 13, T = 24;
+    const std::vector<int64_t> prompt{5, 1, 9};
+    const double scale = 1.0 / std::sqrt(double(D));
+    Generator gen(64);
+    Tensor Q = randn({B, T, H, D}, gen, DType::F64), K = randn({B, T, H, D}, gen, DType::F64);
+    Tensor V = randn({B, T, H, D}, gen, DType::F64);
+    struct Mode {
+      DType dt;
+      bool simple;
+      double tol;
+    };
+    for (const Mode& mode : {Mode{DType::F64, false, 1e-12}, Mode{DType::F64, true, 1e-12},
+                             Mode{DType::F32, false, 1e-5}, Mode{DType::F32, true, 1e-5}}) {
+      INFO("dtype ", std::string(dtype_name(mode.dt)), " simple loops ", mode.simple);
+      bool old = cpu::set_simple_attention(mode.simple);
+      KvCache cache(B, H, D, mode.dt, Device::cpu(), 4);
+      const int64_t P = *std::max_element(prompt.begin(), prompt.end());
+      std::vector<int64_t> zero(size_t(B), 0);
+      cache.append(rows_at(K, zero, P).to(mode.dt), rows_at(V, zero, P).to(mode.dt), prompt);
+      CHECK(cache.lengths() == prompt);
+      CHECK(cache.capacity() == 9);  // max(2 * 4, 9)
+      int64_t grown = 0, last_cap = cache.capacity();
+      for (int step = 0; step < 12; ++step) {
+        const int64_t n = step == 6 ? 3 : 1;
+        std::vector<int64_t> pos = cache.lengths();
+        cache.append(rows_at(K, pos, n).to(mode.dt), rows_at(V, pos, n).to(mode.dt));
+        if (cache.capacity() != last_cap) {
+          CHECK(cache.capacity() == 2 * last_cap);
+          last_cap = cache.capacity();
+          ++grown;
+        }
+        Tensor got = cache.attend(rows_at(Q, pos, n).to(mode.dt), scale);
+        CHECK(got.dtype() == mode.dt);
+        for (int64_t b = 0; b < B; ++b) {
+          INFO("step ", step, " row ", b, " length ", cache.length(b));
+          CHECK(cache.length(b) == pos[size_t(b)] + n);
+          Tensor ref = full_causal_tail(Q, K, V, b, cache.length(b), n, scale);
+          CHECK(rel_err(got.narrow(0, b, 1), ref) <= mode.tol);
+        }
+      }
+      CHECK(grown >= 1);
+      // Rows that added nothing keep their length; clear() empties every row.
+      std::vector<int64_t> before = cache.lengths();
+      cache.append(rows_at(K, zero, 1), rows_at(V, zero, 1), {0, 1, 0});
+      CHECK(cache.length(0) == before[0]);
+      CHECK(cache.length(1) == before[1] + 1);
+      cache.clear();
+      CHECK(cache.lengths() == std::vector<int64_t>(size_t(B), 0));
+      cpu::set_simple_attention(old);
+    }
+  }
+
+  TEST_CASE("attention_decode: lengths below the step, empty rows, and bad arguments") {
+    Generator gen(65);
+    const int64_t B = 3, Lnew = 3, Lmax = 6, H = 2, D = 5;
+    Tensor q = randn({B, Lnew, H, D}, gen, DType::F64), k = randn({B, Lmax, H, D}, gen, DType::F64);
+    Tensor v = randn({B, Lmax, H, D}, gen, DType::F64);
+    // Row 0: 6 keys; row 1: 2 keys, so its first query sees none; row 2: none at all.
+    Tensor len = Tensor::from_vector(std::vector<int32_t>{6, 2, 0}, {B});
+    Tensor out = attention_decode(q, k, v, len, 0.5);
+    // Row 0's queries are positions 3, 4, 5 of a 6-token causal attention.
+    Tensor ref0 = attention_reference(q.narrow(0, 0, 1), k.narrow(0, 0, 1), v.narrow(0, 0, 1), Tensor(), 0.5, true);
+    CHECK(rel_err(out.narrow(0, 0, 1), ref0) <= 1e-12);  // Lq = 3 < Lk = 6: bottom-right aligned
+    Tensor ref1 = attention_reference(q.narrow(0, 1, 1), k.narrow(0, 1, 1).narrow(1, 0, 2),
+                                      v.narrow(0, 1, 1).narrow(1, 0, 2), Tensor(), 0.5, true);
+    CHECK(rel_err(out.narrow(0, 1, 1), ref1) <= 1e-12);  // Lq = 3 > Lk = 2: query 0 sees no key
+    CHECK(sum(abs(out.narrow(0, 1, 1).narrow(1, 0, 1))).item() == 0.0);
+    CHECK(sum(abs(out.narrow(0, 2, 1))).item() == 0.0);
+    // The same through attention_forward with causal on the whole cache of row 0.
+    AttentionLayout L;
+    L.scale = 0.5;
+    L.causal = true;
+    Tensor o = Tensor::empty({1, Lnew, H, D}, DType::F64), lse = Tensor::empty({1, Lnew, H}, DType::F64);
+    cpu_backend().attention_forward(q.narrow(0, 0, 1).contiguous(), k.narrow(0, 0, 1).contiguous(),
+                                    v.narrow(0, 0, 1).contiguous(), L, o, lse);
+    CHECK(rel_err(out.narrow(0, 0, 1), o) <= 1e-13);
+    CHECK_THROWS_AS(attention_decode(q, k, v, Tensor::from_vector(std::vector<int32_t>{7, 0, 0}, {B}), 1.0), Error);
+    CHECK_THROWS_AS(attention_decode(q, k, v, Tensor::from_vector(std::vector<int32_t>{1, 1}, {2}), 1.0), Error);
+    CHECK_THROWS_AS(attention_decode(q, k.narrow(3, 0, 4).contiguous(), v, len, 1.0), Error);
+    KvCache cache(B, H, D, DType::F64, Device::cpu(), 2);
+    CHECK_THROWS_AS(cache.append(k.narrow(2, 0, 1), v.narrow(2, 0, 1)), Error);            // wrong heads
+    CHECK_THROWS_AS(cache.append(k, v, std::vector<int64_t>{1, 7, 0}), Error);             // count > Lnew
+    CHECK_THROWS_AS(cache.append(k, v, std::vector<int64_t>{1, 1}), Error);                // counts for 2 rows
+  }
+}
