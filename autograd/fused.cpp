@@ -98,7 +98,8 @@ Tensor prepare_group(const char* op, const Tensor& group, int64_t n, const Devic
 
 }  // namespace
 
-Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                       bool causal) {
   const char* op = "flash_attention";
   check_floats(op, {&q, &k, &v});
   PE_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && k.size(0) == q.size(0) && k.size(2) == q.size(2) &&
@@ -106,6 +107,7 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
            op, ": q [B, Lq, H, D], k, v [B, Lk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
+  L.causal = causal;
   if (key_mask.defined()) {
     PE_CHECK(key_mask.shape() == (Shape{q.size(0), k.size(1)}), op, ": key mask ", key_mask.str(), " is not [",
              q.size(0), ", ", k.size(1), "]");
@@ -117,13 +119,14 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 }
 
 Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
-                              int64_t max_q, int64_t max_k, double scale) {
+                              int64_t max_q, int64_t max_k, double scale, bool causal) {
   const char* op = "flash_attention_varlen";
   check_floats(op, {&q, &k, &v});
   PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
            op, ": q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
   AttentionLayout L;
   L.scale = scale;
+  L.causal = causal;
   L.max_q = max_q;
   L.max_k = max_k;
   L.cu_q = prepare_cu(op, "cu_q", cu_q, q.size(0), q.device(), L.max_q);
@@ -131,6 +134,33 @@ Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v,
   PE_CHECK(L.cu_q.numel() == L.cu_k.numel(), op, ": cu_q ", cu_q.str(), " and cu_k ", cu_k.str(), " differ in length");
   if (L.cu_k.dtype() != L.cu_q.dtype()) L.cu_k = L.cu_k.to(L.cu_q.dtype());  // the kernels read one index type
   return attention_node(op, q, k, v, L);
+}
+
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale) {
+  const char* op = "attention_decode";
+  check_floats(op, {&q, &k_cache, &v_cache});
+  PE_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.size(0) == q.size(0) &&
+               k_cache.size(2) == q.size(2) && k_cache.size(3) == q.size(3),
+           op, ": q [B, Lnew, H, D], caches [B, Lmax, H, D] expected, got ", q.str(), ", ", k_cache.str(), ", ",
+           v_cache.str());
+  PE_CHECK(cache_len.defined() && (cache_len.dtype() == DType::I32 || cache_len.dtype() == DType::I64) &&
+               cache_len.shape() == Shape{q.size(0)},
+           op, ": cache lengths must be i32 or i64 [", q.size(0), "], got ",
+           cache_len.defined() ? cache_len.str() : "undefined");
+  Tensor len = cache_len.detach().contiguous();
+  if (len.device().is_cpu()) {
+    for (int64_t n : len.to_int_vector())
+      PE_CHECK(n >= 0 && n <= k_cache.size(1), op, ": cache length ", n, " outside [0, ", k_cache.size(1), "]");
+    len = len.to(q.device());
+  } else {
+    PE_CHECK(len.device() == q.device(), op, ": cache lengths ", cache_len.str(), " are on another device than q");
+  }
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
+  if (out.numel())
+    be(q).attention_decode(q.detach().contiguous(), k_cache.detach().contiguous(), v_cache.detach().contiguous(), len,
+                           scale, out);
+  return out;
 }
 
 FusedInfoNce fused_info_nce_terms(const Tensor& p, const Tensor& t, const Tensor& logit_scale, double max_logit_scale,

@@ -13,15 +13,29 @@ namespace pe {
 // key_mask [B, Lk] of any dtype, nonzero = real key, or undefined. A query row without a real key
 // gives zeros (and no gradient). The backward recomputes the logits from the saved log-sum-exp.
 // On CUDA: f32 and f64 on the simple kernels, bf16 with D <= 128 and D % 8 == 0 on tensor cores.
-Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
+// causal: query i sees key j iff j <= i + (Lk - Lq) (bottom-right aligned; see AttentionLayout in
+// kernels/backend.h), and the key must be real; the key tiles above the diagonal are skipped.
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                       bool causal = false);
 
 // The same for packed variable-length sequences: q [Tq, H, D], k, v [Tk, H, D]; sequence b owns query
 // rows cu_q[b] .. cu_q[b+1]-1 and key rows cu_k[b] .. cu_k[b+1]-1 (cu_*: i32 or i64 [B+1], running from
 // 0 to Tq / Tk). cu_* given on the CPU are checked, copied to q's device, and max_q / max_k (the
 // longest sequences) computed when passed as 0; cu_* given on the device are trusted together with
 // max_q and max_k, which must then be positive and at least every length (no host synchronisation).
+// causal: with each sequence's own lengths nq, nk, query i sees key j iff j <= i + (nk - nq).
 Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_q, const Tensor& cu_k,
-                              int64_t max_q, int64_t max_k, double scale);
+                              int64_t max_q, int64_t max_k, double scale, bool causal = false);
+
+// A decode step against a key/value cache (inference: no graph is recorded, whatever q requires).
+// q [B, Lnew, H, D] are the queries of each row's Lnew newest tokens, whose keys and values are
+// already in k_cache, v_cache [B, Lmax, H, D] (the layout of q; see Backend::attention_decode);
+// cache_len i32/i64 [B] (on the CPU: checked and copied to q's device; on q's device: trusted) counts
+// the valid keys of each row, the new ones included. Query i of row b sees the keys
+// j <= cache_len[b] - Lnew + i: what flash_attention(..., causal = true) gives for the last Lnew
+// positions of the row's whole prefix. KvCache (autograd/kv_cache.h) keeps such a cache.
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale);
 
 // ProtST's contrastive loss: p, t [B, D] (L2-normalised embeddings, row i of p pairs with row i of t),
 // logits exp(min(logit_scale, max_logit_scale)) p t^T, loss CE(p->t) + CE(t->p), each the mean over rows;

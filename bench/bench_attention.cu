@@ -5,7 +5,9 @@
 // engine's deterministic backward does 7 products instead of 5, counted as 5). A packed
 // variable-length row (lengths uniform in [L/4, L]) reports real tokens per second as well.
 // bench/torch_fused_baselines.py times PyTorch scaled_dot_product_attention (flash backend) on the
-// same shapes.
+// same shapes. Causal rows count half the FLOPs of the full product (the FlashAttention convention).
+// Decode rows: one new token per row against a KV cache (attention_decode, split across CTAs),
+// judged by the cache bytes read against the card's bandwidth.
 #include <random>
 
 #include "bench/bench_common.h"
@@ -60,13 +62,27 @@ void time_layout(const std::string& op, const std::string& shape, const Shape& q
                 shape.c_str(), real_tokens / (fb.median_us * 1e-6));
 }
 
-void padded_case(int64_t L, int64_t D, const bench::Card& card) {
+void padded_case(int64_t L, int64_t D, const bench::Card& card, bool causal = false) {
   const int64_t rows = int64_t(1) << 18, H = 16, B = std::max<int64_t>(1, rows / (L * H));
   Shape qs{B, L, H, D};
   AttentionLayout lay;
   lay.scale = 1.0 / std::sqrt(double(D));
-  double flops = 4.0 * double(B * H) * double(L) * double(L) * double(D);
-  time_layout("padded", bench::shape_of(qs), qs, qs, lay, flops, card, 0);
+  lay.causal = causal;
+  double flops = 4.0 * double(B * H) * double(L) * double(L) * double(D) * (causal ? 0.5 : 1.0);
+  time_layout(causal ? "padded causal" : "padded", bench::shape_of(qs), qs, qs, lay, flops, card, 0);
+}
+
+void decode_case(int64_t B, int64_t Lcache, int64_t H, int64_t D, const bench::Card& card) {
+  Device dev = Device::cuda(0);
+  Tensor q = bench::random_tensor({B, 1, H, D}, DType::BF16, 2000);
+  Tensor k = bench::random_tensor({B, Lcache, H, D}, DType::BF16, 2002);
+  Tensor v = bench::random_tensor({B, Lcache, H, D}, DType::BF16, 2004);
+  Tensor len = Tensor::full({B}, double(Lcache), DType::I32, dev);
+  Tensor out = Tensor::empty({B, 1, H, D}, DType::BF16, dev);
+  Backend& be = *cuda_backend();
+  bench::Timing t = bench::time_it([&](int) { be.attention_decode(q, k, v, len, 0.125, out); });
+  double bytes = 2.0 * double(B * Lcache * H * D) * 2;
+  bench::row("attention", "decode step", bench::shape_of({B, Lcache, H, D}), "bf16", "engine", t, bytes, false, card);
 }
 
 void varlen_case(int64_t L, int64_t D, const bench::Card& card) {
@@ -104,5 +120,8 @@ int main() {
   for (int64_t D : {24, 32, 64})
     for (int64_t L : {128, 256, 512, 1024, 2048}) padded_case(L, D, card);
   for (int64_t D : {32, 64}) varlen_case(1024, D, card);
+  for (int64_t L : {512, 1024, 2048}) padded_case(L, 64, card, true);
+  decode_case(16, 4096, 16, 64, card);
+  decode_case(1, 32768, 16, 128, card);
   return 0;
 }

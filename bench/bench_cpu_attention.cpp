@@ -2,6 +2,8 @@
 // per-row loops (PE_FUSED_SIMPLE) and the composition (matmul, softmax, matmul over [B, H, L, L]).
 // One thread unless OMP_NUM_THREADS says otherwise; median of 7 timed repeats after one warm-up.
 // Shapes: ESM-2 8M embedding, and the quick-start model's protein self-attention and fusion maps.
+// A second table: the blocked kernel with and without causal (the keys above the diagonal are
+// skipped, so about half the work), and a decode step against a KV cache (attention_decode).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "autograd/fused.h"
+#include "autograd/kv_cache.h"
 #include "kernels/cpu/cpu_api.h"
 #include "models/layers.h"
 
@@ -71,6 +74,51 @@ int main() {
     std::printf("| %s | %lld x %lld x %lld x %lld x %lld | %s | %.2f | %.2f | %.2f |\n", s.name, (long long)s.B,
                 (long long)s.Lq, (long long)s.Lk, (long long)s.H, (long long)s.D, s.backward ? "fwd+bwd" : "fwd", t[0],
                 t[1], t[2]);
+  }
+
+  std::printf("\n| causal, blocked kernel | B x L x H x D | pass | full ms | causal ms | full / causal |\n"
+              "|---|---|---|---|---|---|\n");
+  const Shape4 causal_shapes[] = {
+      {"self-attention", 4, 512, 512, 8, 64, false},
+      {"self-attention", 4, 512, 512, 8, 64, true},
+      {"long self-attention", 2, 1024, 1024, 4, 32, false},
+      {"long self-attention", 2, 1024, 1024, 4, 32, true},
+  };
+  for (const Shape4& s : causal_shapes) {
+    Tensor q = randn({s.B, s.Lq, s.H, s.D}, gen), k = randn({s.B, s.Lk, s.H, s.D}, gen), v = randn({s.B, s.Lk, s.H, s.D}, gen);
+    auto run = [&](bool causal) {
+      return [&, causal] {
+        bool grad = s.backward;
+        Tensor qq = grad ? q.detach().requires_grad_(true) : q, kk = grad ? k.detach().requires_grad_(true) : k;
+        Tensor vv = grad ? v.detach().requires_grad_(true) : v;
+        NoGradGuard* ng = grad ? nullptr : new NoGradGuard();
+        Tensor o = flash_attention(qq, kk, vv, Tensor(), 0.125, causal);
+        if (grad) sum(o).backward();
+        delete ng;
+      };
+    };
+    double full = median_ms(run(false)), causal = median_ms(run(true));
+    std::printf("| %s | %lld x %lld x %lld x %lld | %s | %.2f | %.2f | %.2f |\n", s.name, (long long)s.B,
+                (long long)s.Lq, (long long)s.H, (long long)s.D, s.backward ? "fwd+bwd" : "fwd", full, causal,
+                full / causal);
+  }
+
+  // One decode step (a new token per row) against caches of 1024 tokens, and the same queries
+  // recomputed as causal attention over the whole prefix. A step reads the whole cache: GB/s.
+  std::printf("\n| decode step | B x cache x H x D | attention_decode ms | cache GB/s | full causal recompute ms |\n"
+              "|---|---|---|---|---|\n");
+  for (int64_t B : {1, 8}) {
+    const int64_t L = 1024, H = 8, D = 64;
+    KvCache cache(B, H, D, DType::F32, Device::cpu(), L);
+    cache.append(randn({B, L, H, D}, gen), randn({B, L, H, D}, gen));
+    Tensor q1 = randn({B, 1, H, D}, gen), qall = randn({B, L, H, D}, gen);
+    double step = median_ms([&] { cache.attend(q1, 0.125); });
+    double full = median_ms([&] {
+      NoGradGuard ng;
+      flash_attention(qall, cache.keys(), cache.values(), Tensor(), 0.125, true);
+    });
+    std::printf("| 1 new token | %lld x %lld x %lld x %lld | %.3f | %.1f | %.2f |\n", (long long)B, (long long)L,
+                (long long)H, (long long)D, step, 2.0 * double(B * L * H * D) * 4 / (step * 1e6), full);
   }
   return 0;
 }

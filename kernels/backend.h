@@ -36,11 +36,21 @@ struct AdamParams {
 // Padded: q [B, Lq, H, D], k, v [B, Lk, H, D]; key_mask Bool or U8 [B, Lk] (nonzero = real key) or
 // undefined (every key real). Packed (variable length): q [Tq, H, D], k, v [Tk, H, D]; cu_q, cu_k i32 or
 // i64 [B+1] on q's device, nondecreasing from 0 to Tq (Tk): sequence b owns rows cu[b] .. cu[b+1]-1.
+//
+// causal: bottom-right aligned, as FlashAttention >= 2.1. In a sequence of nq queries and nk keys,
+// query i (0-based within the sequence) sees key j iff j <= i + (nk - nq): with nq == nk the usual
+// lower triangle; with nq < nk the queries are the last nq positions of the keys (a decode step);
+// with nq > nk the first nq - nk queries see no key. Padded: nq = Lq and nk = Lk are the tensor
+// sizes, whatever the key mask says, and a key must also be real (key_mask) to be seen: right-padded
+// sequences with Lq == Lk get the usual causal attention on their real prefix. Packed: nq and nk are
+// each sequence's own lengths. A query row that sees no key gives zeros (and lse +inf), as without
+// causal. Kernels skip the key tiles above the diagonal; they do not compute and discard them.
 struct AttentionLayout {
   Tensor key_mask;               // padded only
   Tensor cu_q, cu_k;             // packed only
   int64_t max_q = 0, max_k = 0;  // packed only: the longest query / key sequence (sizes the CUDA grid; trusted)
   double scale = 1.0;            // logits are scale * q.k (ProtST's fusion uses 1)
+  bool causal = false;           // see above
   bool packed() const { return cu_q.defined(); }
 };
 
@@ -192,6 +202,20 @@ class Backend {
   virtual void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias,
                                   const Tensor& targets, const Tensor& stats, const Tensor& gloss, double row_weight,
                                   const Tensor& ghidden, const Tensor& gweight, const Tensor& gbias) = 0;
+
+  // ---- appended: decode-step attention against a key/value cache (inference only, no backward).
+  // q [B, Lnew, H, D]: the queries of the Lnew newest tokens of each batch row; k_cache, v_cache
+  // [B, Lmax, H, D]: the cache in the models' own [batch, position, head, dim] layout, so a padded k/v
+  // of attention_forward is a cache and appending a step copies [B, Lnew, H, D] rows without a
+  // transpose; every key row is D contiguous elements of one head. cache_len i32 or i64 [B] on q's
+  // device: the valid keys of row b (the new tokens' keys already appended), 0 <= cache_len[b] <= Lmax
+  // (checked on the CPU, trusted on a device). Query i of row b sits at position cache_len[b] - Lnew + i
+  // and sees keys j <= cache_len[b] - Lnew + i (causal among the new queries); a query that sees no
+  // key gives zeros. out like q: per row, what attention_forward with causal gives for those Lnew
+  // queries and the first cache_len[b] keys. q, caches, out of one floating dtype, contiguous;
+  // the CUDA kernels split long caches across blocks (partial softmax statistics, then a combine).
+  virtual void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                const Tensor& cache_len, double scale, const Tensor& out) = 0;
 };
 
 Backend& backend_for(Device device);

@@ -130,36 +130,50 @@ bool fused_env() {
 bool fused_kernels(const Device& d) { return d.is_cuda() && fused_env(); }
 bool fused_attention(const Device& d) { return fused_env(); }
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
-  if (!fused_attention(q.device())) return attention_reference(q, k, v, key_mask, scale);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                 bool causal) {
+  if (!fused_attention(q.device())) return attention_reference(q, k, v, key_mask, scale, causal);
   if (autocast_bf16() && q.dtype() == DType::F32)
-    return flash_attention(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), key_mask, scale).to(DType::F32);
-  return flash_attention(q, k, v, key_mask, scale);
+    return flash_attention(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), key_mask, scale, causal)
+        .to(DType::F32);
+  return flash_attention(q, k, v, key_mask, scale, causal);
 }
 
-Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale) {
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                           bool causal) {
   PE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q, k, v must be [B, L, H, D], got ", q.str(),
            ", ", k.str(), ", ", v.str());
   int64_t B = q.size(0), H = q.size(2), Lk = k.size(1);
   PE_CHECK(k.size(0) == B && v.size(0) == B && k.size(2) == H && v.size(2) == H && k.size(3) == q.size(3) &&
                v.size(1) == Lk,
            "attention: mismatched q ", q.str(), ", k ", k.str(), ", v ", v.str());
+  const int64_t Lq = q.size(1);
   Tensor s = matmul(q.permute({0, 2, 1, 3}), k.permute({0, 2, 3, 1}));  // [B, H, Lq, Lk]
   if (scale != 1.0) s = mul(s, scale);
-  Tensor row_valid;
+  // Which keys each query sees, 1/0: m [B, 1, 1, Lk] from the key mask, times [Lq, Lk] with causal.
+  Tensor m;
   if (key_mask.defined()) {
     PE_CHECK((key_mask.shape() == Shape{B, Lk}), "attention: key mask ", key_mask.str(), " is not [", B, ", ", Lk, "]");
-    Tensor m = key_mask.dtype() == q.dtype() ? key_mask : key_mask.to(q.dtype());
-    m = m.to(q.device());
+    m = key_mask.dtype() == q.dtype() ? key_mask : key_mask.to(q.dtype());
+    m = m.to(q.device()).view({B, 1, 1, Lk});
+  }
+  if (causal) {
+    std::vector<double> c(size_t(Lq * Lk));
+    for (int64_t i = 0; i < Lq; ++i)
+      for (int64_t j = 0; j < Lk; ++j) c[size_t(i * Lk + j)] = j <= i + (Lk - Lq) ? 1.0 : 0.0;
+    Tensor cm = Tensor::from_vector(c, {1, 1, Lq, Lk}).to(q.dtype()).to(q.device());
+    m = m.defined() ? mul(m, cm) : cm;
+  }
+  Tensor row_valid;
+  if (m.defined()) {
     // A large finite bias (not -inf) so that a row without any real key stays finite; it is zeroed below.
-    Tensor bias = mul(add(m, -1.0), 1e30).view({B, 1, 1, Lk});
-    s = add(s, bias);
-    row_valid = gt(sum(m, {1}), Tensor::zeros({}, q.dtype(), q.device())).view({B, 1, 1, 1});
+    s = add(s, mul(add(m, -1.0), 1e30));
+    row_valid = gt(sum(m, {3}, true), Tensor::zeros({}, q.dtype(), q.device()));  // [B, 1, Lq or 1, 1]
   }
   Tensor p = softmax(s, -1);
-  Tensor o = matmul(p, v.permute({0, 2, 1, 3})).permute({0, 2, 1, 3});  // [B, Lq, H, D]
+  Tensor o = matmul(p, v.permute({0, 2, 1, 3}));  // [B, H, Lq, D]
   if (row_valid.defined()) o = mul(o, row_valid);
-  return o;
+  return o.permute({0, 2, 1, 3});  // [B, Lq, H, D]
 }
 
 }  // namespace pe

@@ -70,11 +70,17 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
 
 // softmax(scale * q k^T + mask) v for q [B, Lq, H, D], k, v [B, Lk, H, D]; key_mask [B, Lk]
 // (nonzero = real key) or undefined. Query rows with no real key give zeros. Returns [B, Lq, H, D].
-// On the CPU this is the composition of ops (the reference); on CUDA the fused flash-style kernel
-// (autograd/fused.h), in bf16 under AutocastBf16, unless fused kernels are switched off.
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
-// The composition reference, on any device.
-Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale);
+// causal: query i also sees only the keys j <= i + (Lk - Lq) (bottom-right aligned, as
+// AttentionLayout::causal in kernels/backend.h).
+// The fused flash-style kernel (autograd/fused.h), in bf16 under AutocastBf16 on CUDA, unless fused
+// kernels are switched off (PE_FUSED=0): then the composition below.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                 bool causal = false);
+// The composition reference, on any device: matmul, a large negative additive bias at masked keys
+// (the key mask, and with causal the keys above the diagonal), softmax, matmul; rows that see no key
+// are zeroed.
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
+                           bool causal = false);
 
 // Whether models use the fused kernels (attention, InfoNCE, masked cross-entropy) on CUDA.
 // Default on; the environment variable PE_FUSED=0 selects the compositions (for debugging a kernel

@@ -55,6 +55,8 @@ class CpuBackend final : public Backend {
   void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
                           const Tensor& stats, const Tensor& gloss, double row_weight, const Tensor& ghidden,
                           const Tensor& gweight, const Tensor& gbias) override;
+  void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale, const Tensor& out) override;
 };
 
 }  // namespace pe::cpu

@@ -40,6 +40,14 @@ struct Sequences {
   std::vector<int64_t> q0, nq, k0, nk;
   std::vector<uint8_t> mask;  // padded with a key mask: [B, Lk] of 0/1, else empty
   int64_t mask_stride = 0;
+  bool causal = false;
+  // Keys 0 .. key_end(b, i)-1 of sequence b are the ones query i may see (before the key mask):
+  // all of them, or with causal (bottom-right aligned, backend.h) those j <= i + nk - nq.
+  int64_t key_end(int64_t b, int64_t i) const {
+    const int64_t n = nk[size_t(b)];
+    if (!causal) return n;
+    return std::clamp<int64_t>(i + n - nq[size_t(b)] + 1, 0, n);
+  }
 };
 
 std::vector<int64_t> read_cu(const Tensor& cu, int64_t rows, const char* op, const char* what) {
@@ -59,6 +67,7 @@ Sequences attention_sequences(const char* op, const Tensor& q, const Tensor& k, 
   PE_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), op, ": q ", q.str(), ", k ", k.str(), ", v ", v.str(),
            " differ in dtype");
   Sequences s;
+  s.causal = L.causal;
   if (L.packed()) {
     PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
              op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
@@ -106,13 +115,14 @@ bool key_real(const Sequences& s, int64_t b, int64_t j) {
   return s.mask.empty() || s.mask[size_t(b * s.mask_stride + j)] != 0;
 }
 
-// Scaled logits of query row i of (b, h) against every key (-inf for masked keys); returns the max.
+// Scaled logits of query row i of (b, h) against the keys it may see, j < s.key_end(b, i) (-inf for
+// masked keys); returns the max.
 template <typename T>
 T logits_row(const Sequences& s, const T* q, const T* k, int64_t b, int64_t h, int64_t i, double scale, T* row) {
   const int64_t HD = s.H * s.D;
   const T* qi = q + (s.q0[size_t(b)] + i) * HD + h * s.D;
   T mx = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+  for (int64_t j = 0, je = s.key_end(b, i); j < je; ++j) {
     if (!key_real(s, b, j)) {
       row[j] = -std::numeric_limits<T>::infinity();
       continue;
@@ -147,7 +157,7 @@ void attention_forward_impl(const Sequences& s, const T* q, const T* k, const T*
             continue;
           }
           T sum = 0;
-          for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+          for (int64_t j = 0, je = s.key_end(b, i); j < je; ++j) {
             T p = std::exp(row[size_t(j)] - mx);  // exp(-inf) = 0 for masked keys
             if (p == T(0)) continue;
             sum += p;
@@ -183,7 +193,7 @@ void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T
         T* gqi = gq + qrow;
         T delta = 0;
         for (int64_t d = 0; d < s.D; ++d) delta += goi[d] * oi[d];
-        for (int64_t j = 0; j < s.nk[size_t(b)]; ++j) {
+        for (int64_t j = 0, je = s.key_end(b, i); j < je; ++j) {
           if (!key_real(s, b, j)) continue;
           int64_t krow = (s.k0[size_t(b)] + j) * HD + h * s.D;
           const T *kj = k + krow, *vj = v + krow;
@@ -214,7 +224,22 @@ void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T
 // at column h*D): nothing is transposed or copied, and only one [block, Lk] tile per thread exists.
 // Forward tasks are (sequence, head, query block); backward tasks are (sequence, head), whose dK,
 // dV rows no other task writes, summed over the query blocks in order (deterministic).
+// Causal: a query block multiplies only the keys its last row may see (Sequences::key_end), so the
+// key blocks above the diagonal are never touched; inside that range the rows' own horizons are
+// masked with -inf (the diagonal part). About half the work of the non-causal product for nq == nk.
 constexpr int64_t kAttnBlock = 128;
+
+// -inf at the keys of the block's rows i0 .. i0+rows-1 beyond each row's causal horizon; S holds the
+// first kend keys (kend = the last row's horizon).
+template <typename Mat>
+void mask_diagonal(const Sequences& s, int64_t b, int64_t i0, Mat& S) {
+  if (!s.causal) return;
+  const int64_t kend = S.cols();
+  for (int64_t i = 0; i < S.rows(); ++i) {
+    const int64_t e = s.key_end(b, i0 + i);
+    if (e < kend) S.row(i).tail(kend - e).setConstant(-std::numeric_limits<typename Mat::Scalar>::infinity());
+  }
+}
 
 template <typename T>
 struct AttnMaps {
@@ -257,7 +282,7 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
 #pragma omp for schedule(dynamic)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& tk = tasks[t];
-      const int64_t nk = s.nk[size_t(tk.b)];
+      const int64_t nk = s.key_end(tk.b, tk.i0 + tk.n - 1);  // the keys any row of the block sees
       const int64_t qrow = s.q0[size_t(tk.b)] + tk.i0;
       typename M::MMap O(out + qrow * HD + tk.h * D, tk.n, D, Eigen::OuterStride<>(HD));
       T* L = lse + qrow * s.H + tk.h;
@@ -269,10 +294,11 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
       typename M::CMap Q(q + qrow * HD + tk.h * D, tk.n, D, Eigen::OuterStride<>(HD));
       typename M::CMap K(k + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
       typename M::CMap V(v + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
+      const std::vector<T>& bias = biases[size_t(tk.b)];
       S.resize(tk.n, nk);
       S.noalias() = T(scale) * (Q * K.transpose());
-      const std::vector<T>& bias = biases[size_t(tk.b)];
       if (!bias.empty()) S.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
+      mask_diagonal(s, tk.b, tk.i0, S);
       for (int64_t i = 0; i < tk.n; ++i) {
         T mx = S.row(i).maxCoeff();
         if (mx == -inf) {  // no real key: zeros, lse +inf
@@ -318,26 +344,30 @@ void attention_backward_blocked(const Sequences& s, const T* q, const T* k, cons
           typename M::CMap O(out + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
           typename M::CMap dO(gout + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
           typename M::MMap dQ(gq + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
-          if (nk == 0) {
+          const int64_t ke = s.key_end(b, i0 + n - 1);  // the keys any row of the block sees
+          if (ke == 0) {
             dQ.setZero();
             continue;
           }
+          auto Kb = K.topRows(ke);
+          auto Vb = V.topRows(ke);
           const T* L = lse + qrow * s.H + h;
-          P.resize(n, nk);
-          P.noalias() = sc * (Q * K.transpose());
-          if (!bias.empty()) P.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
+          P.resize(n, ke);
+          P.noalias() = sc * (Q * Kb.transpose());
+          if (!bias.empty()) P.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), ke);
+          mask_diagonal(s, b, i0, P);
           for (int64_t i = 0; i < n; ++i) {
             T li = L[i * s.H];
             if (li == inf) P.row(i).setZero();  // no real key: no gradient
             else P.row(i) = (P.row(i).array() - li).exp().matrix();
           }
-          dV.noalias() += P.transpose() * dO;
-          dP.resize(n, nk);
-          dP.noalias() = dO * V.transpose();
+          dV.topRows(ke).noalias() += P.transpose() * dO;
+          dP.resize(n, ke);
+          dP.noalias() = dO * Vb.transpose();
           delta = (dO.array() * O.array()).rowwise().sum().matrix();
           dP = (P.array() * (dP.array().colwise() - delta.array())).matrix();  // dS
-          dQ.noalias() = sc * (dP * K);
-          dK.noalias() += sc * (dP.transpose() * Q);
+          dQ.noalias() = sc * (dP * Kb);
+          dK.topRows(ke).noalias() += sc * (dP.transpose() * Q);
         }
       }
   }
@@ -607,6 +637,48 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
     auto run = use_simple_attention() ? attention_backward_impl<T> : attention_backward_blocked<T>;
     run(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), gout.data<T>(), layout.scale,
         gq.data<T>(), gk.data<T>(), gv.data<T>());
+  });
+}
+
+// The decode step is causal attention of each row's Lnew queries over the first cache_len[b] keys of
+// its cache: the same engine on sequences (q rows b*Lnew .., cache rows b*Lmax ..), lse discarded.
+void CpuBackend::attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                  const Tensor& cache_len, double scale, const Tensor& out) {
+  const char* op = "attention_decode";
+  for (const Tensor* t : {&q, &k_cache, &v_cache}) check_cpu(op, "q/k/v", *t);
+  PE_CHECK(q.dtype() == k_cache.dtype() && q.dtype() == v_cache.dtype(), op, ": q ", q.str(), ", k ", k_cache.str(),
+           ", v ", v_cache.str(), " differ in dtype");
+  PE_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.size(0) == q.size(0) &&
+               k_cache.size(2) == q.size(2) && k_cache.size(3) == q.size(3),
+           op, ": q [B, Lnew, H, D], caches [B, Lmax, H, D] expected, got ", q.str(), ", ", k_cache.str(), ", ",
+           v_cache.str());
+  check_cpu(op, "output", out);
+  PE_CHECK(out.shape() == q.shape() && out.dtype() == q.dtype(), op, ": output ", out.str(), " does not match q ",
+           q.str());
+  check_cpu(op, "cache lengths", cache_len);
+  const int64_t B = q.size(0), Lnew = q.size(1), Lmax = k_cache.size(1);
+  PE_CHECK((cache_len.dtype() == DType::I32 || cache_len.dtype() == DType::I64) && cache_len.shape() == Shape{B}, op,
+           ": cache lengths must be i32 or i64 [", B, "], got ", cache_len.str());
+  std::vector<int64_t> len = cache_len.to_int_vector();
+  Sequences s;
+  s.B = B;
+  s.H = q.size(2);
+  s.D = q.size(3);
+  s.causal = true;
+  for (int64_t b = 0; b < B; ++b) {
+    PE_CHECK(len[size_t(b)] >= 0 && len[size_t(b)] <= Lmax, op, ": cache length ", len[size_t(b)], " of row ", b,
+             " outside [0, ", Lmax, "]");
+    s.q0.push_back(b * Lnew);
+    s.nq.push_back(Lnew);
+    s.k0.push_back(b * Lmax);
+    s.nk.push_back(len[size_t(b)]);
+  }
+  if (q.numel() == 0) return;
+  Tensor lse = Tensor::empty({B, Lnew, s.H}, acc_dtype(q.dtype()));
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    auto run = use_simple_attention() ? attention_forward_impl<T> : attention_forward_blocked<T>;
+    run(s, q.data<T>(), k_cache.data<T>(), v_cache.data<T>(), scale, out.data<T>(), lse.data<T>());
   });
 }
 

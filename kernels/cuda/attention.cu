@@ -19,6 +19,7 @@
 //           in shared memory (V^T in the forward, Q^T, dO^T, K^T in the backward), so every fragment
 //           is one aligned 32-bit shared load; rows are padded by 8 elements against bank conflicts.
 // PE_FUSED_SIMPLE=1 in the environment forces the simple kernels (the tests compare both).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -48,6 +49,7 @@ struct SeqInfo {
   int64_t Lq = 0, Lk = 0;
   const uint8_t* mask = nullptr;  // [B, Lk]
   int H = 0, D = 0;
+  bool causal = false;  // AttentionLayout::causal: query i of a sequence sees keys j <= i + nk - nq
 
   __device__ __forceinline__ int64_t cu(const void* p, int64_t i) const {
     return cu64 ? static_cast<const int64_t*>(p)[i] : int64_t(static_cast<const int32_t*>(p)[i]);
@@ -66,14 +68,29 @@ struct SeqInfo {
     }
   }
   __device__ __forceinline__ bool key_real(int64_t b, int64_t j) const { return !mask || mask[b * Lk + j] != 0; }
+  // Keys 0 .. key_end-1 are those query i may see (before the key mask); loops stop there, so the
+  // keys above the diagonal are never read.
+  __device__ __forceinline__ int64_t key_end(int64_t i, int64_t nq, int64_t nk) const {
+    if (!causal) return nk;
+    const int64_t e = i + nk - nq + 1;
+    return e < 0 ? 0 : (e > nk ? nk : e);
+  }
+  // The first query that may see key j (queries before it are skipped).
+  __device__ __forceinline__ int64_t query_begin(int64_t j, int64_t nq, int64_t nk) const {
+    if (!causal) return 0;
+    const int64_t i = j - (nk - nq);
+    return i < 0 ? 0 : i;
+  }
 };
 
 // ================================================================== simple kernels
 constexpr int kLanes = kMaxHeadDim / 32;  // head-dim elements per lane
 
-// A warp per query row: grid (ceil(max_q / 4), H, B), 128 threads.
+// A warp per query row: grid (ceil(max_q / 4), H, B), 128 threads. The minimum of 4 CTAs per
+// multiprocessor gives ptxas a budget of 128 registers: without it, it holds the f64 instance to 64
+// and spills once the key loop's bound is the causal horizon.
 template <typename T>
-__global__ void __launch_bounds__(128)
+__global__ void __launch_bounds__(128, 4)
     attn_fwd_simple(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
                     acc_t<T>* __restrict__ lse, SeqInfo s, double scale) {
   using A = acc_t<T>;
@@ -93,7 +110,7 @@ __global__ void __launch_bounds__(128)
     o[r] = 0;
   }
   A m = -std::numeric_limits<A>::infinity(), l = 0;
-  for (int64_t j = 0; j < nk; ++j) {
+  for (int64_t j = 0, je = s.key_end(i, nq, nk); j < je; ++j) {
     if (!s.key_real(b, j)) continue;
     const T* kj = k + (k0 + j) * HD + off;
     const T* vj = v + (k0 + j) * HD + off;
@@ -165,7 +182,7 @@ __global__ void __launch_bounds__(128)
   }
   const A li = lse[(q0 + i) * s.H + h], di = delta[(q0 + i) * s.H + h];
   if (li != std::numeric_limits<A>::infinity()) {
-    for (int64_t j = 0; j < nk; ++j) {
+    for (int64_t j = 0, je = s.key_end(i, nq, nk); j < je; ++j) {
       if (!s.key_real(b, j)) continue;
       const T* kj = k + (k0 + j) * HD + off;
       const T* vj = v + (k0 + j) * HD + off;
@@ -219,7 +236,7 @@ __global__ void __launch_bounds__(128)
     dk[r] = dv[r] = 0;
   }
   if (s.key_real(b, j)) {
-    for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t i = s.query_begin(j, nq, nk); i < nq; ++i) {
       const A li = lse[(q0 + i) * s.H + h];
       if (li == std::numeric_limits<A>::infinity()) continue;
       const A di = delta[(q0 + i) * s.H + h];
@@ -337,13 +354,26 @@ __global__ void __launch_bounds__(128)
   for (int dt = 0; dt < DP / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g and g+8 of this warp's strip, log2 units
 
-  for (int64_t j0 = 0; j0 < nk; j0 += BC) {
+  // Causal: the loop stops at the last row's horizon, so the tiles above the diagonal are never
+  // loaded; only the diagonal tiles mask, per element.
+  const int64_t kend = s.key_end((i0 + BR < nq ? i0 + BR : nq) - 1, nq, nk);
+  const int64_t shift = nk - nq;  // query i sees keys j <= i + shift
+  for (int64_t j0 = 0; j0 < kend; j0 += BC) {
     __syncthreads();  // the previous tile is no longer read
     load_tile<BC, DP>(Ks, k + off, k0 + j0, nk - j0, HD, s.D);
     load_tile_t<BC, DP>(Vt, v + off, k0 + j0, nk - j0, HD, s.D);
     for (int j = threadIdx.x; j < BC; j += blockDim.x)
       kbias[j] = (j0 + j < nk && s.key_real(b, j0 + j)) ? 0.f : -INFINITY;
     __syncthreads();
+    // A diagonal tile: some key of it lies past the first row's horizon. Row r of this thread sees
+    // the tile's columns c <= lim[r].
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int lim[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t x = i0 + warp * 16 + g + 8 * r + shift - j0;
+      lim[r] = x < -1 ? -1 : (x > BC ? BC : int(x));
+    }
 
     float sc[BC / 8][4];
 #pragma unroll
@@ -362,7 +392,9 @@ __global__ void __launch_bounds__(128)
     for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = sc[nt][e] * scale_log2 + kbias[nt * 8 + 2 * t + (e & 1)];
+        const int c = nt * 8 + 2 * t + (e & 1);
+        float x = sc[nt][e] * scale_log2 + kbias[c];
+        if (diag && c > lim[e >> 1]) x = -INFINITY;
         sc[nt][e] = x;
         mx[e >> 1] = fmaxf(mx[e >> 1], x);
       }
@@ -468,7 +500,10 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[dt][e] = dv[dt][e] = 0.f;
 
-  for (int64_t i0 = 0; i0 < nq; i0 += BR) {
+  // Causal: the query loop starts at the first query that sees key j0 (the tiles before it are above
+  // the diagonal); only the diagonal tiles mask, per element.
+  const int64_t shift = nk - nq;  // query i sees keys j <= i + shift
+  for (int64_t i0 = s.query_begin(j0, nq, nk); i0 < nq; i0 += BR) {
     __syncthreads();
     load_tile<BR, DP>(Qs, q + off, q0 + i0, nq - i0, HD, s.D);
     load_tile<BR, DP>(Gs, gout + off, q0 + i0, nq - i0, HD, s.D);
@@ -480,6 +515,13 @@ __global__ void __launch_bounds__(128)
       del_s[i] = in ? delta[(q0 + i0 + i) * s.H + h] : 0.f;
     }
     __syncthreads();
+    // A diagonal tile: key row jr (tile-relative) and query column qc are masked when jr - qc > dd.
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int dd;
+    {
+      const int64_t x = i0 + shift - j0;
+      dd = x < -BR ? -BR : (x > BC ? BC : int(x));
+    }
 
     // S^T = K Q^T for this warp's 16 keys against BR queries; P^T = exp(S^T * scale - lse).
     float st[BR / 8][4], dpt[BR / 8][4];
@@ -506,7 +548,8 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         int qc = nt * 8 + 2 * t + (e & 1);
-        float p = kreal[e >> 1] ? exp2f(st[nt][e] * scale_log2 - lse_s[qc]) : 0.f;
+        bool seen = kreal[e >> 1] && !(diag && warp * 16 + g + 8 * (e >> 1) - qc > dd);
+        float p = seen ? exp2f(st[nt][e] * scale_log2 - lse_s[qc]) : 0.f;
         st[nt][e] = p;
         dpt[nt][e] = p * (dpt[nt][e] - del_s[qc]);  // dS^T
       }
@@ -587,7 +630,10 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
   for (int dt = 0; dt < DP / 8; ++dt) dq[dt][0] = dq[dt][1] = dq[dt][2] = dq[dt][3] = 0.f;
 
-  for (int64_t j0 = 0; j0 < nk; j0 += BC) {
+  // Causal: as in the forward, the key loop stops at the last row's horizon and only diagonal tiles mask.
+  const int64_t kend = s.key_end((i0 + BR < nq ? i0 + BR : nq) - 1, nq, nk);
+  const int64_t shift = nk - nq;
+  for (int64_t j0 = 0; j0 < kend; j0 += BC) {
     __syncthreads();
     load_tile<BC, DP>(Ks, k + off, k0 + j0, nk - j0, HD, s.D);
     load_tile<BC, DP>(Vs, v + off, k0 + j0, nk - j0, HD, s.D);
@@ -595,6 +641,13 @@ __global__ void __launch_bounds__(128)
     for (int j = threadIdx.x; j < BC; j += blockDim.x)
       kbias[j] = (j0 + j < nk && s.key_real(b, j0 + j)) ? 0.f : -INFINITY;
     __syncthreads();
+    const bool diag = s.causal && j0 + BC - 1 > i0 + shift;
+    int lim[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t x = i0 + warp * 16 + g + 8 * r + shift - j0;
+      lim[r] = x < -1 ? -1 : (x > BC ? BC : int(x));
+    }
 
     float sc[BC / 8][4], dp[BC / 8][4];
 #pragma unroll
@@ -619,8 +672,8 @@ __global__ void __launch_bounds__(128)
     for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        int r = e >> 1;
-        float p = exp2f(sc[nt][e] * scale_log2 + kbias[nt * 8 + 2 * t + (e & 1)] - lse2[r]);
+        int r = e >> 1, c = nt * 8 + 2 * t + (e & 1);
+        float p = diag && c > lim[r] ? 0.f : exp2f(sc[nt][e] * scale_log2 + kbias[c] - lse2[r]);
         dp[nt][e] = p * (dp[nt][e] - del[r]);  // dS
       }
       // dQ += dS K (scale applied at the end).
@@ -650,6 +703,142 @@ __global__ void __launch_bounds__(128)
   }
 }
 
+// ================================================================== decode step (flash-decoding)
+// q [B, Lnew, H, D] against caches [B, Lmax, H, D] holding len = cache_len[b] keys of row b; query i
+// sees keys j < len - Lnew + i + 1 (its horizon). Long caches are cut across CTAs: the keys are split
+// into `splits` chunks of `chunk`, and a CTA takes one chunk for one (row, head, group of up to
+// dec_queries<T>() queries). Its 4 warps walk every 4th key of the chunk, up to the group's last horizon (lanes over D,
+// one key at a time as in the simple kernels), each keeping an online softmax per query; the warps
+// are merged in shared memory and the CTA writes (max, sum, unnormalised output) per (query row,
+// head, split). attn_decode_combine merges the splits of each (query row, head) in split order
+// (deterministic) and normalises. A chunk past a row's length writes (-inf, 0, 0).
+constexpr int kDecMinChunk = 64;  // a split takes at least this many keys
+// Queries of one CTA: their accumulators live in registers (f64: 2, which fits 128 registers).
+template <typename T>
+constexpr int dec_queries() { return sizeof(acc_t<T>) == 8 ? 2 : 4; }
+
+__device__ __forceinline__ int64_t read_len(const void* p, bool is64, int64_t b) {
+  return is64 ? static_cast<const int64_t*>(p)[b] : int64_t(static_cast<const int32_t*>(p)[b]);
+}
+
+// Grid (splits, H, B * qgroups), 128 threads. part_ml [items, splits, 2], part_o [items, splits, D] with
+// items = B * Lnew * H in q's row order.
+template <typename T>
+__global__ void __launch_bounds__(128)
+    attn_decode_split(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                      const void* __restrict__ cache_len, bool len64, acc_t<T>* __restrict__ part_ml,
+                      acc_t<T>* __restrict__ part_o, int64_t Lnew, int64_t Lmax, int H, int D, int64_t chunk,
+                      int splits, int qgroups, double scale) {
+  using A = acc_t<T>;
+  constexpr int kDecQ = dec_queries<T>();
+  __shared__ A sm_m[4][kDecQ], sm_l[4][kDecQ];
+  __shared__ A sm_o[4][kDecQ][kMaxHeadDim];
+  const int split = blockIdx.x, h = blockIdx.y;
+  const int64_t b = blockIdx.z / qgroups, i0 = int64_t(blockIdx.z % qgroups) * kDecQ;
+  const int nqq = int(Lnew - i0 < kDecQ ? Lnew - i0 : kDecQ);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t HD = int64_t(H) * D, len = read_len(cache_len, len64, b);
+  const int64_t hz0 = len - Lnew + i0;  // query i0 + qq sees keys j <= hz0 + qq
+  const int64_t j_begin = int64_t(split) * chunk;
+  int64_t j_end = j_begin + chunk;
+  if (j_end > hz0 + nqq) j_end = hz0 + nqq;  // past the group's last horizon: above the diagonal
+
+  A qv[kDecQ][kLanes], o[kDecQ][kLanes], m[kDecQ], l[kDecQ];
+#pragma unroll
+  for (int qq = 0; qq < kDecQ; ++qq) {
+    const T* qi = q + ((b * Lnew + i0 + qq) * H + h) * D;
+#pragma unroll
+    for (int r = 0; r < kLanes; ++r) {
+      const int d = lane + 32 * r;
+      qv[qq][r] = qq < nqq && d < D ? to_acc(qi[d]) : A(0);
+      o[qq][r] = 0;
+    }
+    m[qq] = -std::numeric_limits<A>::infinity();
+    l[qq] = 0;
+  }
+  for (int64_t j = j_begin + warp; j < j_end; j += 4) {
+    const T* kj = k + (b * Lmax + j) * HD + int64_t(h) * D;
+    const T* vj = v + (b * Lmax + j) * HD + int64_t(h) * D;
+    A kv[kLanes], vv[kLanes];
+#pragma unroll
+    for (int r = 0; r < kLanes; ++r) {
+      const int d = lane + 32 * r;
+      kv[r] = d < D ? to_acc(kj[d]) : A(0);
+      vv[r] = d < D ? to_acc(vj[d]) : A(0);
+    }
+#pragma unroll
+    for (int qq = 0; qq < kDecQ; ++qq) {
+      if (qq >= nqq || j > hz0 + qq) continue;  // uniform over the warp
+      A dot = 0;
+#pragma unroll
+      for (int r = 0; r < kLanes; ++r) dot += qv[qq][r] * kv[r];
+      dot = warp_sum(dot) * A(scale);
+      const A mn = dot > m[qq] ? dot : m[qq];
+      const A corr = m_exp(m[qq] - mn), p = m_exp(dot - mn);
+      l[qq] = l[qq] * corr + p;
+#pragma unroll
+      for (int r = 0; r < kLanes; ++r) o[qq][r] = o[qq][r] * corr + p * vv[r];
+      m[qq] = mn;
+    }
+  }
+#pragma unroll
+  for (int qq = 0; qq < kDecQ; ++qq) {
+    if (lane == 0) {
+      sm_m[warp][qq] = m[qq];
+      sm_l[warp][qq] = l[qq];
+    }
+#pragma unroll
+    for (int r = 0; r < kLanes; ++r) {
+      const int d = lane + 32 * r;
+      if (d < D) sm_o[warp][qq][d] = o[qq][r];
+    }
+  }
+  __syncthreads();
+  for (int x = threadIdx.x; x < nqq * D; x += blockDim.x) {
+    const int qq = x / D, d = x % D;
+    A M = sm_m[0][qq];
+    for (int w = 1; w < 4; ++w) M = sm_m[w][qq] > M ? sm_m[w][qq] : M;
+    A L = 0, O = 0;
+    if (M != -std::numeric_limits<A>::infinity())
+      for (int w = 0; w < 4; ++w) {
+        const A c = m_exp(sm_m[w][qq] - M);  // a warp without keys: exp(-inf) = 0
+        L += sm_l[w][qq] * c;
+        O += sm_o[w][qq][d] * c;
+      }
+    const int64_t at = ((b * Lnew + i0 + qq) * H + h) * splits + split;
+    part_o[at * D + d] = O;
+    if (d == 0) {
+      part_ml[2 * at] = M;
+      part_ml[2 * at + 1] = L;
+    }
+  }
+}
+
+// out row `it` (a (query row, head) pair) from its splits: a warp per item.
+template <typename T>
+__global__ void attn_decode_combine(const acc_t<T>* __restrict__ part_ml, const acc_t<T>* __restrict__ part_o,
+                                    T* __restrict__ out, int64_t items, int D, int splits) {
+  using A = acc_t<T>;
+  const int lane = threadIdx.x & 31;
+  const int64_t step = int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t it = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5); it < items; it += step) {
+    const A* ml = part_ml + it * splits * 2;
+    const A* po = part_o + it * splits * D;
+    A M = -std::numeric_limits<A>::infinity();
+    for (int sp = 0; sp < splits; ++sp) M = ml[2 * sp] > M ? ml[2 * sp] : M;
+    A L = 0;
+    if (M != -std::numeric_limits<A>::infinity())
+      for (int sp = 0; sp < splits; ++sp) L += ml[2 * sp + 1] * m_exp(ml[2 * sp] - M);
+    const A inv = L > A(0) ? A(1) / L : A(0);  // no key seen: zeros
+    for (int d = lane; d < D; d += 32) {
+      A O = 0;
+      if (L > A(0))
+        for (int sp = 0; sp < splits; ++sp) O += po[int64_t(sp) * D + d] * m_exp(ml[2 * sp] - M);
+      out[it * D + d] = from_acc<T>(O * inv);
+    }
+  }
+}
+
 // ================================================================== launchers
 struct Problem {
   SeqInfo s;
@@ -661,6 +850,7 @@ Problem describe(const char* op, const Tensor& q, const Tensor& k, const Tensor&
   PE_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype() && is_floating(q.dtype()), op, ": q ", q.str(), ", k ",
            k.str(), ", v ", v.str(), " must share one floating dtype");
   Problem p;
+  p.s.causal = L.causal;
   if (L.packed()) {
     PE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && k.size(1) == q.size(1) && k.size(2) == q.size(2),
              op, ": packed q [Tq, H, D], k, v [Tk, H, D] expected, got ", q.str(), ", ", k.str(), ", ", v.str());
@@ -774,6 +964,49 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
     dim3 grid(blocks(p.max_q, 4), unsigned(p.s.H), unsigned(p.B));
     attn_fwd_simple<T><<<grid, 128, 0, stream()>>>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
                                                    lse.data<acc_t<T>>(), p.s, layout.scale);
+    PE_CUDA_LAUNCH_CHECK(op);
+  });
+}
+
+void CudaBackend::attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                   const Tensor& cache_len, double scale, const Tensor& out) {
+  const char* op = "attention_decode";
+  for (const Tensor* t : {&q, &k_cache, &v_cache}) check_contiguous(*t, op, "q/k/v");
+  PE_CHECK(q.dtype() == k_cache.dtype() && q.dtype() == v_cache.dtype() && is_floating(q.dtype()), op, ": q ", q.str(),
+           ", k ", k_cache.str(), ", v ", v_cache.str(), " must share one floating dtype");
+  PE_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.size(0) == q.size(0) &&
+               k_cache.size(2) == q.size(2) && k_cache.size(3) == q.size(3),
+           op, ": q [B, Lnew, H, D], caches [B, Lmax, H, D] expected, got ", q.str(), ", ", k_cache.str(), ", ",
+           v_cache.str());
+  check_like(op, out, q, "output");
+  const int64_t B = q.size(0), Lnew = q.size(1), H = q.size(2), D = q.size(3), Lmax = k_cache.size(1);
+  check_contiguous(cache_len, op, "cache lengths");
+  PE_CHECK((cache_len.dtype() == DType::I32 || cache_len.dtype() == DType::I64) && cache_len.shape() == Shape{B}, op,
+           ": cache lengths must be i32 or i64 [", B, "], got ", cache_len.str());
+  PE_CHECK(D >= 1 && D <= kMaxHeadDim, op, ": head dim ", D, " outside [1, ", kMaxHeadDim, "] on the CUDA backend");
+  if (q.numel() == 0) return;
+  const int64_t items = B * Lnew * H;
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const int64_t qgroups = (Lnew + dec_queries<T>() - 1) / dec_queries<T>();
+    PE_CHECK(H <= 65535 && B * qgroups <= 65535, op, ": ", B, " rows x ", Lnew, " queries x ", H,
+             " heads exceed the CUDA grid");
+    // Enough CTAs for about four per multiprocessor, each split of at least kDecMinChunk keys. The
+    // splits are sized by the capacity Lmax (the lengths stay on the device: no synchronisation).
+    const int64_t base = B * H * qgroups, want = (4 * int64_t(sm_count()) + base - 1) / base;
+    const int64_t most = std::max<int64_t>(1, (Lmax + kDecMinChunk - 1) / kDecMinChunk);
+    const int64_t splits = std::max<int64_t>(1, std::min(want, most));
+    const int64_t chunk = (Lmax + splits - 1) / splits;
+    DeviceBuffer ml(size_t(items * splits * 2) * sizeof(A)), po(size_t(items * splits * D) * sizeof(A));
+    dim3 grid(unsigned(splits), unsigned(H), unsigned(B * qgroups));
+    attn_decode_split<T><<<grid, 128, 0, stream()>>>(q.data<T>(), k_cache.data<T>(), v_cache.data<T>(),
+                                                     cache_len.raw_data(), cache_len.dtype() == DType::I64,
+                                                     ml.as<A>(), po.as<A>(), Lnew, Lmax, int(H), int(D), chunk,
+                                                     int(splits), int(qgroups), scale);
+    PE_CUDA_LAUNCH_CHECK(op);
+    attn_decode_combine<T><<<grid_for(items * 32, 128), 128, 0, stream()>>>(ml.as<A>(), po.as<A>(), out.data<T>(),
+                                                                             items, int(D), int(splits));
     PE_CUDA_LAUNCH_CHECK(op);
   });
 }

@@ -70,6 +70,8 @@ class CudaBackend final : public Backend {
   void masked_ce_backward(const Tensor& hidden, const Tensor& weight, const Tensor& bias, const Tensor& targets,
                           const Tensor& stats, const Tensor& gloss, double row_weight, const Tensor& ghidden,
                           const Tensor& gweight, const Tensor& gbias) override;
+  void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
+                        double scale, const Tensor& out) override;
 };
 
 // Implemented in info_nce.cu: the tiled softmax cross-entropy of rows x [R, D] against columns y [C, D]

@@ -13,6 +13,7 @@
 
 #include "autograd/fused.h"
 #include "autograd/gradcheck.h"
+#include "autograd/kv_cache.h"
 #include "losses/losses.h"
 #include "kernels/cpu/cpu_api.h"
 #include "models/layers.h"
@@ -410,5 +411,310 @@ TEST_SUITE("gradcheck") {
       INFO("bias ", with_bias, " ", r.detail, " max abs err ", r.max_abs_err);
       CHECK(r.ok);
     }
+  }
+}
+
+// ------------------------------------------------------------------ causal attention
+TEST_SUITE("unit") {
+  TEST_CASE("causal flash_attention matches the causal attention() composition in float64") {
+    // Lq == Lk, Lq < Lk (the queries are the last positions), Lq > Lk (the first Lq - Lk rows see no
+    // key), key masks, and lengths across the 128-row query blocks of the CPU kernel.
+    const AttnCase cases[] = {
+        {2, 5, 5, 3, 8, 1, false},   {1, 1, 1, 1, 7, 0, true},      {2, 17, 33, 2, 9, 2, true},
+        {2, 40, 13, 2, 16, 1, true}, {1, 300, 300, 2, 24, 2, true}, {2, 130, 257, 1, 32, 0, false},
+        {1, 257, 129, 1, 12, 0, true},
+    };
+    Generator gen(61);
+    for (const AttnCase& c : cases) {
+      INFO("B ", c.B, " Lq ", c.Lq, " Lk ", c.Lk, " H ", c.H, " D ", c.D, " mask ", c.mask);
+      double scale = c.inv_sqrt ? 1.0 / std::sqrt(double(c.D)) : 1.0;
+      double std_ = c.inv_sqrt ? 1.0 : std::pow(double(c.D), -0.25);
+      Tensor q = leaf({c.B, c.Lq, c.H, c.D}, gen, std_), k = leaf({c.B, c.Lk, c.H, c.D}, gen, std_);
+      Tensor v = leaf({c.B, c.Lk, c.H, c.D}, gen);
+      Tensor mask = make_mask(c.mask, c.B, c.Lk, gen);
+      Tensor w = add(rand({c.B, c.Lq, c.H, c.D}, gen, DType::F64), 0.5);
+      Tensor ref = attention_reference(q, k, v, mask, scale, true);
+      sum(mul(ref, w)).backward();
+      std::vector<Tensor> gref = take_grads({q, k, v});
+      Tensor got = flash_attention(q, k, v, mask, scale, true);
+      CHECK(rel_err(got, ref) <= 1e-12);
+      sum(mul(got, w)).backward();
+      grads_equal({q, k, v}, gref, 1e-11);
+      // Not the non-causal result (without prefix masks, which may hide the same keys).
+      if (c.Lk > 1 && c.mask != 2) CHECK(rel_err(flash_attention(q, k, v, mask, scale), got) > 1e-3);
+      if (c.Lq > c.Lk) {  // the first Lq - Lk query rows see no key: zeros, no gradient
+        Tensor none = got.narrow(1, 0, c.Lq - c.Lk);
+        CHECK(sum(abs(none)).item() == 0.0);
+        CHECK(sum(abs(q.grad().narrow(1, 0, c.Lq - c.Lk))).item() == 0.0);
+      }
+      q.zero_grad();
+      k.zero_grad();
+      v.zero_grad();
+    }
+  }
+
+  TEST_CASE("CPU causal attention: the blocked path equals the plain loops in float64 and the reference in float32") {
+    const AttnCase cases[] = {
+        {2, 300, 300, 2, 24, 1, true}, {1, 129, 200, 2, 8, 2, false}, {2, 200, 129, 1, 16, 0, true},
+        {3, 7, 1, 1, 16, 1, true},     {1, 1, 300, 2, 20, 2, true},   {1, 256, 256, 1, 5, 0, true},
+    };
+    Generator gen(62);
+    for (const AttnCase& c : cases) {
+      INFO("B ", c.B, " Lq ", c.Lq, " Lk ", c.Lk, " H ", c.H, " D ", c.D, " mask ", c.mask);
+      double scale = c.inv_sqrt ? 1.0 / std::sqrt(double(c.D)) : 1.0;
+      double std_ = c.inv_sqrt ? 1.0 : std::pow(double(c.D), -0.25);
+      Tensor q = leaf({c.B, c.Lq, c.H, c.D}, gen, std_), k = leaf({c.B, c.Lk, c.H, c.D}, gen, std_);
+      Tensor v = leaf({c.B, c.Lk, c.H, c.D}, gen);
+      Tensor mask = make_mask(c.mask, c.B, c.Lk, gen);
+      Tensor w = add(rand({c.B, c.Lq, c.H, c.D}, gen, DType::F64), 0.5);
+      bool old = cpu::set_simple_attention(true);
+      Tensor simple = flash_attention(q, k, v, mask, scale, true);
+      sum(mul(simple, w)).backward();
+      std::vector<Tensor> gsimple = take_grads({q, k, v});
+      cpu::set_simple_attention(false);
+      Tensor blocked = flash_attention(q, k, v, mask, scale, true);
+      CHECK(rel_err(blocked, simple) <= 1e-13);
+      sum(mul(blocked, w)).backward();
+      double gscale = 1e-30;
+      for (double x : gsimple[2].to_double_vector()) gscale = std::max(gscale, std::abs(x));
+      std::vector<Tensor> ins = {q, k, v};
+      for (size_t i = 0; i < 3; ++i) {
+        INFO("gradient of input ", i);
+        CHECK(rel_err(ins[i].grad(), gsimple[i], gscale) <= 1e-12);
+      }
+      Tensor q32 = q.detach().to(DType::F32).requires_grad_(true), k32 = k.detach().to(DType::F32).requires_grad_(true);
+      Tensor v32 = v.detach().to(DType::F32).requires_grad_(true);
+      Tensor o32 = flash_attention(q32, k32, v32, mask, scale, true);
+      CHECK(rel_err(o32, simple) <= 1e-5);
+      sum(mul(o32, w.to(DType::F32))).backward();
+      std::vector<Tensor> ins32 = {q32, k32, v32};
+      for (size_t i = 0; i < 3; ++i) {
+        INFO("float32 gradient of input ", i);
+        CHECK(rel_err(ins32[i].grad(), gsimple[i], gscale) <= 2e-5);
+      }
+      cpu::set_simple_attention(old);
+    }
+  }
+
+  TEST_CASE("causal flash_attention_varlen equals the padded causal attention") {
+    Generator gen(63);
+    const int64_t H = 2, D = 12;
+    const double scale = 1.0 / std::sqrt(double(D));
+    // Self-attention (nq == nk per sequence): one padded batch with prefix key masks and Lq == Lk
+    // gives every real query the same keys as the packed layout.
+    for (bool simple : {false, true}) {
+      INFO("simple loops ", simple);
+      bool old = cpu::set_simple_attention(simple);
+      const std::vector<int64_t> lens{5, 1, 140, 37};
+      const int64_t B = int64_t(lens.size()), L = 140;
+      Tensor q = leaf({B, L, H, D}, gen), k = leaf({B, L, H, D}, gen), v = leaf({B, L, H, D}, gen);
+      std::vector<double> mask(size_t(B * L)), wq(size_t(B * L));
+      std::vector<int64_t> rows, cu{0};
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t j = 0; j < L; ++j) mask[size_t(b * L + j)] = j < lens[size_t(b)];
+        for (int64_t i = 0; i < lens[size_t(b)]; ++i) {
+          rows.push_back(b * L + i);
+          wq[size_t(b * L + i)] = 1;
+        }
+        cu.push_back(cu.back() + lens[size_t(b)]);
+      }
+      Tensor idx = Tensor::from_vector(rows, {int64_t(rows.size())});
+      auto pack = [&](const Tensor& x) { return index_select(x.reshape({B * L, H, D}), 0, idx); };
+      Tensor w = mul(add(rand({B, L, H, D}, gen, DType::F64), 0.5), Tensor::from_vector(wq, {B, L, 1, 1}));
+      Tensor pad = flash_attention(q, k, v, Tensor::from_vector(mask, {B, L}), scale, true);
+      sum(mul(pad, w)).backward();
+      std::vector<Tensor> gpad = take_grads({q, k, v});
+      Tensor cu_t = Tensor::from_vector(cu, {B + 1});
+      Tensor packed = flash_attention_varlen(pack(q), pack(k), pack(v), cu_t, cu_t, 0, 0, scale, true);
+      CHECK(rel_err(packed, pack(pad.detach())) <= 1e-13);
+      sum(mul(packed, pack(w))).backward();
+      grads_equal({q, k, v}, gpad, 1e-12);
+      cpu::set_simple_attention(old);
+    }
+    // nq != nk: each sequence against the composition on that sequence alone (bottom-right aligned
+    // with its own lengths); a sequence without keys gives zeros.
+    const std::vector<int64_t> nq{5, 1, 12, 0, 3, 140, 200, 2}, nk{7, 3, 1, 4, 0, 200, 140, 2};
+    const int64_t B = int64_t(nq.size());
+    std::vector<int64_t> cq{0}, ck{0};
+    for (int64_t b = 0; b < B; ++b) {
+      cq.push_back(cq.back() + nq[size_t(b)]);
+      ck.push_back(ck.back() + nk[size_t(b)]);
+    }
+    Tensor q = leaf({cq.back(), H, D}, gen), k = leaf({ck.back(), H, D}, gen), v = leaf({ck.back(), H, D}, gen);
+    Tensor out = flash_attention_varlen(q, k, v, Tensor::from_vector(cq, {B + 1}).to(DType::I32),
+                                        Tensor::from_vector(ck, {B + 1}).to(DType::I32), 0, 0, scale, true);
+    for (int64_t b = 0; b < B; ++b) {
+      INFO("sequence ", b, " nq ", nq[size_t(b)], " nk ", nk[size_t(b)]);
+      if (nq[size_t(b)] == 0) continue;
+      Tensor got = out.narrow(0, cq[size_t(b)], nq[size_t(b)]);
+      if (nk[size_t(b)] == 0) {
+        CHECK(sum(abs(got)).item() == 0.0);
+        continue;
+      }
+      auto seq = [&](const Tensor& x, int64_t r0, int64_t n) { return x.detach().narrow(0, r0, n).unsqueeze(0); };
+      Tensor ref = attention_reference(seq(q, cq[size_t(b)], nq[size_t(b)]), seq(k, ck[size_t(b)], nk[size_t(b)]),
+                                       seq(v, ck[size_t(b)], nk[size_t(b)]), Tensor(), scale, true);
+      CHECK(rel_err(got.unsqueeze(0), ref) <= 1e-12);
+    }
+  }
+}
+
+TEST_SUITE("gradcheck") {
+  TEST_CASE("causal flash_attention gradcheck: Lq == Lk, Lq < Lk, Lq > Lk, with a key mask") {
+    Generator gen(71);
+    struct Case {
+      int64_t Lq, Lk;
+      bool mask;
+    };
+    for (const Case& c : {Case{4, 4, false}, Case{3, 5, true}, Case{5, 3, false}, Case{4, 4, true}}) {
+      INFO("Lq ", c.Lq, " Lk ", c.Lk, " mask ", c.mask);
+      std::vector<Tensor> xs{leaf({2, c.Lq, 2, 6}, gen), leaf({2, c.Lk, 2, 6}, gen), leaf({2, c.Lk, 2, 6}, gen)};
+      Tensor mask;
+      if (c.mask) {
+        std::vector<double> m(size_t(2 * c.Lk), 1.0);
+        m[1] = 0;             // row 0: a hole
+        m[size_t(c.Lk)] = 0;  // row 1: its first key masked
+        mask = Tensor::from_vector(m, {2, c.Lk});
+      }
+      for (bool simple : {false, true}) {
+        bool old = cpu::set_simple_attention(simple);
+        auto f = [&](const std::vector<Tensor>& x) { return flash_attention(x[0], x[1], x[2], mask, 0.6, true); };
+        GradcheckResult r = gradcheck(f, xs);
+        INFO("simple loops ", simple, " ", r.detail, " max abs err ", r.max_abs_err);
+        CHECK(r.ok);
+        cpu::set_simple_attention(old);
+      }
+    }
+  }
+
+  TEST_CASE("causal flash_attention_varlen gradcheck") {
+    Generator gen(72);
+    std::vector<Tensor> xs{leaf({9, 2, 6}, gen), leaf({8, 2, 6}, gen), leaf({8, 2, 6}, gen)};
+    Tensor cu_q = Tensor::from_vector(std::vector<int32_t>{0, 1, 5, 9}, {4});  // nq 1, 4, 4
+    Tensor cu_k = Tensor::from_vector(std::vector<int32_t>{0, 3, 5, 8}, {4});  // nk 3, 2, 3
+    auto f = [&](const std::vector<Tensor>& x) {
+      return flash_attention_varlen(x[0], x[1], x[2], cu_q, cu_k, 0, 0, 0.7, true);
+    };
+    GradcheckResult r = gradcheck(f, xs);
+    INFO(r.detail, " max abs err ", r.max_abs_err);
+    CHECK(r.ok);
+  }
+}
+
+// ------------------------------------------------------------------ the decode step with a KV cache
+namespace {
+
+// Rows positions[b] .. positions[b]+n-1 of sequence b of x [B, T, H, D] (host f64 data) as [B, n, H, D].
+Tensor rows_at(const Tensor& x, const std::vector<int64_t>& positions, int64_t n) {
+  const int64_t B = x.size(0), H = x.size(2), D = x.size(3);
+  std::vector<Tensor> parts;
+  for (int64_t b = 0; b < B; ++b) parts.push_back(x.select(0, b).narrow(0, positions[size_t(b)], n).contiguous());
+  std::vector<double> all;
+  for (const Tensor& p : parts) {
+    std::vector<double> v = p.to_double_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return Tensor::from_vector(all, {B, n, H, D});
+}
+
+// What a decode step must give for row b: causal attention over the row's first `len` tokens
+// (the composition reference on one sequence), its last n query rows: [1, n, H, D].
+Tensor full_causal_tail(const Tensor& q, const Tensor& k, const Tensor& v, int64_t b, int64_t len, int64_t n,
+                        double scale) {
+  auto seq = [&](const Tensor& x) { return x.narrow(0, b, 1).narrow(1, 0, len); };
+  return attention_reference(seq(q), seq(k), seq(v), Tensor(), scale, true).narrow(1, len - n, n);
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+  TEST_CASE("KV-cache decoding equals causal attention recomputed over the whole prefix at every step") {
+    // Three rows with prompts of different lengths share one batched cache (capacity 4 at first, so
+    // it grows during the prefill and again during the steps); then single-token steps and one step
+    // of three tokens. Every step's output is compared row by row with causal attention over the
+    // row's whole prefix (the composition reference).
+    const int64_t B = 3, H = 2, D = 13, T = 24;
+    const std::vector<int64_t> prompt{5, 1, 9};
+    const double scale = 1.0 / std::sqrt(double(D));
+    Generator gen(64);
+    Tensor Q = randn({B, T, H, D}, gen, DType::F64), K = randn({B, T, H, D}, gen, DType::F64);
+    Tensor V = randn({B, T, H, D}, gen, DType::F64);
+    struct Mode {
+      DType dt;
+      bool simple;
+      double tol;
+    };
+    for (const Mode& mode : {Mode{DType::F64, false, 1e-12}, Mode{DType::F64, true, 1e-12},
+                             Mode{DType::F32, false, 1e-5}, Mode{DType::F32, true, 1e-5}}) {
+      INFO("dtype ", std::string(dtype_name(mode.dt)), " simple loops ", mode.simple);
+      bool old = cpu::set_simple_attention(mode.simple);
+      KvCache cache(B, H, D, mode.dt, Device::cpu(), 4);
+      const int64_t P = *std::max_element(prompt.begin(), prompt.end());
+      std::vector<int64_t> zero(size_t(B), 0);
+      cache.append(rows_at(K, zero, P).to(mode.dt), rows_at(V, zero, P).to(mode.dt), prompt);
+      CHECK(cache.lengths() == prompt);
+      CHECK(cache.capacity() == 9);  // max(2 * 4, 9)
+      int64_t grown = 0, last_cap = cache.capacity();
+      for (int step = 0; step < 12; ++step) {
+        const int64_t n = step == 6 ? 3 : 1;
+        std::vector<int64_t> pos = cache.lengths();
+        cache.append(rows_at(K, pos, n).to(mode.dt), rows_at(V, pos, n).to(mode.dt));
+        if (cache.capacity() != last_cap) {
+          CHECK(cache.capacity() == 2 * last_cap);
+          last_cap = cache.capacity();
+          ++grown;
+        }
+        Tensor got = cache.attend(rows_at(Q, pos, n).to(mode.dt), scale);
+        CHECK(got.dtype() == mode.dt);
+        for (int64_t b = 0; b < B; ++b) {
+          INFO("step ", step, " row ", b, " length ", cache.length(b));
+          CHECK(cache.length(b) == pos[size_t(b)] + n);
+          Tensor ref = full_causal_tail(Q, K, V, b, cache.length(b), n, scale);
+          CHECK(rel_err(got.narrow(0, b, 1), ref) <= mode.tol);
+        }
+      }
+      CHECK(grown >= 1);
+      // Rows that added nothing keep their length; clear() empties every row.
+      std::vector<int64_t> before = cache.lengths();
+      cache.append(rows_at(K, zero, 1), rows_at(V, zero, 1), {0, 1, 0});
+      CHECK(cache.length(0) == before[0]);
+      CHECK(cache.length(1) == before[1] + 1);
+      cache.clear();
+      CHECK(cache.lengths() == std::vector<int64_t>(size_t(B), 0));
+      cpu::set_simple_attention(old);
+    }
+  }
+
+  TEST_CASE("attention_decode: lengths below the step, empty rows, and bad arguments") {
+    Generator gen(65);
+    const int64_t B = 3, Lnew = 3, Lmax = 6, H = 2, D = 5;
+    Tensor q = randn({B, Lnew, H, D}, gen, DType::F64), k = randn({B, Lmax, H, D}, gen, DType::F64);
+    Tensor v = randn({B, Lmax, H, D}, gen, DType::F64);
+    // Row 0: 6 keys; row 1: 2 keys, so its first query sees none; row 2: none at all.
+    Tensor len = Tensor::from_vector(std::vector<int32_t>{6, 2, 0}, {B});
+    Tensor out = attention_decode(q, k, v, len, 0.5);
+    // Row 0's queries are positions 3, 4, 5 of a 6-token causal attention.
+    Tensor ref0 = attention_reference(q.narrow(0, 0, 1), k.narrow(0, 0, 1), v.narrow(0, 0, 1), Tensor(), 0.5, true);
+    CHECK(rel_err(out.narrow(0, 0, 1), ref0) <= 1e-12);  // Lq = 3 < Lk = 6: bottom-right aligned
+    Tensor ref1 = attention_reference(q.narrow(0, 1, 1), k.narrow(0, 1, 1).narrow(1, 0, 2),
+                                      v.narrow(0, 1, 1).narrow(1, 0, 2), Tensor(), 0.5, true);
+    CHECK(rel_err(out.narrow(0, 1, 1), ref1) <= 1e-12);  // Lq = 3 > Lk = 2: query 0 sees no key
+    CHECK(sum(abs(out.narrow(0, 1, 1).narrow(1, 0, 1))).item() == 0.0);
+    CHECK(sum(abs(out.narrow(0, 2, 1))).item() == 0.0);
+    // The same through attention_forward with causal on the whole cache of row 0.
+    AttentionLayout L;
+    L.scale = 0.5;
+    L.causal = true;
+    Tensor o = Tensor::empty({1, Lnew, H, D}, DType::F64), lse = Tensor::empty({1, Lnew, H}, DType::F64);
+    cpu_backend().attention_forward(q.narrow(0, 0, 1).contiguous(), k.narrow(0, 0, 1).contiguous(),
+                                    v.narrow(0, 0, 1).contiguous(), L, o, lse);
+    CHECK(rel_err(out.narrow(0, 0, 1), o) <= 1e-13);
+    CHECK_THROWS_AS(attention_decode(q, k, v, Tensor::from_vector(std::vector<int32_t>{7, 0, 0}, {B}), 1.0), Error);
+    CHECK_THROWS_AS(attention_decode(q, k, v, Tensor::from_vector(std::vector<int32_t>{1, 1}, {2}), 1.0), Error);
+    CHECK_THROWS_AS(attention_decode(q, k.narrow(3, 0, 4).contiguous(), v, len, 1.0), Error);
+    KvCache cache(B, H, D, DType::F64, Device::cpu(), 2);
+    CHECK_THROWS_AS(cache.append(k.narrow(2, 0, 1), v.narrow(2, 0, 1)), Error);            // wrong heads
+    CHECK_THROWS_AS(cache.append(k, v, std::vector<int64_t>{1, 7, 0}), Error);             // count > Lnew
+    CHECK_THROWS_AS(cache.append(k, v, std::vector<int64_t>{1, 1}), Error);                // counts for 2 rows
   }
 }

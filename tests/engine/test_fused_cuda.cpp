@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "autograd/fused.h"
+#include "autograd/kv_cache.h"
 
 using namespace pe;
 using pe::testing::rel_err;
@@ -430,6 +431,205 @@ TEST_SUITE("cuda") {
         CHECK(rel_err(got[0], ref[0]) <= (dt == DType::F32 ? 1e-5 : 1e-2));
         for (size_t i = 1; i < ref.size(); ++i) CHECK(rel_err(got[i], ref[i]) <= tol);
       }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ causal attention
+TEST_SUITE("cuda") {
+  TEST_CASE("causal attention on CUDA matches the float64 CPU reference (padded)") {
+    if (skip_without_cuda()) return;
+    // Lq == Lk, Lq < Lk (bottom-right aligned), Lq > Lk (leading rows see no key), lengths off the
+    // 64-row tiles, key masks, odd D on the simple kernels (bf16 with D % 8 != 0 falls back to them).
+    const AttnCase cases[] = {
+        {2, 5, 5, 3, 8, 1, false},      {1, 1, 1, 1, 24, 0, true},    {3, 17, 33, 2, 32, 1, true},
+        {2, 70, 40, 2, 64, 2, true},    {2, 64, 64, 2, 64, 0, false}, {1, 130, 130, 2, 128, 2, true},
+        {2, 100, 77, 4, 40, 1, true},   {1, 200, 200, 1, 96, 0, true}, {2, 33, 45, 1, 7, 1, true},
+        {1, 1024, 1024, 1, 64, 2, true}, {1, 3, 300, 2, 16, 0, true},
+    };
+    uint64_t seed = 500;
+    for (const AttnCase& c : cases) {
+      if (!run_case(c.Lq * c.Lk)) {
+        ++seed;
+        continue;
+      }
+      Generator mg(seed);
+      AttentionLayout lc, lg;
+      lc.scale = lg.scale = c.inv_sqrt ? 1.0 / std::sqrt(double(c.D)) : 1.0;
+      lc.causal = lg.causal = true;
+      if (c.mask) {
+        std::vector<uint8_t> m = make_mask(c.mask, c.B, c.Lk, mg);
+        lc.key_mask = mask_tensor(m, {c.B, c.Lk}, Device::cpu());
+        lg.key_mask = mask_tensor(m, {c.B, c.Lk}, kCuda);
+      }
+      std::string label = "causal B " + std::to_string(c.B) + " Lq " + std::to_string(c.Lq) + " Lk " +
+                          std::to_string(c.Lk) + " H " + std::to_string(c.H) + " D " + std::to_string(c.D) + " mask " +
+                          std::to_string(c.mask);
+      check_attention({c.B, c.Lq, c.H, c.D}, {c.B, c.Lk, c.H, c.D}, lc, lg, seed++, label);
+    }
+  }
+
+  TEST_CASE("causal attention on CUDA matches the float64 CPU reference (packed varlen)") {
+    if (skip_without_cuda()) return;
+    struct Lens {
+      std::vector<int64_t> q, k;
+      int64_t H, D;
+      bool i64;
+    };
+    const Lens sets[] = {{{5, 1, 12}, {7, 3, 1}, 2, 24, false},
+                         {{40, 9, 17, 2}, {33, 40, 1, 8}, 2, 64, true},
+                         {{300, 65, 1}, {300, 65, 1}, 1, 32, false},
+                         {{3, 0, 70, 129}, {0, 5, 129, 70}, 2, 128, true}};
+    uint64_t seed = 600;
+    for (const Lens& ls : sets) {
+      int64_t work = 0;
+      for (size_t b = 0; b < ls.q.size(); ++b) work += ls.q[b] * ls.k[b];
+      if (!run_case(work)) {
+        ++seed;
+        continue;
+      }
+      std::vector<int64_t> cq{0}, ck{0};
+      for (size_t b = 0; b < ls.q.size(); ++b) {
+        cq.push_back(cq.back() + ls.q[b]);
+        ck.push_back(ck.back() + ls.k[b]);
+      }
+      int64_t B = int64_t(ls.q.size());
+      AttentionLayout lc, lg;
+      lc.scale = lg.scale = 1.0 / std::sqrt(double(ls.D));
+      lc.causal = lg.causal = true;
+      lc.cu_q = Tensor::from_vector(cq, {B + 1});
+      lc.cu_k = Tensor::from_vector(ck, {B + 1});
+      if (!ls.i64) {
+        lc.cu_q = lc.cu_q.to(DType::I32);
+        lc.cu_k = lc.cu_k.to(DType::I32);
+      }
+      lg.cu_q = lc.cu_q.to(kCuda);
+      lg.cu_k = lc.cu_k.to(kCuda);
+      lg.max_q = *std::max_element(ls.q.begin(), ls.q.end());
+      lg.max_k = *std::max_element(ls.k.begin(), ls.k.end());
+      std::string label = "causal packed B " + std::to_string(B) + " D " + std::to_string(ls.D);
+      check_attention({cq.back(), ls.H, ls.D}, {ck.back(), ls.H, ls.D}, lc, lg, seed++, label);
+    }
+  }
+
+  TEST_CASE("causal flash_attention op on CUDA matches the CPU op") {
+    if (skip_without_cuda()) return;
+    for (DType dt : {DType::F32, DType::BF16}) {
+      INFO("dtype ", std::string(dtype_name(dt)));
+      double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+      Generator gen(700);
+      Tensor q = randn({2, 37, 2, 32}, gen, DType::F64), k = randn({2, 37, 2, 32}, gen, DType::F64);
+      Tensor v = randn({2, 37, 2, 32}, gen, DType::F64), w = randn({2, 37, 2, 32}, gen, DType::F64);
+      std::vector<double> m(2 * 37, 1.0);
+      for (int j = 20; j < 37; ++j) m[size_t(37 + j)] = 0.0;  // row 1: a 20-token prefix
+      Tensor mask = Tensor::from_vector(m, {2, 37});
+      auto run = [&](Device dev, DType t) {
+        std::vector<Tensor> xs;
+        for (const Tensor& x : {q, k, v}) {
+          Tensor y = x.to(dt).to(t).to(dev);
+          y.requires_grad_(true);
+          xs.push_back(y);
+        }
+        Tensor out = flash_attention(xs[0], xs[1], xs[2], mask.to(t).to(dev), 0.25, true);
+        sum(mul(out, w.to(dt).to(t).to(dev))).backward();
+        return std::vector<Tensor>{out, xs[0].grad(), xs[1].grad(), xs[2].grad()};
+      };
+      std::vector<Tensor> ref = run(Device::cpu(), DType::F64), got = run(kCuda, dt);
+      CHECK(rel_err(got[0], ref[0]) <= (dt == DType::F32 ? 1e-5 : 1e-2));
+      for (int i = 1; i < 4; ++i) CHECK(rel_err(got[size_t(i)], ref[size_t(i)]) <= tol);
+      Tensor cu = Tensor::from_vector(std::vector<int32_t>{0, 30, 37}, {3});
+      Tensor qp = q.reshape({-1, 2, 32}).narrow(0, 0, 37), kp = k.reshape({-1, 2, 32}).narrow(0, 0, 37);
+      Tensor vp = v.reshape({-1, 2, 32}).narrow(0, 0, 37);
+      Tensor ref_out = flash_attention_varlen(qp, kp, vp, cu, cu, 0, 0, 0.5, true);
+      Tensor dev_out = flash_attention_varlen(qp.to(dt).to(kCuda), kp.to(dt).to(kCuda), vp.to(dt).to(kCuda), cu, cu, 0,
+                                              0, 0.5, true);
+      CHECK(rel_err(dev_out, ref_out) <= (dt == DType::F32 ? 1e-5 : 1e-2));
+    }
+  }
+}
+
+// ------------------------------------------------------------------ the decode step with a KV cache
+TEST_SUITE("cuda") {
+  TEST_CASE("attention_decode on CUDA matches the float64 CPU reference") {
+    if (skip_without_cuda()) return;
+    // Split across CTAs (long caches with few rows and heads; splits past a row's length), one split
+    // (many rows x heads), several query groups, rows whose first queries see no key, an empty row.
+    struct Case {
+      int64_t B, Lnew, Lmax, H, D;
+      std::vector<int32_t> len;
+    };
+    const Case cases[] = {{2, 1, 300, 2, 64, {300, 123}},
+                          {3, 3, 40, 2, 13, {40, 2, 0}},
+                          {2, 6, 200, 1, 128, {200, 150}},
+                          {5, 1, 70, 4, 32, {70, 1, 64, 65, 33}},
+                          {1, 5, 1000, 1, 8, {999}}};
+    struct DMode {
+      DType dt;
+      double tol;
+    };
+    uint64_t seed = 800;
+    for (const Case& c : cases) {
+      for (const DMode& mode : {DMode{DType::F32, 1e-5}, DMode{DType::F64, 1e-12}, DMode{DType::BF16, 1e-2}}) {
+        INFO("B ", c.B, " Lnew ", c.Lnew, " Lmax ", c.Lmax, " H ", c.H, " D ", c.D, " dtype ",
+             std::string(dtype_name(mode.dt)));
+        Generator gen(seed);
+        const double scale = 1.0 / std::sqrt(double(c.D));
+        Pair q = random_pair({c.B, c.Lnew, c.H, c.D}, mode.dt, gen), k = random_pair({c.B, c.Lmax, c.H, c.D}, mode.dt, gen);
+        Pair v = random_pair({c.B, c.Lmax, c.H, c.D}, mode.dt, gen);
+        Tensor len = Tensor::from_vector(c.len, {c.B});
+        Tensor ref = cpu_empty({c.B, c.Lnew, c.H, c.D});
+        cpu().attention_decode(q.ref, k.ref, v.ref, len, scale, ref);
+        for (bool i64 : {false, true}) {
+          Tensor out = poisoned({c.B, c.Lnew, c.H, c.D}, mode.dt);
+          gpu().attention_decode(q.dev, k.dev, v.dev, (i64 ? len.to(DType::I64) : len).to(kCuda), scale, out);
+          CHECK(rel_err(out, ref) <= mode.tol);
+          Tensor again = poisoned({c.B, c.Lnew, c.H, c.D}, mode.dt);
+          gpu().attention_decode(q.dev, k.dev, v.dev, len.to(kCuda), scale, again);
+          CHECK(again.to_double_vector() == out.to_double_vector());  // deterministic
+        }
+      }
+      ++seed;
+    }
+  }
+
+  TEST_CASE("KvCache decoding on CUDA matches the CPU cache step by step") {
+    if (skip_without_cuda()) return;
+    const int64_t B = 3, H = 2, D = 32, T = 80;
+    const std::vector<int64_t> prompt{20, 3, 45};
+    Generator gen(900);
+    Tensor Q = randn({B, T, H, D}, gen, DType::F64), K = randn({B, T, H, D}, gen, DType::F64);
+    Tensor V = randn({B, T, H, D}, gen, DType::F64);
+    auto rows = [&](const Tensor& x, const std::vector<int64_t>& pos, int64_t n) {
+      std::vector<double> all;
+      for (int64_t b = 0; b < B; ++b) {
+        std::vector<double> r = x.select(0, b).narrow(0, pos[size_t(b)], n).contiguous().to_double_vector();
+        all.insert(all.end(), r.begin(), r.end());
+      }
+      return Tensor::from_vector(all, {B, n, H, D});
+    };
+    for (DType dt : {DType::F32, DType::BF16}) {
+      INFO("dtype ", std::string(dtype_name(dt)));
+      KvCache dev(B, H, D, dt, kCuda, 16), host(B, H, D, DType::F64, Device::cpu(), 16);
+      std::vector<int64_t> zero(size_t(B), 0);
+      const int64_t P = 45;
+      // The device cache takes the rounded values the host cache holds exactly.
+      auto both = [&](const Tensor& k, const Tensor& v, const std::vector<int64_t>& counts) {
+        Tensor kr = k.to(dt), vr = v.to(dt);
+        dev.append(kr.to(kCuda), vr.to(kCuda), counts);
+        host.append(kr.to(DType::F64), vr.to(DType::F64), counts);
+      };
+      both(rows(K, zero, P), rows(V, zero, P), prompt);
+      for (int step = 0; step < 8; ++step) {
+        const int64_t n = step == 3 ? 4 : 1;
+        std::vector<int64_t> pos = host.lengths();
+        both(rows(K, pos, n), rows(V, pos, n), {});
+        Tensor qr = rows(Q, pos, n).to(dt);
+        Tensor got = dev.attend(qr.to(kCuda), 0.125), ref = host.attend(qr.to(DType::F64), 0.125);
+        CHECK(dev.lengths() == host.lengths());
+        CHECK(rel_err(got, ref) <= (dt == DType::F32 ? 1e-5 : 1e-2));
+      }
+      CHECK(dev.capacity() == host.capacity());
+      CHECK(dev.capacity() > 45);
     }
   }
 }
