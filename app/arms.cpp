@@ -218,7 +218,7 @@ int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
     std::vector<int64_t> idx;
     for (int64_t i = i0; i < std::min(N, i0 + o.batch_size); ++i) idx.push_back(i);
     ArmBatch b = make_arm_batch(task, *model, ds, idx, o.max_protein_len, tok, dev, false);
-    auto session = make_recompute_session(dec, b.memory, b.memory_mask);
+    auto session = dec.session(b.memory, b.memory_mask);
     auto out = generate(*session, go);
     for (size_t r = 0; r < idx.size(); ++r) {
       const InputRecord& in = recs[size_t(idx[r])];

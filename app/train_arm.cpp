@@ -300,7 +300,7 @@ void train_arm(const TrainOptions& o) {
         std::vector<int64_t> idx;
         for (int64_t i = i0; i < std::min(n, i0 + 16); ++i) idx.push_back(i);
         ArmBatch b = make_arm_batch(task, *model, test_ds, idx, o.max_protein_len, tok, dev, false);
-        auto session = make_recompute_session(dec, b.memory, b.memory_mask);
+        auto session = dec.session(b.memory, b.memory_mask);
         auto out = generate(*session, go);
         for (size_t r = 0; r < idx.size(); ++r) {
           const Example& e = test_ds.items[size_t(idx[r])];

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "autograd/graph.h"
+#include "autograd/ops.h"
+
 namespace pe {
 
 namespace {
@@ -82,6 +85,22 @@ Tensor KvCache::attend(const Tensor& q, double scale) const {
            "KvCache::attend: q [", B_, ", Lnew, ", H_, ", ", D_, "] expected, got ", q.defined() ? q.str() : "undefined");
   Tensor qc = q.dtype() == dtype_ ? q : q.to(dtype_);
   return attention_decode(qc, k_, v_, len_dev_, scale);
+}
+
+void KvCache::reorder(const std::vector<int64_t>& parent) {
+  PE_CHECK(!parent.empty(), "KvCache::reorder: no rows");
+  std::vector<int64_t> len;
+  for (int64_t p : parent) {
+    PE_CHECK(p >= 0 && p < B_, "KvCache::reorder: parent row ", p, " outside [0, ", B_, ")");
+    len.push_back(len_[size_t(p)]);
+  }
+  NoGradGuard ng;
+  Tensor idx = Tensor::from_vector(parent, {int64_t(parent.size())}).to(device_);
+  k_ = index_select(k_, 0, idx).contiguous();
+  v_ = index_select(v_, 0, idx).contiguous();
+  B_ = int64_t(parent.size());
+  len_ = std::move(len);
+  len_dev_ = lengths_on(len_, device_);
 }
 
 void KvCache::clear() {

@@ -29,6 +29,10 @@ class KvCache {
   // Every row back to length 0 (the storage is kept).
   void clear();
 
+  // Rebuilds the rows: new row i is a copy of old row parent[i] (keys, values and length); the batch
+  // becomes parent.size(). Beam search uses it to follow the surviving hypotheses.
+  void reorder(const std::vector<int64_t>& parent);
+
   int64_t batch() const { return B_; }
   int64_t capacity() const { return cap_; }
   int64_t length(int64_t b) const { return len_.at(size_t(b)); }

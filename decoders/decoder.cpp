@@ -3,6 +3,9 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "autograd/graph.h"
+#include "autograd/kv_cache.h"
+#include "decoders/generate.h"
 #include "losses/losses.h"
 #include "models/config_json.h"
 
@@ -132,7 +135,7 @@ Tensor Decoder::hidden(const Tensor& ids, const Tensor& memory, const Tensor& me
     Tensor h = layer.ln_self(x);
     Tensor q = layer.self.q(h).view({B, L, H, hd}), k = layer.self.k(h).view({B, L, H, hd});
     Tensor v = layer.self.v(h).view({B, L, H, hd});
-    x = add(x, layer.self.o(causal_attention_reference(q, k, v, scale).reshape({B, L, d})));
+    x = add(x, layer.self.o(attention(q, k, v, Tensor(), scale, /*causal=*/true).reshape({B, L, d})));
     h = layer.ln_cross(x);
     Tensor cq = layer.cross.q(h).view({B, L, H, hd});
     Tensor ck = layer.cross.k(mem).view({B, Lm, H, hd}), cv = layer.cross.v(mem).view({B, Lm, H, hd});
@@ -177,6 +180,85 @@ DecoderLoss Decoder::loss(const Tensor& ids, const Tensor& memory, const Tensor&
   out.tokens = r.count;
   out.accuracy = r.accuracy;
   return out;
+}
+
+// ------------------------------------------------------------------------------ cached decoding
+
+class CachedDecodeSession : public DecodeSession {
+ public:
+  CachedDecodeSession(const Decoder& dec, const Tensor& memory, const Tensor& memory_mask) : d_(dec) {
+    const DecoderConfig& c = dec.config();
+    PE_CHECK(memory.dim() == 3 && memory.size(2) == c.memory_dim, "decode session: memory ", memory.str(),
+             " is not [B, Lm, ", c.memory_dim, "]");
+    NoGradGuard ng;
+    R_ = memory.size(0);
+    const int64_t Lm = memory.size(1), H = c.num_heads, hd = c.head_dim();
+    const Device dev = dec.tok_emb_.device();
+    const DType dt = dec.tok_emb_.dtype();
+    Tensor mem = dec.memory_proj_(memory.to(dev).to(dt));
+    if (memory_mask.defined()) mask_ = memory_mask.to(dev).to(dt);
+    for (const Decoder::Layer& layer : dec.layers_) {
+      ck_.push_back(layer.cross.k(mem).view({R_, Lm, H, hd}).contiguous());
+      cv_.push_back(layer.cross.v(mem).view({R_, Lm, H, hd}).contiguous());
+      cache_.emplace_back(R_, H, hd, dt, dev, 64);
+    }
+  }
+  int64_t rows() const override { return R_; }
+  int64_t vocab_size() const override { return d_.config().vocab_size; }
+
+  std::vector<float> step(const std::vector<int64_t>& tokens) override {
+    PE_CHECK(int64_t(tokens.size()) == R_, "decode session: ", tokens.size(), " tokens for ", R_, " rows");
+    const DecoderConfig& c = d_.config();
+    PE_CHECK(pos_ < c.max_positions, "decode: sequence of ", pos_ + 1, " tokens exceeds the decoder's ",
+             c.max_positions, " positions (lower the maximum length)");
+    NoGradGuard ng;
+    const int64_t d = c.hidden_size, H = c.num_heads, hd = c.head_dim();
+    const Device dev = d_.tok_emb_.device();
+    const double scale = 1.0 / std::sqrt(double(hd));
+    Tensor ids = Tensor::from_vector(tokens, {R_, 1}).to(dev);
+    Tensor x = add(embedding(d_.tok_emb_, ids),
+                   embedding(d_.pos_emb_, Tensor::from_vector(std::vector<int64_t>{pos_}, {1}).to(dev)).view({1, 1, d}));
+    for (size_t l = 0; l < d_.layers_.size(); ++l) {
+      const Decoder::Layer& layer = d_.layers_[l];
+      Tensor h = layer.ln_self(x);
+      Tensor q = layer.self.q(h).view({R_, 1, H, hd});
+      cache_[l].append(layer.self.k(h).view({R_, 1, H, hd}), layer.self.v(h).view({R_, 1, H, hd}));
+      x = add(x, layer.self.o(cache_[l].attend(q, scale).reshape({R_, 1, d})));
+      h = layer.ln_cross(x);
+      Tensor cq = layer.cross.q(h).view({R_, 1, H, hd});
+      x = add(x, layer.cross.o(attention(cq, ck_[l], cv_[l], mask_, scale).reshape({R_, 1, d})));
+      x = add(x, layer.fc2(gelu(layer.fc1(layer.ln_mlp(x)))));
+    }
+    ++pos_;
+    Tensor logits = d_.logits(d_.ln_f_(x).reshape({R_, d}));
+    return logits.to(Device::cpu()).to(DType::F32).contiguous().to_float_vector();
+  }
+
+  void reorder(const std::vector<int64_t>& parent) override {
+    for (int64_t p : parent)
+      PE_CHECK(p >= 0 && p < R_, "decode session: reorder parent ", p, " outside [0, ", R_, ")");
+    NoGradGuard ng;
+    const Device dev = d_.tok_emb_.device();
+    Tensor idx = Tensor::from_vector(parent, {int64_t(parent.size())}).to(dev);
+    for (size_t l = 0; l < cache_.size(); ++l) {
+      cache_[l].reorder(parent);
+      ck_[l] = index_select(ck_[l], 0, idx).contiguous();
+      cv_[l] = index_select(cv_[l], 0, idx).contiguous();
+    }
+    if (mask_.defined()) mask_ = index_select(mask_, 0, idx).contiguous();
+    R_ = int64_t(parent.size());
+  }
+
+ private:
+  const Decoder& d_;
+  int64_t R_ = 0, pos_ = 0;
+  Tensor mask_;
+  std::vector<Tensor> ck_, cv_;
+  std::vector<KvCache> cache_;
+};
+
+std::unique_ptr<DecodeSession> Decoder::session(const Tensor& memory, const Tensor& memory_mask) const {
+  return std::make_unique<CachedDecodeSession>(*this, memory, memory_mask);
 }
 
 }  // namespace pe

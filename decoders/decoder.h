@@ -13,12 +13,15 @@
 // conversion MLP's output when the other modality is missing). It is projected to the decoder width
 // once (memory_proj). The same class serves both arms; only the vocabulary differs (WordPiece for
 // describe, the ESM alphabet for design).
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/layers.h"
 
 namespace pe {
+
+class DecodeSession;  // decoders/generate.h
 
 struct DecoderConfig {
   int64_t vocab_size = 0;          // the target tokenizer's vocabulary
@@ -59,7 +62,13 @@ class Decoder {
   // real target positions.
   DecoderLoss loss(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const;
 
+  // Step-by-step decoding with a key/value cache per layer (autograd/kv_cache.h): one row per memory
+  // row; the memory's cross-attention keys and values are computed once; each step costs one
+  // position, not the whole prefix. Equals make_recompute_session (generate.h) step for step.
+  std::unique_ptr<DecodeSession> session(const Tensor& memory, const Tensor& memory_mask) const;
+
  private:
+  friend class CachedDecodeSession;
   struct Attn {
     Linear q, k, v, o;
   };
