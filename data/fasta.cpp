@@ -59,7 +59,7 @@ std::unordered_map<std::string, std::string> read_descriptions(const std::string
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e309"
         stats.skip("description: malformed JSON", in.where() + ": malformed JSON: " + e.what(), strict);
         continue;
       }

@@ -20,7 +20,7 @@ bool JsonlReader::next(ProteinRecord& rec) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line_);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e309"
       stats_.skip("malformed JSON", where + ": malformed JSON: " + e.what(), opt_.strict);
       continue;
     }

@@ -495,4 +495,35 @@ TEST_CASE("jsonl: malformed lines are counted skips naming file:line and custom 
   CHECK(contains(error_of([&] { read_jsonl(empty); }), empty + ": empty file"));
 }
 
+// ------------------------------------------------------------------------------ fuzz findings
+// Inputs found by the libFuzzer harnesses (scripts/fuzz.sh); each case failed before its fix. The
+// same inputs are in tests/fuzz/corpus/<target>/regress-*.
+
+TEST_CASE("fuzz regression: a JSON number out of range is a counted malformed line in JSONL and descriptions") {
+  TempDir t("readers");
+  // nlohmann throws out_of_range (not parse_error) for 1e309; it used to escape the reader and
+  // end the whole read instead of skipping the line.
+  const std::string p = t.file("overflow.jsonl",
+                               "{\"id\":\"P1\",\"seq\":\"MKV\",\"text\":\"A.\",\"score\":1e309}\n"
+                               "{\"id\":\"P2\",\"seq\":\"MKV\",\"text\":\"B.\"}\n");
+  ReadStats st;
+  const auto recs = read_jsonl(p, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P2");
+  CHECK(st.by_reason.at("malformed JSON") == 1);
+  CHECK(contains(st.examples.at(0), p + ":1: malformed JSON"));
+  CHECK(contains(st.examples.at(0), "1e309"));
+  JsonlOptions strict;
+  strict.strict = true;
+  CHECK(contains(error_of([&] { read_jsonl(p, strict); }), p + ":1: malformed JSON"));
+
+  const std::string d = t.file("d.jsonl", "  {\"id\": 1e309}\n{\"id\": \"P1\", \"text\": \"One.\"}\n");
+  ReadStats sd;
+  const auto desc = read_descriptions(d, sd, false);
+  CHECK(desc.size() == 1);
+  CHECK(sd.by_reason.at("description: malformed JSON") == 1);
+  CHECK(contains(sd.examples.at(0), d + ":1: malformed JSON"));
+  CHECK(contains(error_of([&] { read_descriptions(d, sd, true); }), d + ":1: malformed JSON"));
+}
+
 }  // TEST_SUITE
