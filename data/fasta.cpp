@@ -133,11 +133,12 @@ bool FastaReader::next(ProteinRecord& rec) {
       stats_.skip("empty header", where + ": header has no accession", opt_.strict);
       continue;
     }
+    // Cleaned first: a sequence that is only a stop '*' has no residues either.
+    const std::size_t bad = clean_sequence(seq);
     if (seq.empty()) {
       stats_.skip("empty sequence", where + ": " + id + ": record has no residues", opt_.strict);
       continue;
     }
-    const std::size_t bad = clean_sequence(seq);
     if (bad != std::string::npos) {
       stats_.skip("bad residue",
                   where + ": " + id + ": bad residue '" + std::string(1, seq[bad]) +

@@ -526,4 +526,28 @@ TEST_CASE("fuzz regression: a JSON number out of range is a counted malformed li
   CHECK(contains(error_of([&] { read_descriptions(d, sd, true); }), d + ":1: malformed JSON"));
 }
 
+TEST_CASE("fuzz regression: a sequence that is only a stop codon is an empty sequence in FASTA and JSONL") {
+  TempDir t("readers");
+  // clean_sequence() drops the '*' after the emptiness check used to run: the record came back
+  // with an empty sequence.
+  const std::string fa = t.file("stop.fa", ">sp|P1|A_HUMAN\n*\n>P2\nMKV*\n");
+  ReadStats st;
+  const auto recs = read_fasta(fa, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P2");
+  CHECK(recs[0].seq == "MKV");
+  CHECK(st.by_reason.at("empty sequence") == 1);
+  CHECK(contains(st.examples.at(0), fa + ":1: P1: record has no residues"));
+
+  const std::string jl = t.file("stop.jsonl",
+                                "{\"id\":\"P1\",\"seq\":\"*\",\"text\":\"A.\"}\n"
+                                "{\"id\":\"P2\",\"seq\":\"mkv*\",\"text\":\"B.\"}\n");
+  ReadStats sj;
+  const auto pairs = read_jsonl(jl, {}, &sj);
+  REQUIRE(pairs.size() == 1);
+  CHECK(pairs[0].seq == "MKV");
+  CHECK(sj.by_reason.at("bad \"seq\"") == 1);
+  CHECK(contains(sj.examples.at(0), jl + ":1: \"seq\" has no residues"));
+}
+
 }  // TEST_SUITE
