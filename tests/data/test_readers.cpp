@@ -550,4 +550,20 @@ TEST_CASE("fuzz regression: a sequence that is only a stop codon is an empty seq
   CHECK(contains(sj.examples.at(0), jl + ":1: \"seq\" has no residues"));
 }
 
+TEST_CASE("fuzz regression: a UniProt entry of 0 residues is a counted skip") {
+  TempDir t("readers");
+  // "SQ   SEQUENCE 0 AA;" with no residue lines matched its own length and CRC64 (of ""), so the
+  // entry came back with an empty sequence.
+  const std::string p = t.file("zero.dat", entry("P00001", "") + entry("P00002", "MKV"));
+  ReadStats st;
+  const auto recs = read_uniprot(p, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P00002");
+  CHECK(st.by_reason.at("empty sequence") == 1);
+  CHECK(contains(st.examples.at(0), p + ":1: P00001: entry has no residues"));
+  UniProtOptions strict;
+  strict.strict = true;
+  CHECK(contains(error_of([&] { read_uniprot(p, strict); }), p + ":1: P00001: entry has no residues"));
+}
+
 }  // TEST_SUITE
