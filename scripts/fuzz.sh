@@ -60,12 +60,11 @@ fi
 # ---- build (only the harnesses and the reader sources they link; never the tensor engine or CUDA)
 t0=$(date +%s)
 if ! cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Fuzz -DPE_FUZZ=ON \
-       -DPE_CUDA=OFF -DPE_SIMT=OFF -DPE_BUILD_TESTS=OFF -DPE_BUILD_BENCH=OFF -DPE_NATIVE=OFF >"$BUILD.configure.log" 2>&1; then
-  cat "$BUILD.configure.log"
+       -DPE_CUDA=OFF -DPE_SIMT=OFF -DPE_BUILD_TESTS=OFF -DPE_BUILD_BENCH=OFF -DPE_NATIVE=OFF >"$probe_dir/configure.log" 2>&1; then
+  cat "$probe_dir/configure.log"
   echo "fuzz: FAILED: configure of $BUILD"
   exit 1
 fi
-rm -f "$BUILD.configure.log"
 build_targets=()
 for t in "${TARGETS[@]}"; do build_targets+=("fuzz_$t"); done
 if ! cmake --build "$BUILD" -j"$(nproc)" --target "${build_targets[@]}"; then
