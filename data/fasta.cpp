@@ -59,7 +59,7 @@ std::unordered_map<std::string, std::string> read_descriptions(const std::string
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e309"
         stats.skip("description: malformed JSON", in.where() + ": malformed JSON: " + e.what(), strict);
         continue;
       }
@@ -133,11 +133,12 @@ bool FastaReader::next(ProteinRecord& rec) {
       stats_.skip("empty header", where + ": header has no accession", opt_.strict);
       continue;
     }
+    // Cleaned first: a sequence that is only a stop '*' has no residues either.
+    const std::size_t bad = clean_sequence(seq);
     if (seq.empty()) {
       stats_.skip("empty sequence", where + ": " + id + ": record has no residues", opt_.strict);
       continue;
     }
-    const std::size_t bad = clean_sequence(seq);
     if (bad != std::string::npos) {
       stats_.skip("bad residue",
                   where + ": " + id + ": bad residue '" + std::string(1, seq[bad]) +

@@ -11,9 +11,10 @@
 // told apart by the first non-blank line: JSONL when it starts with '{'. Plain or .gz.
 //
 // Left out (counted in ReadStats as "file:line: ...", or pe::Error in strict mode):
-//   FASTA: text before the first header, an empty sequence, a residue that is not a letter (lower
-//          case is upper-cased and one trailing '*' dropped, see clean_sequence()), and — when a
-//          description file is given — a record whose accession has no description.
+//   FASTA: text before the first header, an empty sequence (also one that is only '*'), a residue
+//          that is not a letter (lower case is upper-cased and one trailing '*' dropped, see
+//          clean_sequence()), and — when a description file is given — a record whose accession
+//          has no description.
 //   Descriptions: a line without a tab or with an empty accession/text, malformed JSON, missing
 //          "id"/"text", and a second description for the same accession (the first is kept).
 // Without a description file every record is returned with an empty text.

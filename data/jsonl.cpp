@@ -20,7 +20,7 @@ bool JsonlReader::next(ProteinRecord& rec) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line_);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e309"
       stats_.skip("malformed JSON", where + ": malformed JSON: " + e.what(), opt_.strict);
       continue;
     }
@@ -45,6 +45,11 @@ bool JsonlReader::next(ProteinRecord& rec) {
     }
     if (!ok) continue;
     const std::size_t bad = clean_sequence(fields[1]);
+    if (fields[1].empty()) {  // "*": nothing is left once the stop is dropped
+      stats_.skip(std::string("bad \"") + opt_.seq_key + "\"",
+                  where + ": \"" + opt_.seq_key + "\" has no residues (only a stop '*')", opt_.strict);
+      continue;
+    }
     if (bad != std::string::npos) {
       stats_.skip("bad residue",
                   where + ": " + fields[0] + ": bad residue '" + std::string(1, fields[1][bad]) +

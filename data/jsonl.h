@@ -4,10 +4,11 @@
 // can be read as they are). Plain or .gz input.
 //
 // Lines left out (counted in ReadStats as "file:line: ...", or pe::Error in strict mode):
-// malformed JSON, a value that is not an object, a missing or non-string id/seq/text, an empty id,
-// sequence or text, and a residue that is not a letter (lower case is upper-cased and one trailing
-// '*' dropped, see clean_sequence()). Blank lines are ignored. A file without any non-blank line is
-// an error: pe::Error "path: empty file".
+// malformed JSON (numbers out of range such as 1e309 included), a value that is not an object, a
+// missing or non-string id/seq/text, an empty id, sequence (also one that is only '*') or text,
+// and a residue that is not a letter (lower case is upper-cased and one trailing '*' dropped, see
+// clean_sequence()). Blank lines are ignored. A file without any non-blank line is an error:
+// pe::Error "path: empty file".
 #include <cstddef>
 #include <memory>
 #include <string>

@@ -41,6 +41,7 @@ class LineReader {
   std::string path_;
   void* gz_ = nullptr;  // gzFile, kept opaque so zlib.h stays out of the header
   std::string buf_;
+  std::size_t chunk_ = 0;  // bytes asked of zlib per read
   std::size_t pos_ = 0;
   std::size_t line_no_ = 0;
   bool eof_ = false;

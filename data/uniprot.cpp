@@ -193,6 +193,8 @@ bool UniProtReader::read_raw(UniProtEntry& e) {
         defect("sequence length mismatch", e.line,
                id + ": SQ line says " + std::to_string(st.sq_len) + " residues but " +
                    std::to_string(e.seq.size()) + " were read");
+      if (st.have_sq && st.defect_reason.empty() && e.seq.empty())  // "SQ   SEQUENCE 0 AA;"
+        defect("empty sequence", e.line, id + ": entry has no residues");
       if (st.have_sq && st.defect_reason.empty() && !st.sq_crc.empty() &&
           uniprot_crc64(e.seq) != st.sq_crc)
         defect("CRC64 mismatch", e.line,

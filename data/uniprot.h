@@ -18,8 +18,9 @@
 //
 // Entries left out (counted in ReadStats with "file:line: ..." of the entry, or pe::Error in
 // strict mode): no ID line, no AC line, no SQ line, residues before SQ, a residue that is not an
-// upper-case letter, residue count different from the SQ length, CRC64 different from the SQ
-// line's checksum, an entry not closed by "//" (truncated file, or a new ID before "//"), and —
+// upper-case letter, residue count different from the SQ length, no residues at all ("0 AA"),
+// CRC64 different from the SQ line's checksum, an entry not closed by "//" (truncated file, or a
+// new ID before "//"), and —
 // for next(ProteinRecord&) only — an entry whose chosen fields give an empty text.
 // A file without any entry (empty or blank) is an error: pe::Error "path: empty file".
 #include <cstddef>

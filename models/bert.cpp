@@ -1,67 +1,12 @@
 #include "models/bert.h"
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "models/checkpoint.h"
-#include "models/config_json.h"
 
 namespace pe {
 
-using json = nlohmann::json;
-
 BertConfig BertConfig::from_json_file(const std::string& path) { return from_json_text(read_text_file(path), path); }
-
-BertConfig BertConfig::from_json_text(const std::string& text, const std::string& path) {
-  JsonConfig j(text, path);
-  BertConfig c;
-  auto get = [&](const char* key, auto& field) { j.get(key, field); };
-  get("vocab_size", c.vocab_size);
-  get("hidden_size", c.hidden_size);
-  get("num_hidden_layers", c.num_layers);
-  get("num_attention_heads", c.num_heads);
-  get("intermediate_size", c.intermediate_size);
-  get("max_position_embeddings", c.max_position_embeddings);
-  get("type_vocab_size", c.type_vocab_size);
-  get("pad_token_id", c.pad_token_id);
-  get("layer_norm_eps", c.layer_norm_eps);
-  std::string act = j.value("hidden_act", std::string("gelu"));
-  PE_CHECK(act == "gelu", "config ", path, ": hidden_act '", act, "' is not supported (BERT uses exact gelu)");
-  std::string pos = j.value("position_embedding_type", std::string("absolute"));
-  PE_CHECK(pos == "absolute", "config ", path, ": position_embedding_type '", pos, "' is not supported");
-  c.validate(path);
-  return c;
-}
-
-void BertConfig::validate(const std::string& source) const {
-  check_encoder_fields(source, vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position_embeddings,
-                       layer_norm_eps, pad_token_id);
-  check_config_int(source, "type_vocab_size", type_vocab_size, 1, 1024);
-}
-
-double BertConfig::approx_parameters() const {
-  double d = double(hidden_size), L = double(num_layers), I = double(intermediate_size);
-  return double(vocab_size) * d + double(max_position_embeddings) * d + L * (4 * d * d + 2 * d * I + 9 * d + I) + d * d;
-}
-
-std::string BertConfig::to_json() const {
-  json j = {{"architectures", {"BertModel"}},
-            {"model_type", "bert"},
-            {"vocab_size", vocab_size},
-            {"hidden_size", hidden_size},
-            {"num_hidden_layers", num_layers},
-            {"num_attention_heads", num_heads},
-            {"intermediate_size", intermediate_size},
-            {"hidden_act", "gelu"},
-            {"max_position_embeddings", max_position_embeddings},
-            {"type_vocab_size", type_vocab_size},
-            {"pad_token_id", pad_token_id},
-            {"layer_norm_eps", layer_norm_eps},
-            {"position_embedding_type", "absolute"},
-            {"hidden_dropout_prob", 0.0},
-            {"attention_probs_dropout_prob", 0.0}};
-  return j.dump(2) + "\n";
-}
 
 BertModel::BertModel(const BertConfig& cfg, Generator& gen, const InitSpec& spec) : cfg_(cfg) {
   const double std = 0.02;

@@ -2,8 +2,10 @@
 // Reading Hugging Face config.json files: parse errors and wrongly typed fields name the file and key.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -19,11 +21,22 @@ class JsonConfig {
     }
   }
   // Sets `field` from `key` when present and not null; keeps the default otherwise.
+  // A number field takes only a JSON number (not true/false); an integer field only a whole number
+  // that fits it (64.0 is accepted as 64; 64.5, 1e30 or 2^64 are errors, where a plain conversion
+  // would truncate or be undefined behaviour).
   template <typename T>
   void get(const char* key, T& field) const {
     if (!j_.contains(key) || j_[key].is_null()) return;
+    const nlohmann::json& v = j_[key];
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      PE_CHECK(v.is_number(), "config ", source_, ": field '", key, "' is ", v.dump(), ", expected a number");
+      if constexpr (std::is_integral_v<T>) {
+        field = whole_number<T>(key, v);
+        return;
+      }
+    }
     try {
-      j_[key].get_to(field);
+      v.get_to(field);
     } catch (const nlohmann::json::exception& e) {
       PE_FAIL("config ", source_, ": field '", key, "': ", e.what());
     }
@@ -36,6 +49,30 @@ class JsonConfig {
   const std::string& source() const { return source_; }
 
  private:
+  template <typename T>
+  T whole_number(const char* key, const nlohmann::json& v) const {
+    using lim = std::numeric_limits<T>;
+    bool fits = false;
+    if (v.is_number_unsigned()) {
+      fits = v.get<uint64_t>() <= static_cast<uint64_t>(lim::max());
+    } else if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      fits = lim::is_signed ? (i >= static_cast<int64_t>(lim::min()) &&
+                               (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(lim::max())))
+                            : (i >= 0 && static_cast<uint64_t>(i) <= static_cast<uint64_t>(lim::max()));
+    } else {
+      // A float: whole and inside T's range [min, 2^digits) (powers of two, exact as doubles).
+      const double d = v.get<double>();
+      const double lo = static_cast<double>(lim::min()), hi_excl = std::ldexp(1.0, lim::digits);
+      PE_CHECK(std::isfinite(d) && std::floor(d) == d && d >= lo && d < hi_excl, "config ", source_, ": field '", key,
+               "' is ", v.dump(), ", expected an integer of at most ", lim::digits + lim::is_signed, " bits");
+      return static_cast<T>(d);
+    }
+    PE_CHECK(fits, "config ", source_, ": field '", key, "' is ", v.dump(), ", expected an integer of at most ",
+             lim::digits + lim::is_signed, " bits");
+    return v.get<T>();
+  }
+
   nlohmann::json j_;
   std::string source_;
 };

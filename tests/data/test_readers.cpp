@@ -495,4 +495,75 @@ TEST_CASE("jsonl: malformed lines are counted skips naming file:line and custom 
   CHECK(contains(error_of([&] { read_jsonl(empty); }), empty + ": empty file"));
 }
 
+// ------------------------------------------------------------------------------ fuzz findings
+// Inputs found by the libFuzzer harnesses (scripts/fuzz.sh); each case failed before its fix. The
+// same inputs are in tests/fuzz/corpus/<target>/regress-*.
+
+TEST_CASE("fuzz regression: a JSON number out of range is a counted malformed line in JSONL and descriptions") {
+  TempDir t("readers");
+  // nlohmann throws out_of_range (not parse_error) for 1e309; it used to escape the reader and
+  // end the whole read instead of skipping the line.
+  const std::string p = t.file("overflow.jsonl",
+                               "{\"id\":\"P1\",\"seq\":\"MKV\",\"text\":\"A.\",\"score\":1e309}\n"
+                               "{\"id\":\"P2\",\"seq\":\"MKV\",\"text\":\"B.\"}\n");
+  ReadStats st;
+  const auto recs = read_jsonl(p, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P2");
+  CHECK(st.by_reason.at("malformed JSON") == 1);
+  CHECK(contains(st.examples.at(0), p + ":1: malformed JSON"));
+  CHECK(contains(st.examples.at(0), "1e309"));
+  JsonlOptions strict;
+  strict.strict = true;
+  CHECK(contains(error_of([&] { read_jsonl(p, strict); }), p + ":1: malformed JSON"));
+
+  const std::string d = t.file("d.jsonl", "  {\"id\": 1e309}\n{\"id\": \"P1\", \"text\": \"One.\"}\n");
+  ReadStats sd;
+  const auto desc = read_descriptions(d, sd, false);
+  CHECK(desc.size() == 1);
+  CHECK(sd.by_reason.at("description: malformed JSON") == 1);
+  CHECK(contains(sd.examples.at(0), d + ":1: malformed JSON"));
+  CHECK(contains(error_of([&] { read_descriptions(d, sd, true); }), d + ":1: malformed JSON"));
+}
+
+TEST_CASE("fuzz regression: a sequence that is only a stop codon is an empty sequence in FASTA and JSONL") {
+  TempDir t("readers");
+  // clean_sequence() drops the '*' after the emptiness check used to run: the record came back
+  // with an empty sequence.
+  const std::string fa = t.file("stop.fa", ">sp|P1|A_HUMAN\n*\n>P2\nMKV*\n");
+  ReadStats st;
+  const auto recs = read_fasta(fa, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P2");
+  CHECK(recs[0].seq == "MKV");
+  CHECK(st.by_reason.at("empty sequence") == 1);
+  CHECK(contains(st.examples.at(0), fa + ":1: P1: record has no residues"));
+
+  const std::string jl = t.file("stop.jsonl",
+                                "{\"id\":\"P1\",\"seq\":\"*\",\"text\":\"A.\"}\n"
+                                "{\"id\":\"P2\",\"seq\":\"mkv*\",\"text\":\"B.\"}\n");
+  ReadStats sj;
+  const auto pairs = read_jsonl(jl, {}, &sj);
+  REQUIRE(pairs.size() == 1);
+  CHECK(pairs[0].seq == "MKV");
+  CHECK(sj.by_reason.at("bad \"seq\"") == 1);
+  CHECK(contains(sj.examples.at(0), jl + ":1: \"seq\" has no residues"));
+}
+
+TEST_CASE("fuzz regression: a UniProt entry of 0 residues is a counted skip") {
+  TempDir t("readers");
+  // "SQ   SEQUENCE 0 AA;" with no residue lines matched its own length and CRC64 (of ""), so the
+  // entry came back with an empty sequence.
+  const std::string p = t.file("zero.dat", entry("P00001", "") + entry("P00002", "MKV"));
+  ReadStats st;
+  const auto recs = read_uniprot(p, {}, &st);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].id == "P00002");
+  CHECK(st.by_reason.at("empty sequence") == 1);
+  CHECK(contains(st.examples.at(0), p + ":1: P00001: entry has no residues"));
+  UniProtOptions strict;
+  strict.strict = true;
+  CHECK(contains(error_of([&] { read_uniprot(p, strict); }), p + ":1: P00001: entry has no residues"));
+}
+
 }  // TEST_SUITE
