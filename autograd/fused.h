@@ -34,6 +34,7 @@ Tensor flash_attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v,
 // the valid keys of each row, the new ones included. Query i of row b sees the keys
 // j <= cache_len[b] - Lnew + i: what flash_attention(..., causal = true) gives for the last Lnew
 // positions of the row's whole prefix. KvCache (autograd/kv_cache.h) keeps such a cache.
+// CPU: f32, f64. CUDA: f32, f64, bf16 (fp32 math), D <= 128, long caches split across CTAs.
 Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& cache_len,
                         double scale);
 

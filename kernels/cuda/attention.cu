@@ -19,6 +19,11 @@
 //           in shared memory (V^T in the forward, Q^T, dO^T, K^T in the backward), so every fragment
 //           is one aligned 32-bit shared load; rows are padded by 8 elements against bank conflicts.
 // PE_FUSED_SIMPLE=1 in the environment forces the simple kernels (the tests compare both).
+// Causal (AttentionLayout::causal): every loop over keys (queries) is bounded by the causal horizon of
+// its rows, so the tiles above the diagonal are never loaded; the mma kernels mask per element only in
+// diagonal tiles.
+// Decode step (attention_decode): a few new queries against a KV cache, split across CTAs and
+// combined (flash-decoding); see the section below.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
