@@ -57,19 +57,7 @@ EvalReport train(const TrainOptions& o) {
   if (o.resume) {
     // Newest first; any failure (damage, an edit, malformed metadata, a configuration the model
     // cannot be built from) falls back to the next older checkpoint.
-    std::vector<std::string> candidates = list_checkpoints(ckdir);
-    for (const std::string& path : candidates) {
-      try {
-        auto ck = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
-        model = model_from_checkpoint(*ck, dev);
-        resumed = std::move(ck);
-        break;
-      } catch (const std::exception& e) {
-        std::printf("warning: cannot resume from %s, trying the next older checkpoint: %s\n", path.c_str(), e.what());
-      }
-    }
-    PE_CHECK(resumed || candidates.empty(), "none of the ", candidates.size(), " checkpoints in ", ckdir,
-             " can be resumed (reasons above); remove them, or start over with --no-resume --overwrite");
+    resumed = resume_newest_checkpoint(ckdir, [&](const LoadedCheckpoint& ck) { model = model_from_checkpoint(ck, dev); });
   }
   if (resumed) {
     vocab = resumed->vocab;

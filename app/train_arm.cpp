@@ -78,23 +78,13 @@ void train_arm(const TrainOptions& o) {
   LoadedArm arm;
   bool resumed = false;
   if (o.resume) {
-    std::vector<std::string> candidates = list_checkpoints(ckdir);
-    for (const std::string& path : candidates) {
-      try {
-        auto c = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
-        LoadedArm a = arm_from_checkpoint(*c, dev);
-        PE_CHECK(a.task == task, path, " holds a ", arm_task_name(a.task), " arm, not ", o.task);
-        model = model_from_checkpoint(*c, dev);
-        arm = std::move(a);
-        ck = std::move(c);
-        resumed = true;
-        break;
-      } catch (const std::exception& e) {
-        std::printf("warning: cannot resume from %s, trying the next older checkpoint: %s\n", path.c_str(), e.what());
-      }
-    }
-    PE_CHECK(resumed || candidates.empty(), "none of the ", candidates.size(), " checkpoints in ", ckdir,
-             " can be resumed (reasons above); remove them, or start over with --no-resume --overwrite");
+    ck = resume_newest_checkpoint(ckdir, [&](const LoadedCheckpoint& c) {
+      LoadedArm a = arm_from_checkpoint(c, dev);
+      PE_CHECK(a.task == task, c.path, " holds a ", arm_task_name(a.task), " arm, not ", o.task);
+      model = model_from_checkpoint(c, dev);
+      arm = std::move(a);
+    });
+    resumed = ck != nullptr;
   }
   if (resumed) {
     std::printf("resuming from %s (step %lld)\n", ck->path.c_str(), (long long)ck->progress.step);

@@ -51,6 +51,23 @@ TrainingData resolve_training_data(const TrainOptions& o) {
   return d;
 }
 
+std::unique_ptr<LoadedCheckpoint> resume_newest_checkpoint(const std::string& ckdir,
+                                                           const std::function<void(const LoadedCheckpoint&)>& use) {
+  std::vector<std::string> candidates = list_checkpoints(ckdir);
+  for (const std::string& path : candidates) {
+    try {
+      auto ck = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(path));
+      use(*ck);
+      return ck;
+    } catch (const std::exception& e) {
+      std::printf("warning: cannot resume from %s, trying the next older checkpoint: %s\n", path.c_str(), e.what());
+    }
+  }
+  PE_CHECK(candidates.empty(), "none of the ", candidates.size(), " checkpoints in ", ckdir,
+           " can be resumed (reasons above); remove them, or start over with --no-resume --overwrite");
+  return nullptr;
+}
+
 PairDataset load_pair_split(const std::string& path, const std::string& descriptions, const BertTokenizer& tok,
                             int64_t max_text, const char* what) {
   ReadStats st;

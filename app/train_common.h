@@ -1,9 +1,12 @@
 #pragma once
 // What the training commands share (`protst train` for ProtST and for the generative arms): the
 // run folder's preparation, the training/test data (GO dataset or files), and reading one split.
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "app/dataset.h"
+#include "app/model_io.h"
 #include "app/train.h"
 
 namespace pe {
@@ -24,6 +27,13 @@ TrainingData resolve_training_data(const TrainOptions& o);
 // refuses a split with no usable pair.
 PairDataset load_pair_split(const std::string& path, const std::string& descriptions, const BertTokenizer& tok,
                             int64_t max_text, const char* what);
+
+// Resume: the checkpoints of <out>/checkpoints newest first, each loaded and handed to `use` (which
+// builds the model from it); any failure (damage, an edit, malformed metadata, a configuration that
+// cannot be built) falls back to the next older one with a warning. Returns the checkpoint used, or
+// null when the folder holds none; throws when it holds some and none can be used.
+std::unique_ptr<LoadedCheckpoint> resume_newest_checkpoint(const std::string& ckdir,
+                                                           const std::function<void(const LoadedCheckpoint&)>& use);
 
 // "1h05m" / "3m07s" ("?" when unknown), for ETAs.
 std::string fmt_duration(double seconds);
