@@ -190,9 +190,7 @@ int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
   const std::string kind = detect_input_kind(o.input, task == ArmTask::Describe ? "protein" : "text");
   std::vector<InputRecord> recs = read_inputs(o.input, kind, cmd);
   PairDataset ds;
-  int64_t line = 0;
   for (const InputRecord& r : recs) {
-    ++line;
     Example e;
     e.id = r.id;
     if (task == ArmTask::Describe) {

@@ -98,23 +98,6 @@ Decoder::Decoder(const DecoderConfig& cfg, Generator& gen, const InitSpec& spec)
   ln_f_ = make_layer_norm(ps_, "decoder.layer_norm", d, cfg.layer_norm_eps, spec);
 }
 
-Tensor causal_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-  PE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "causal attention: q, k, v must be [B, L, H, D], got ",
-           q.str(), ", ", k.str(), ", ", v.str());
-  const int64_t Lq = q.size(1), Lk = k.size(1);
-  PE_CHECK(Lq <= Lk, "causal attention: ", Lq, " queries but only ", Lk, " keys");
-  // Additive bias [Lq, Lk]: 0 where key j is visible to query i (j <= i + Lk - Lq), a large negative
-  // finite value elsewhere (every query sees at least its own key, so no row is empty).
-  std::vector<double> bias(size_t(Lq * Lk), 0.0);
-  for (int64_t i = 0; i < Lq; ++i)
-    for (int64_t j = i + Lk - Lq + 1; j < Lk; ++j) bias[size_t(i * Lk + j)] = -1e30;
-  Tensor b = Tensor::from_vector(bias, {1, 1, Lq, Lk}).to(q.dtype()).to(q.device());
-  Tensor s = matmul(q.permute({0, 2, 1, 3}), k.permute({0, 2, 3, 1}));  // [B, H, Lq, Lk]
-  if (scale != 1.0) s = mul(s, scale);
-  Tensor p = softmax(add(s, b), -1);
-  return matmul(p, v.permute({0, 2, 1, 3})).permute({0, 2, 1, 3});  // [B, Lq, H, D]
-}
-
 Tensor Decoder::hidden(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const {
   PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "Decoder: ids must be i64 [B, L], got ", ids.str());
   const int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();

@@ -85,8 +85,4 @@ class Decoder {
   LayerNorm ln_f_;
 };
 
-// Causal scaled-dot-product attention of q [B, Lq, H, D] over k, v [B, Lk, H, D] (Lq <= Lk; query i
-// sees keys j <= i + Lk - Lq, bottom-right aligned), as a composition of ops (the reference).
-Tensor causal_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
-
 }  // namespace pe

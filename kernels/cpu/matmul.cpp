@@ -65,6 +65,15 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
     const T* bp = b.data<T>();
     T* op_ = out.data<T>();
     T al = T(alpha), be = T(beta);
+    // Small products of a batch run one per thread; a large one is parallelised by the library.
+    auto over_batch = [&](const auto& one) {
+      if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < batch; ++i) one(i);
+      } else {
+        for (int64_t i = 0; i < batch; ++i) one(i);
+      }
+    };
 #ifdef PE_WITH_ONEDNN
     if constexpr (std::is_same_v<T, float>) {
       if (gemm_choice() == GemmLibrary::OneDnn && M > 0 && N > 0 && K > 0) {
@@ -77,12 +86,7 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
                          bp + i * sb, trans_b ? K : N, be, op_ + i * so, N);
           if (st != dnnl_success) failed.store(int(st));
         };
-        if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
-#pragma omp parallel for schedule(static)
-          for (int64_t i = 0; i < batch; ++i) one_dnnl(i);
-        } else {
-          for (int64_t i = 0; i < batch; ++i) one_dnnl(i);
-        }
+        over_batch(one_dnnl);
         PE_CHECK(failed.load() == int(dnnl_success), "matmul: oneDNN sgemm failed (status ", failed.load(),
                  ") for [", M, ", ", K, "] x [", K, ", ", N, "], batch ", batch);
         return;
@@ -100,12 +104,7 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
       else if (!trans_a && trans_b) O.noalias() += al * (A * B.transpose());
       else O.noalias() += al * (A.transpose() * B.transpose());
     };
-    if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < batch; ++i) one(i);
-    } else {
-      for (int64_t i = 0; i < batch; ++i) one(i);
-    }
+    over_batch(one);
   });
 }
 

@@ -75,7 +75,7 @@ TEST_SUITE("unit") {
     const int64_t B = 2, Lq = 3, Lk = 5, H = 2, D = 4;
     Tensor q = randn({B, Lq, H, D}, gen, DType::F64), k = randn({B, Lk, H, D}, gen, DType::F64),
            v = randn({B, Lk, H, D}, gen, DType::F64);
-    Tensor o = causal_attention_reference(q, k, v, 0.5);
+    Tensor o = attention_reference(q, k, v, Tensor(), 0.5, /*causal=*/true);
     std::vector<double> Q = q.to_double_vector(), K = k.to_double_vector(), V = v.to_double_vector(),
                         O = o.to_double_vector();
     double worst = 0;
