@@ -11,6 +11,7 @@
 #include "app/commands.h"
 #include "app/dataset_command.h"
 #include "app/embed.h"
+#include "app/probe.h"
 #include "app/train.h"
 #include "app/train_arm.h"
 #include "data/go_dataset.h"
@@ -215,6 +216,38 @@ int protst_main(int argc, const char* const* argv) {
   ds->add_option("--descriptions", d.descriptions, "TSV/JSONL descriptions for FASTA inputs of --check-split");
   ds->add_option("--report", d.report, "With --check-split: write every leaky entry as TSV here");
 
+  // ------------------------------------------------------------------ probe
+  ProbeCommandOptions pr;
+  CLI::App* pb = app.add_subcommand("probe", "Function prediction on held-out clusters from frozen embeddings: linear/MLP "
+                                             "probes, early and late fusion, CAFA metrics (--help explains tasks and metrics)");
+  pb->footer(kProbeHelp);
+  pb->add_option("--checkpoint", pr.checkpoint, "ProtST training checkpoint (.safetensors)")->required();
+  pb->add_option("--mlm-checkpoint", pr.mlm_checkpoint, "Checkpoint of the same architecture trained by masked LM only (adds the 'MLM only' encoder row)");
+  pb->add_flag("!--no-random-init", pr.random_init, "Leave out the randomly initialised encoder row");
+  pb->add_option("--task", pr.tasks, "go-mf, go-bp, go-cc, go-cc-multimodal and/or files (several share the protein embeddings)")
+      ->delimiter(',')->capture_default_str();
+  pb->add_option("--go-pairs", pr.go_pairs, "Folder of the GO pair dataset (train.jsonl, test.jsonl) from `protst dataset`")->capture_default_str();
+  pb->add_option("--go-cache", pr.go_cache, "GO dataset cache (metastudent-data annotations, mmseqs clusters)")->capture_default_str();
+  pb->add_option("--clusters", pr.clusters, "mmseqs cluster TSV (rep<TAB>member) for the leakage check (default <go-cache>/cluster-id0.5-c0.8/clu_cluster.tsv; for files: optional)");
+  pb->add_option("--input", pr.input, "--task files: proteins as FASTA or JSONL {id, seq[, text]}");
+  pb->add_option("--descriptions", pr.descriptions, "--task files: TSV/JSONL texts for a FASTA --input");
+  pb->add_option("--labels", pr.labels, "--task files: TSV id<TAB>train|test<TAB>label[;label...]");
+  pb->add_flag("--multi-label", pr.multi_label, "--task files: multi-label even when every protein has one label");
+  pb->add_option("--min-train-proteins", pr.min_train_proteins, "Keep terms annotated to at least N training proteins")->capture_default_str();
+  pb->add_option("--max-train", pr.max_train, "Use at most N training proteins (stable hash subset; 0 = all)")->capture_default_str();
+  pb->add_option("--seeds", pr.seeds, "Seeds 0..N-1 of every predictor; metrics are mean ± std over them")->capture_default_str();
+  pb->add_option("--epochs", pr.epochs, "Predictor training epochs")->capture_default_str();
+  pb->add_option("--batch-size", pr.batch_size, "Predictor mini-batch")->capture_default_str();
+  pb->add_option("--hidden", pr.hidden, "MLP hidden width")->capture_default_str();
+  pb->add_option("--lr", pr.lr, "Predictor Adam learning rate")->capture_default_str();
+  pb->add_option("--weight-decay", pr.weight_decay, "Predictor L2 weight decay")->capture_default_str();
+  pb->add_option("--folds", pr.folds, "Out-of-fold splits of train for the stacking aggregator")->capture_default_str();
+  pb->add_option("--out", pr.out, "Output folder")->capture_default_str();
+  pb->add_option("--device", pr.device, "cpu, cuda or auto (embedding; predictors train on the CPU)")->capture_default_str();
+  pb->add_option("--embed-batch-size", pr.embed_batch_size, "Sequences per embedding batch")->capture_default_str();
+  pb->add_option("--max-protein-len", pr.max_protein_len, "Embedding keeps the first N residues")->capture_default_str();
+  pb->add_option("--max-text-len", pr.max_text_len, "Embedding keeps the first N text tokens")->capture_default_str();
+
   // --config belongs to the top-level app (its sections, e.g. [train], name the subcommand), yet
   // the README writes `protst train --config FILE`: accept it anywhere by moving it to the front.
   std::vector<const char*> args{argc > 0 ? argv[0] : "protst"}, rest;
@@ -239,6 +272,7 @@ int protst_main(int argc, const char* const* argv) {
     }
     else if (*ev) run_eval(e);
     else if (*em) run_embed(m);
+    else if (*pb) run_probe_command(pr);
     else if (*cv) run_convert(c);
     else if (*de) run_arm_generation(ArmTask::Describe, gd);
     else if (*dz) run_arm_generation(ArmTask::Design, gs);

@@ -86,6 +86,10 @@ TEST_SUITE("app") {
     td.file("labelled.jsonl", "{\"id\":\"a\",\"seq\":\"MKTAYIAKQRQISFVKSHFSRQ\",\"text\":\"kinase\"}\n"
                               "{\"id\":\"b\",\"seq\":\"GSHMLEDPVDAFQ\",\"text\":\"binding\"}\n");
     td.file("proteins.fasta", ">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nGSHMLEDPVDAFQ\n");
+    {
+      std::ofstream l("probe_labels.tsv");  // `protst probe --task files`: 70 train, 30 test, two classes
+      for (size_t i = 0; i < recs.size(); ++i) l << recs[i].id << "\t" << (i < 70 ? "train" : "test") << "\t" << (i % 2 ? "odd" : "even") << "\n";
+    }
     td.file("prompts.txt", "ATP binding\nprotein kinase activity\n");
     fs::copy(src("configs"), "configs");
     // The GO dataset of the quick start and of `protst dataset`, as a finished build in the cache.
@@ -117,7 +121,9 @@ TEST_SUITE("app") {
         {"convert", {{"--device", "cpu"}, {"--steps", "3"}, {"--batch-size", "16"}}},
         {"dataset", {}},
         {"describe", {{"--device", "cpu"}, {"--max-length", "5"}}},
-        {"design", {{"--device", "cpu"}, {"--max-length", "5"}}}};
+        {"design", {{"--device", "cpu"}, {"--max-length", "5"}}},
+        {"probe", {{"--device", "cpu"}, {"--seeds", "1"}, {"--epochs", "2"}, {"--hidden", "8"}, {"--folds", "2"},
+                   {"--max-protein-len", "64"}}}};
     std::vector<std::string> lines = readme_commands("## Using it");
     REQUIRE(lines.size() >= 8);
     std::string checkpoint;
@@ -155,6 +161,7 @@ TEST_SUITE("app") {
     CHECK(fs::exists("runs/x/with_conversion.safetensors"));
     CHECK(fs::exists("descriptions.jsonl"));
     CHECK(fs::exists("designed.fasta"));
+    CHECK(fs::exists("runs/probe/files/probe.json"));
   }
 
   TEST_CASE("--config is accepted before and after the subcommand and flags override it") {

@@ -1,0 +1,330 @@
+#include "app/probe.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "app/dataset.h"
+#include "app/device.h"
+#include "app/model_io.h"
+#include "data/go_dataset.h"
+#include "data/text_io.h"
+#include "probe/suite.h"
+#include "probe/tasks.h"
+
+namespace pe {
+
+const char* const kProbeHelp =
+    "Downstream function prediction on held-out clusters: frozen pooled embeddings -> predictors, with early,\n"
+    "late (and unimodal) fusion side by side, CAFA metrics, mean ± std over --seeds.\n"
+    "\n"
+    "Tasks (--task, comma-separated; proteins from --go-pairs train.jsonl/test.jsonl, the cluster split of\n"
+    "`protst dataset`; the run stops if any test protein shares an mmseqs cluster with a training protein):\n"
+    "  go-mf, go-bp, go-cc   multi-label GO terms of one aspect (Swiss-Prot/GO, metastudent-data 2014) from the\n"
+    "                        sequence alone; proteins without a term of the aspect are left out; label set =\n"
+    "                        terms with >= --min-train-proteins training proteins\n"
+    "  go-cc-multimodal      the go-cc labels from the sequence plus a text built only from the protein's MF and\n"
+    "                        BP term names ('Molecular function: ... Biological process: ...'), never CC\n"
+    "  files                 your task: --input FASTA or JSONL {id, seq[, text]} (text on every record makes it\n"
+    "                        multimodal) and --labels TSV id<TAB>train|test<TAB>label[;label...]; single-label\n"
+    "                        (softmax) unless a row has several labels or --multi-label\n"
+    "Encoder rows: the --checkpoint (ProtST), --mlm-checkpoint (a model trained by masked LM only) when given,\n"
+    "and the same architecture randomly initialised (off with --no-random-init). Features: the L2-normalised\n"
+    "joint-space embeddings of `protst embed --checkpoint` (protein: graph_mlp of the mean residue state;\n"
+    "text: text_mlp of the mean token state), standardised on the training rows.\n"
+    "Predictors: label-frequency baseline (each term's training frequency); per encoder: seq linear probe,\n"
+    "seq MLP (2 layers, --hidden); on multimodal tasks also text linear/MLP, early fusion MLP (Type II:\n"
+    "[seq, text] concatenated), late fusion average (mean of the seq and text MLP probabilities) and late\n"
+    "fusion stacking (a per-term aggregator of the two MLPs' logits, trained on --folds out-of-fold\n"
+    "predictions of the training set). Multi-label: sigmoid + binary cross-entropy; single-label: softmax +\n"
+    "cross-entropy; Adam, --epochs, --lr, L2 --weight-decay.\n"
+    "Metrics: Fmax (CAFA protein-centric: thresholds 0.01..1.00 step 0.01; precision over proteins with a\n"
+    "prediction, recall over annotated proteins), micro AUPR (average precision over all protein-term pairs),\n"
+    "and for single-label tasks accuracy and macro-F1. Terms with no positive in test are counted and\n"
+    "reported, never divided by. Output: <out>/<task>/probe.json and probe.md, <out>/probe.md.";
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string fmt_secs(double s) {
+  char b[32];
+  if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+  else if (s >= 60) std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+  else std::snprintf(b, sizeof b, "%.0fs", s);
+  return b;
+}
+
+struct EncoderModel {
+  std::string name;
+  std::unique_ptr<ProtSTModel> model;
+  std::unique_ptr<BertTokenizer> tok;
+  EvalOptions eo;
+  int64_t max_text_len = 0;
+};
+
+FeatureMatrix to_matrix(const std::vector<std::vector<float>>& rows) {
+  FeatureMatrix m;
+  m.rows = int64_t(rows.size());
+  m.cols = rows.empty() ? 0 : int64_t(rows[0].size());
+  m.v.reserve(size_t(m.rows * m.cols));
+  for (const auto& r : rows) m.v.insert(m.v.end(), r.begin(), r.end());
+  return m;
+}
+
+// Joint-space embeddings of proteins (kind = protein) or of texts (one row per text, in order).
+FeatureMatrix embed_rows(EncoderModel& e, const std::vector<std::string>& ids, const std::vector<std::string>& bodies,
+                         bool texts) {
+  std::vector<ProteinRecord> recs(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    recs[i].id = ids[i];
+    if (texts) {
+      recs[i].seq = "A";  // placeholder protein; only the text side is read
+      recs[i].text = bodies[i];
+    } else {
+      recs[i].seq = bodies[i];
+    }
+  }
+  PairDataset ds = tokenize_pairs(recs, *e.tok, e.max_text_len);
+  PE_CHECK(ds.items.size() == recs.size(), "probe: some sequences are empty");
+  if (texts)
+    for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);
+  std::vector<std::vector<float>> P, T;
+  std::vector<int64_t> g;
+  embed_dataset(*e.model, ds, *e.tok, e.eo, P, T, g);
+  return to_matrix(texts ? T : P);
+}
+
+ProbeLabels labels_of(const ProbeTask& t, const ProbeSide& s) {
+  ProbeLabels l;
+  l.n = s.size();
+  l.k = int64_t(t.terms.size());
+  l.multi_label = t.multi_label;
+  l.y = s.labels;
+  l.cls = s.classes;
+  return l;
+}
+
+json rows_json(const std::vector<ProbeRow>& rows) {
+  json a = json::array();
+  for (const auto& r : rows) {
+    json m = json::object();
+    for (const auto& kv : r.metrics) {
+      auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+      json vals = json::array();
+      for (double v : kv.second.values) vals.push_back(num(v));
+      m[kv.first] = {{"mean", num(kv.second.mean)}, {"std", num(kv.second.std)}, {"values", vals}};
+    }
+    a.push_back({{"encoder", r.encoder}, {"predictor", r.predictor}, {"metrics", m}, {"fmax_threshold_seed0", r.fmax_threshold}});
+  }
+  return a;
+}
+
+// Keeps at most n records (smallest stable hash of the id), input order kept.
+void cap_records(std::vector<ProteinRecord>& recs, int64_t n) {
+  if (n <= 0 || int64_t(recs.size()) <= n) return;
+  keep_subset(recs, size_t(n));
+}
+
+}  // namespace
+
+void run_probe_command(const ProbeCommandOptions& o) {
+  PE_CHECK(!o.checkpoint.empty(), "probe: --checkpoint (a ProtST training checkpoint) is required");
+  PE_CHECK(!o.tasks.empty(), "probe: --task is empty");
+  PE_CHECK(o.seeds >= 1 && o.seeds <= 100, "probe: --seeds must be in [1, 100], got ", o.seeds);
+  PE_CHECK(o.epochs >= 1 && o.batch_size >= 1 && o.hidden >= 1 && o.folds >= 2, "probe: --epochs, --batch-size, "
+           "--hidden must be >= 1 and --folds >= 2");
+  PE_CHECK(o.lr > 0 && o.weight_decay >= 0, "probe: --lr must be > 0 and --weight-decay >= 0");
+  const auto t_start = Clock::now();
+
+  // ---- tasks
+  std::vector<ProbeTask> tasks;
+  std::vector<ClusterCheck> checks;
+  bool need_go = false;
+  for (const auto& t : o.tasks) {
+    if (t == "files") continue;
+    PE_CHECK(go_task_aspect(t) >= 0, "probe: unknown --task '", t, "' (go-mf, go-bp, go-cc, go-cc-multimodal, files)");
+    need_go = true;
+  }
+  if (need_go) {
+    ReadStats st_tr, st_te;
+    std::vector<ProteinRecord> train = read_pairs(o.go_pairs + "/train.jsonl", "", st_tr);
+    std::vector<ProteinRecord> test = read_pairs(o.go_pairs + "/test.jsonl", "", st_te);
+    std::printf("probe: %s: %zu training and %zu test proteins\n", o.go_pairs.c_str(), train.size(), test.size());
+    cap_records(train, o.max_train);
+    if (o.max_train > 0) std::printf("probe: --max-train %lld: %zu training proteins kept\n", (long long)o.max_train, train.size());
+    GoAnnotations go = read_go_annotations(go_annotation_dir(o.go_cache));
+    const std::string clu = o.clusters.empty() ? o.go_cache + "/cluster-id0.5-c0.8/clu_cluster.tsv" : o.clusters;
+    auto member_to_rep = read_clusters(clu);
+    for (const auto& t : o.tasks) {
+      if (t == "files") continue;
+      ProbeTask task = build_go_task(t, train, test, go, o.min_train_proteins);
+      ClusterCheck c = check_cluster_disjoint(task.train.ids, task.test.ids, member_to_rep);
+      std::printf("probe: %s: %lld train, %lld test proteins, %zu terms (%s); %lld terms without a test positive; "
+                  "cluster check (%s): %lld of %lld test proteins share a cluster with a training protein\n",
+                  t.c_str(), (long long)task.train.size(), (long long)task.test.size(), task.terms.size(),
+                  task.notes.c_str(), (long long)task.test_terms_without_positives, clu.c_str(),
+                  (long long)c.test_sharing_cluster, (long long)c.test);
+      PE_CHECK(c.missing == 0, "probe: ", c.missing, " proteins of ", t, " are not in the cluster table ", clu);
+      PE_CHECK(c.test_sharing_cluster == 0, "probe: ", t, ": ", c.test_sharing_cluster,
+               " test proteins share a cluster with a training protein, e.g. ", c.examples[0]);
+      tasks.push_back(std::move(task));
+      checks.push_back(c);
+    }
+  }
+  if (std::find(o.tasks.begin(), o.tasks.end(), "files") != o.tasks.end()) {
+    PE_CHECK(!o.input.empty() && !o.labels.empty(), "probe: --task files needs --input and --labels");
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_pairs(o.input, o.descriptions, st);
+    std::printf("probe: %s: %s\n", o.input.c_str(), st.summary().c_str());
+    ProbeTask task = build_file_task(recs, o.labels, o.multi_label, o.min_train_proteins);
+    ClusterCheck c;
+    if (!o.clusters.empty()) {
+      c = check_cluster_disjoint(task.train.ids, task.test.ids, read_clusters(o.clusters));
+      PE_CHECK(c.test_sharing_cluster == 0, "probe: files: ", c.test_sharing_cluster,
+               " test proteins share a cluster with a training protein, e.g. ", c.examples[0]);
+    }
+    std::printf("probe: files: %lld train, %lld test proteins, %s\n", (long long)task.train.size(),
+                (long long)task.test.size(), task.notes.c_str());
+    tasks.push_back(std::move(task));
+    checks.push_back(c);
+  }
+
+  // ---- encoders
+  std::vector<EncoderModel> encoders;
+  auto open = [&](const std::string& name, const std::string& path, bool random) {
+    OpenedModel m = open_model(path, o.device, o.embed_batch_size, o.max_protein_len, o.max_text_len);
+    EncoderModel e;
+    e.name = name;
+    if (random) {
+      Generator gen(0);
+      e.model = std::make_unique<ProtSTModel>(m.ck.config, gen, InitSpec{DType::F32, m.eo.device});
+    } else {
+      e.model = std::move(m.model);
+    }
+    e.tok = std::move(m.tok);
+    e.eo = m.eo;
+    e.max_text_len = m.max_text_len;
+    encoders.push_back(std::move(e));
+  };
+  open("ProtST", o.checkpoint, false);
+  if (!o.mlm_checkpoint.empty()) open("MLM only", o.mlm_checkpoint, false);
+  if (o.random_init) open("random init", o.checkpoint, true);
+  std::printf("probe: device %s; encoders:", device_summary(encoders[0].eo.device).c_str());
+  for (const auto& e : encoders) std::printf(" %s;", e.name.c_str());
+  std::printf(" %lld seeds\n", (long long)o.seeds);
+
+  // ---- features: every protein once per encoder (shared by the tasks), texts per task
+  std::vector<std::vector<EncoderFeatures>> feats(tasks.size());
+  for (auto& e : encoders) {
+    std::vector<std::string> ids, seqs;
+    std::map<std::string, int64_t> row;
+    for (const auto& t : tasks)
+      for (const ProbeSide* s : {&t.train, &t.test})
+        for (int64_t i = 0; i < s->size(); ++i)
+          if (row.emplace(s->ids[size_t(i)], int64_t(ids.size())).second) {
+            ids.push_back(s->ids[size_t(i)]);
+            seqs.push_back(s->seqs[size_t(i)]);
+          }
+    auto t0 = Clock::now();
+    std::fprintf(stderr, "probe: embedding %zu proteins with the %s encoder ...\n", ids.size(), e.name.c_str());
+    FeatureMatrix all = embed_rows(e, ids, seqs, false);
+    std::fprintf(stderr, "probe: %s protein features (dimension %lld) in %s\n", e.name.c_str(), (long long)all.cols,
+                 fmt_secs(since(t0)).c_str());
+    for (size_t ti = 0; ti < tasks.size(); ++ti) {
+      const ProbeTask& t = tasks[ti];
+      EncoderFeatures f;
+      f.name = e.name;
+      auto pick = [&](const ProbeSide& s) {
+        std::vector<int64_t> r;
+        for (const auto& id : s.ids) r.push_back(row.at(id));
+        return select_rows(all, r);
+      };
+      f.seq_train = pick(t.train);
+      f.seq_test = pick(t.test);
+      if (t.multimodal) {
+        auto t1 = Clock::now();
+        f.text_train = embed_rows(e, t.train.ids, t.train.texts, true);
+        f.text_test = embed_rows(e, t.test.ids, t.test.texts, true);
+        std::fprintf(stderr, "probe: %s text features for %s in %s\n", e.name.c_str(), t.name.c_str(),
+                     fmt_secs(since(t1)).c_str());
+      }
+      feats[ti].push_back(std::move(f));
+    }
+  }
+
+  // ---- predictors
+  std::filesystem::create_directories(o.out);
+  std::string all_md = "# protst probe\n\ncheckpoint: `" + o.checkpoint + "`" +
+                       (o.mlm_checkpoint.empty() ? "" : ", MLM-only: `" + o.mlm_checkpoint + "`") + "; " +
+                       std::to_string(o.seeds) + " seeds (mean ± sample std)\n";
+  for (size_t ti = 0; ti < tasks.size(); ++ti) {
+    const ProbeTask& t = tasks[ti];
+    ProbeRunOptions ro;
+    ro.seeds.clear();
+    for (int64_t s = 0; s < o.seeds; ++s) ro.seeds.push_back(uint64_t(s));
+    ro.predictor.epochs = o.epochs;
+    ro.predictor.batch_size = o.batch_size;
+    ro.predictor.lr = o.lr;
+    ro.predictor.weight_decay = o.weight_decay;
+    ro.mlp_hidden = o.hidden;
+    ro.stacking_folds = o.folds;
+    auto t0 = Clock::now();
+    auto last = t0 - std::chrono::seconds(10);
+    ro.progress = [&](int64_t done, int64_t total, const std::string& what) {
+      if (done < total && std::chrono::duration<double>(Clock::now() - last).count() < 1.0) return;
+      last = Clock::now();
+      double s = since(t0), eta = done > 0 ? s / double(done) * double(total - done) : 0;
+      std::fprintf(stderr, "\rprobe %s: fit %lld/%lld (%s), %s elapsed, ETA %s        %s", t.name.c_str(),
+                   (long long)done, (long long)total, what.c_str(), fmt_secs(s).c_str(), fmt_secs(eta).c_str(),
+                   done == total ? "\n" : "");
+    };
+    std::vector<ProbeRow> rows = run_probe(labels_of(t, t.train), labels_of(t, t.test), feats[ti], ro);
+    const std::string md_table = probe_markdown_table(rows, !t.multi_label);
+    std::string md = "## " + t.name + "\n\n" + t.notes + ". Train " + std::to_string(t.train.size()) + ", test " +
+                     std::to_string(t.test.size()) + " proteins; " + std::to_string(t.terms.size()) + " " +
+                     (t.multi_label ? "terms" : "classes") + ", " + std::to_string(t.test_terms_without_positives) +
+                     " without a positive in test (kept: they add negatives to AUPR, never divide); cluster check: " +
+                     std::to_string(checks[ti].test_sharing_cluster) + " of " + std::to_string(checks[ti].test) +
+                     " test proteins share a cluster with training.\n\n" + md_table;
+    std::printf("\n%s\n", md.c_str());
+    const std::string dir = o.out + "/" + t.name;
+    std::filesystem::create_directories(dir);
+    write_text_atomic(dir + "/probe.md", md);
+    json j = {{"task", t.name},
+              {"notes", t.notes},
+              {"multi_label", t.multi_label},
+              {"multimodal", t.multimodal},
+              {"train_proteins", t.train.size()},
+              {"test_proteins", t.test.size()},
+              {"terms", t.terms.size()},
+              {"candidate_terms", t.candidate_terms},
+              {"min_train_proteins", t.min_train_proteins},
+              {"test_terms_without_positives", t.test_terms_without_positives},
+              {"dropped_train", t.dropped_train},
+              {"dropped_test", t.dropped_test},
+              {"cluster_check", {{"train", checks[ti].train}, {"test", checks[ti].test},
+                                 {"test_sharing_cluster", checks[ti].test_sharing_cluster}}},
+              {"checkpoint", o.checkpoint},
+              {"mlm_checkpoint", o.mlm_checkpoint},
+              {"seeds", o.seeds},
+              {"predictor", {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"hidden", o.hidden}, {"lr", o.lr},
+                             {"weight_decay", o.weight_decay}, {"stacking_folds", o.folds}}},
+              {"seconds", since(t0)},
+              {"rows", rows_json(rows)}};
+    write_text_atomic(dir + "/probe.json", j.dump(2) + "\n");
+    all_md += "\n" + md;
+  }
+  write_text_atomic(o.out + "/probe.md", all_md);
+  std::printf("probe: wrote %s/probe.md and <task>/probe.{json,md} in %s\n", o.out.c_str(), fmt_secs(since(t_start)).c_str());
+}
+
+}  // namespace pe

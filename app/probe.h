@@ -1,0 +1,38 @@
+#pragma once
+// `protst probe`: downstream function prediction on held-out clusters (issue #13). Builds the tasks
+// (probe/tasks.h), embeds their proteins (and texts) with each encoder row — the ProtST checkpoint,
+// optionally an MLM-only checkpoint, and the same architecture randomly initialised — using the
+// joint-space pooled embeddings of `protst embed --checkpoint` (embed_dataset), then runs every
+// predictor of probe/suite.h over the seeds and writes, per task, <out>/<task>/probe.json and
+// probe.md (rows predictors, columns metrics, mean ± std over seeds), and <out>/probe.md with all
+// tasks.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pe {
+
+struct ProbeCommandOptions {
+  std::string checkpoint, mlm_checkpoint;
+  bool random_init = true;                 // add the randomly initialised encoder row
+  std::vector<std::string> tasks = {"go-cc-multimodal"};
+  std::string go_pairs = "datasets/go/pairs_maxlen512_sub20000x1000_held50";  // train.jsonl + test.jsonl
+  std::string go_cache = "datasets/go";    // metastudent-data annotations and the cluster table
+  std::string clusters;                    // default <go_cache>/cluster-id0.5-c0.8/clu_cluster.tsv
+  std::string input, labels, descriptions;  // --task files
+  bool multi_label = false;                // --task files: force multi-label
+  int64_t min_train_proteins = 50;
+  int64_t max_train = 0;                   // keep at most N training proteins (0 = all), by stable hash
+  int64_t seeds = 3;
+  int64_t epochs = 30, batch_size = 128, hidden = 256, folds = 5;
+  double lr = 1e-3, weight_decay = 1e-4;
+  std::string out = "runs/probe", device = "auto";
+  int64_t embed_batch_size = 64, max_protein_len = 1022, max_text_len = 128;
+};
+
+void run_probe_command(const ProbeCommandOptions& o);
+
+// The --help text of `protst probe` (tasks, predictors, metrics).
+extern const char* const kProbeHelp;
+
+}  // namespace pe

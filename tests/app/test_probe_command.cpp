@@ -1,0 +1,156 @@
+// `protst probe` end to end on a tiny trained checkpoint: a GO task from a stand-in annotation cache
+// (multimodal CC with MF+BP text), a user task from files, the JSON and markdown outputs, and the
+// refusal of a split where a test protein shares a cluster with a training protein.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "app/cli.h"
+#include "app/dataset.h"
+#include "app/probe.h"
+#include "app/train.h"
+#include "data/jsonl.h"
+#include "data/text_io.h"
+#include "tests/app/tiny_train.h"
+#include "tests/common/temp_dir.h"
+
+using namespace pe;
+using pe::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+int cli(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return protst_main(int(argv.size()), argv.data());
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// A GO cache for the 100 sample proteins: train = the first 70, test = the last 30; each protein
+// gets CC, MF and BP terms from its index; every protein is its own cluster unless `leak`.
+void write_go_stand_in(const std::string& dir, const std::vector<ProteinRecord>& recs, bool leak) {
+  const std::string data = dir + "/go/root/usr/share/metastudent-data/dataset_201401";
+  for (const char* a : {"MFO", "BPO", "CCO"}) fs::create_directories(data + "/" + a);
+  std::ofstream names(data + "/nameMapping.txt");
+  names << "GO:0000001\tkinase activity\nGO:0000002\tDNA binding\nGO:0000003\ttranslation\n"
+           "GO:0000004\tsignal transduction\nGO:0000005\tnucleus\nGO:0000006\tcytoplasm\nGO:0000007\tmembrane\n";
+  std::ofstream mf(data + "/MFO/goasp_annot.dat"), bp(data + "/BPO/goasp_annot.dat"), cc(data + "/CCO/goasp_annot.dat");
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const std::string& id = recs[i].id;
+    mf << id << "\t" << (i % 2 ? "GO:0000001" : "GO:0000002") << "\n";
+    bp << id << "\t" << (i % 3 ? "GO:0000003" : "GO:0000004") << "\n";
+    cc << id << "\t" << (i % 2 ? "GO:0000005" : "GO:0000006") << (i % 4 == 0 ? "\tGO:0000007" : "") << "\n";
+  }
+  fs::create_directories(dir + "/go/cluster-id0.5-c0.8");
+  std::ofstream clu(dir + "/go/cluster-id0.5-c0.8/clu_cluster.tsv");
+  for (size_t i = 0; i < recs.size(); ++i)
+    clu << (leak && i == 99 ? recs[0].id : recs[i].id) << "\t" << recs[i].id << "\n";
+  fs::create_directories(dir + "/pairs");
+  write_jsonl(dir + "/pairs/train.jsonl", std::vector<ProteinRecord>(recs.begin(), recs.begin() + 70));
+  write_jsonl(dir + "/pairs/test.jsonl", std::vector<ProteinRecord>(recs.begin() + 70, recs.end()));
+}
+
+}  // namespace
+
+TEST_SUITE("app") {
+  TEST_CASE("protst probe: GO multimodal task and a user task end to end on a tiny checkpoint; leaks refused") {
+    TempDir td("probe_cmd");
+    const std::string d = td.dir.string();
+    TrainOptions t = tiny_options(d + "/run");
+    train(t);
+    const std::string ck = d + "/run/checkpoints/step-6.safetensors";
+    REQUIRE(fs::exists(ck));
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_pairs(std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat", "", st);
+    REQUIRE(recs.size() == 100);
+    write_go_stand_in(d, recs, false);
+    const std::vector<std::string> tiny = {"--seeds", "2", "--epochs", "3", "--hidden", "8", "--folds", "2",
+                                           "--min-train-proteins", "5", "--device", "cpu", "--max-protein-len", "64"};
+    std::vector<std::string> args = {"protst", "probe", "--checkpoint", ck, "--task", "go-cc-multimodal,go-mf",
+                                     "--go-pairs", d + "/pairs", "--go-cache", d + "/go", "--out", d + "/probe"};
+    args.insert(args.end(), tiny.begin(), tiny.end());
+    REQUIRE(cli(args) == 0);
+
+    nlohmann::json j = nlohmann::json::parse(slurp(d + "/probe/go-cc-multimodal/probe.json"));
+    CHECK(j["train_proteins"] == 70);
+    CHECK(j["test_proteins"] == 30);
+    CHECK(j["terms"] == 3);  // nucleus, cytoplasm, membrane
+    CHECK(j["cluster_check"]["test_sharing_cluster"] == 0);
+    CHECK(j["cluster_check"]["test"] == 30);
+    std::set<std::string> predictors;
+    for (const auto& r : j["rows"]) {
+      std::string name = r["encoder"].get<std::string>() + "|" + r["predictor"].get<std::string>();
+      predictors.insert(name);
+      for (const char* m : {"fmax", "aupr"}) {
+        CAPTURE(name);
+        REQUIRE(r["metrics"][m]["values"].size() == 2);
+        double mean = r["metrics"][m]["mean"];
+        CHECK(mean >= 0.0);
+        CHECK(mean <= 1.0);
+      }
+    }
+    for (const char* enc : {"ProtST", "random init"})
+      for (const char* p : {"seq linear", "seq MLP", "text linear", "text MLP", "early fusion MLP", "late fusion average",
+                            "late fusion stacking"})
+        CHECK(predictors.count(std::string(enc) + "|" + p));
+    CHECK(predictors.count("|label-frequency"));
+    CHECK(predictors.size() == 15);
+    std::string md = slurp(d + "/probe/go-cc-multimodal/probe.md");
+    CHECK(md.find("| predictor | Fmax | micro AUPR |") != std::string::npos);
+    CHECK(md.find("| ProtST late fusion stacking |") != std::string::npos);
+    nlohmann::json mf = nlohmann::json::parse(slurp(d + "/probe/go-mf/probe.json"));
+    CHECK(mf["rows"].size() == 5);  // baseline + 2 encoders x (seq linear, seq MLP)
+    std::string all = slurp(d + "/probe/probe.md");
+    CHECK(all.find("## go-mf") != std::string::npos);
+    CHECK(all.find("## go-cc-multimodal") != std::string::npos);
+
+    // A user task from files, single-label, with texts (multimodal): accuracy and macro-F1 columns.
+    std::vector<ProteinRecord> small(recs.begin(), recs.begin() + 40);
+    write_jsonl(d + "/task.jsonl", small);
+    std::string tsv = "id\tsplit\tlabels\n";
+    for (size_t i = 0; i < small.size(); ++i)
+      tsv += small[i].id + "\t" + (i < 28 ? "train" : "test") + "\t" + (i % 2 ? "odd" : "even") + "\n";
+    td.file("task.tsv", tsv);
+    std::vector<std::string> fargs = {"protst", "probe", "--checkpoint", ck, "--task", "files", "--input",
+                                      d + "/task.jsonl", "--labels", d + "/task.tsv", "--out", d + "/probe_files",
+                                      "--no-random-init"};
+    fargs.insert(fargs.end(), tiny.begin(), tiny.end());
+    REQUIRE(cli(fargs) == 0);
+    nlohmann::json fj = nlohmann::json::parse(slurp(d + "/probe_files/files/probe.json"));
+    CHECK(fj["multi_label"] == false);
+    CHECK(fj["multimodal"] == true);
+    CHECK(fj["test_proteins"] == 12);
+    CHECK(fj["rows"].size() == 8);  // baseline + ProtST x 7
+    for (const auto& r : fj["rows"]) {
+      CHECK(r["metrics"].contains("accuracy"));
+      CHECK(r["metrics"].contains("macro_f1"));
+    }
+    CHECK(slurp(d + "/probe_files/files/probe.md").find("macro-F1") != std::string::npos);
+
+    // A test protein in a training protein's cluster: the run stops, naming it.
+    write_go_stand_in(d, recs, true);
+    args[args.size() - tiny.size() - 1] = d + "/probe_leak";
+    CHECK(cli(args) == 1);
+    CHECK_FALSE(fs::exists(d + "/probe_leak/go-cc-multimodal/probe.json"));
+  }
+
+  TEST_CASE("protst probe --help explains every task and metric") {
+    // CLI11 prints help and exits through its own path; the text is the exported constant.
+    for (const char* s : {"go-mf", "go-bp", "go-cc", "go-cc-multimodal", "files", "Fmax", "micro AUPR", "accuracy",
+                          "macro-F1", "early fusion", "late fusion average", "stacking", "label-frequency",
+                          "--min-train-proteins", "never CC"}) {
+      CAPTURE(s);
+      CHECK(std::string(kProbeHelp).find(s) != std::string::npos);
+    }
+    CHECK(cli({"protst", "probe", "--help"}) == 0);
+  }
+}
