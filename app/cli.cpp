@@ -56,6 +56,7 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--freeze-text", t.freeze_text, "auto (frozen when loaded from a checkpoint, as ProtST), true or false")->capture_default_str();
   tr->add_option("--w-mlm", t.w_mlm, "Weight of the protein MLM loss")->capture_default_str();
   tr->add_option("--w-mmp", t.w_mmp, "Weight of the multimodal masked prediction losses")->capture_default_str();
+  tr->add_option("--w-contrastive", t.w_cl, "Weight of the InfoNCE loss (0 with --w-mmp 0: masked-LM-only pretraining, the MLM-only row of protst probe)")->capture_default_str();
   tr->add_option("--lr", t.lr, "Peak learning rate (ProtST: 1e-5)")->capture_default_str();
   tr->add_option("--protein-lr-ratio", t.protein_lr_ratio, "Learning-rate factor of the protein encoder (ProtST: 0.1)")->capture_default_str();
   tr->add_option("--weight-decay", t.weight_decay, "Weight decay")->capture_default_str();
@@ -242,6 +243,7 @@ int protst_main(int argc, const char* const* argv) {
   pb->add_option("--lr", pr.lr, "Predictor Adam learning rate")->capture_default_str();
   pb->add_option("--weight-decay", pr.weight_decay, "Predictor L2 weight decay")->capture_default_str();
   pb->add_option("--folds", pr.folds, "Out-of-fold splits of train for the stacking aggregator")->capture_default_str();
+  pb->add_option("--features", pr.features, "encoder (pooled last hidden states of each encoder) or joint (protst embed's L2-normalised joint-space vectors)")->capture_default_str();
   pb->add_option("--out", pr.out, "Output folder")->capture_default_str();
   pb->add_option("--device", pr.device, "cpu, cuda or auto (embedding; predictors train on the CPU)")->capture_default_str();
   pb->add_option("--embed-batch-size", pr.embed_batch_size, "Sequences per embedding batch")->capture_default_str();

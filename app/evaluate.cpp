@@ -122,8 +122,8 @@ void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenize
     return ds.items[size_t(a)].residues.size() < ds.items[size_t(b)].residues.size();
   });
   int64_t crop = 0;
-  auto to_rows = [](const Tensor& e, std::vector<std::vector<float>>& dst, const std::vector<int64_t>& where) {
-    Tensor n = l2_normalize(e, -1);
+  auto to_rows = [&opt](const Tensor& e, std::vector<std::vector<float>>& dst, const std::vector<int64_t>& where) {
+    Tensor n = opt.pooled_encoder ? e : l2_normalize(e, -1);
     std::vector<float> v = n.to_float_vector();
     int64_t d = e.size(1);
     for (size_t r = 0; r < where.size(); ++r) dst[size_t(where[r])].assign(v.begin() + int64_t(r) * d, v.begin() + int64_t(r + 1) * d);
@@ -133,7 +133,9 @@ void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenize
     CollateStats st;
     ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device, &st);
     crop += st.cropped;
-    to_rows(model.embed_protein(b.protein_ids, b.protein_mask, b.residue_mask), proteins, idx);
+    to_rows(opt.pooled_encoder ? masked_mean(model.protein_hidden(b.protein_ids, b.protein_mask), b.residue_mask)
+                               : model.embed_protein(b.protein_ids, b.protein_mask, b.residue_mask),
+            proteins, idx);
   }
   int64_t G = int64_t(first_of.size());
   texts.assign(size_t(G), {});
@@ -142,7 +144,9 @@ void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenize
     ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device);
     std::vector<int64_t> where(idx.size());
     for (size_t r = 0; r < idx.size(); ++r) where[r] = s + int64_t(r);
-    to_rows(model.embed_text(b.text_ids, b.text_mask, b.word_mask), texts, where);
+    to_rows(opt.pooled_encoder ? masked_mean(model.text_hidden(b.text_ids, b.text_mask), b.word_mask)
+                               : model.embed_text(b.text_ids, b.text_mask, b.word_mask),
+            texts, where);
   }
   if (cropped) *cropped = crop;
 }

@@ -30,6 +30,10 @@ struct EvalOptions {
   int64_t batch_size = 64;
   int64_t max_protein_len = 1022;
   uint64_t seed = 1;  // masking of the MLM/MMP accuracy pass
+  // embed_dataset: the encoders' pooled last hidden states (mean over residues / over tokens that are
+  // not [CLS]/[SEP]/[PAD], as the projections read them), neither projected nor normalised, instead of
+  // the L2-normalised joint-space embeddings (protst probe --features encoder).
+  bool pooled_encoder = false;
   Device device;
 };
 
@@ -43,7 +47,8 @@ struct EvalReport {
 
 EvalReport evaluate(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok, const EvalOptions& opt);
 
-// L2-normalised embeddings of every protein (input order) and of each distinct text group.
+// L2-normalised embeddings of every protein (input order) and of each distinct text group (or the
+// pooled encoder states, opt.pooled_encoder).
 void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok, const EvalOptions& opt,
                    std::vector<std::vector<float>>& proteins, std::vector<std::vector<float>>& texts,
                    std::vector<int64_t>& group, int64_t* cropped = nullptr);

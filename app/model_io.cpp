@@ -26,6 +26,7 @@ json protst_config_to_json(const ProtSTConfig& c) {
           {"logit_scale_max", c.logit_scale_max},
           {"w_mlm", c.w_mlm},
           {"w_mmp", c.w_mmp},
+          {"w_cl", c.w_cl},
           {"conversion_hidden", c.conversion_hidden}};
 }
 
@@ -43,6 +44,7 @@ ProtSTConfig protst_config_from_json(const json& j, const std::string& source) {
     c.logit_scale_max = j.at("logit_scale_max");
     c.w_mlm = j.at("w_mlm");
     c.w_mmp = j.at("w_mmp");
+    c.w_cl = j.value("w_cl", 1.0);  // absent in checkpoints written before it existed
     c.conversion_hidden = j.at("conversion_hidden");
     validate_protst_config(c, source);
     return c;

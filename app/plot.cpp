@@ -536,6 +536,67 @@ void write_plot_png(const std::string& path, const std::vector<PlotPanel>& panel
   write_png_atomic(path, cv);
 }
 
+void write_bar_chart_png(const std::string& path, const std::string& title, const std::vector<std::string>& metrics,
+                         const std::vector<BarRow>& rows) {
+  PE_CHECK(!path.empty(), "write_bar_chart_png: empty output path");
+  PE_CHECK(!metrics.empty(), "write_bar_chart_png '", path, "': no metric");
+  for (const BarRow& r : rows)
+    PE_CHECK(r.mean.size() == metrics.size() && r.err.size() == metrics.size(), "write_bar_chart_png '", path,
+             "': row '", r.label, "' has ", r.mean.size(), " means and ", r.err.size(), " errors for ", metrics.size(),
+             " metrics");
+  constexpr int kRowH = 24, kHeader = 40, kAxis = 36;
+  int label_w = 0;
+  for (const BarRow& r : rows) label_w = std::max(label_w, text_width(r.label, kLabelScale));
+  label_w = std::min(label_w, 420) + 16;
+  const int body_top = kPlotTitleHeight + kHeader;
+  Canvas cv(kPlotWidth, body_top + kRowH * static_cast<int>(std::max<std::size_t>(rows.size(), 1)) + kAxis);
+  const std::string t = fit_text(title, kTitleScale, kPlotWidth - 40);
+  draw_text(cv, (kPlotWidth - text_width(t, kTitleScale)) / 2, 20, t, kTitleScale, kText);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    draw_text(cv, 8, body_top + static_cast<int>(i) * kRowH + 5, fit_text(rows[i].label, kLabelScale, label_w - 16),
+              kLabelScale, kText);
+  const int M = static_cast<int>(metrics.size());
+  const int panel_w = (kPlotWidth - label_w - 10) / M;
+  const int body_bottom = body_top + kRowH * static_cast<int>(rows.size());
+  for (int m = 0; m < M; ++m) {
+    const int x0 = label_w + m * panel_w + 10, x1 = label_w + (m + 1) * panel_w - 20;
+    auto px = [&](double v) { return x0 + to_px(std::min(std::max(v, 0.0), 1.0) * (x1 - x0)); };
+    const std::string mt = fit_text(metrics[size_t(m)], kPanelTitleScale, x1 - x0);
+    draw_text(cv, (x0 + x1 - text_width(mt, kPanelTitleScale)) / 2, kPlotTitleHeight + 8, mt, kPanelTitleScale, kText);
+    const Rect plot{x0, body_top, x1, body_bottom};
+    for (int k = 0; k <= 5; ++k) {
+      const double v = 0.2 * k;
+      cv.fill({px(v), body_top, px(v), body_bottom}, kGrid);
+      const std::string tl = plot_detail::format_tick(v, 0.2);
+      draw_text(cv, px(v) - text_width(tl, kLabelScale) / 2, body_bottom + 8, tl, kLabelScale, kMuted);
+    }
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const int y0 = body_top + static_cast<int>(i) * kRowH + 4, y1 = y0 + kRowH - 9, ym = (y0 + y1) / 2;
+      const double v = rows[i].mean[size_t(m)], e = rows[i].err[size_t(m)];
+      if (!std::isfinite(v)) {
+        draw_text(cv, x0 + 4, y0 + 1, "n/a", kLabelScale, kMuted);
+        continue;
+      }
+      const auto c = plot_series_color(rows[i].color);
+      cv.fill({x0, y0, std::max(x0, px(v)), y1}, Rgb{c[0], c[1], c[2]});
+      int right = px(v);
+      if (std::isfinite(e) && e > 0) {
+        const int a = px(v - e), b = px(v + e);
+        cv.line(a, ym, b, ym, kText, plot);
+        cv.fill({a, y0 + 2, a + 1, y1 - 2}, kText);
+        cv.fill({b - 1, y0 + 2, b, y1 - 2}, kText);
+        right = std::max(right, b);
+      }
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "%.3f", v);
+      const int tx = right + 5 + text_width(buf, kLabelScale) <= x1 + 18 ? right + 5 : std::max(x0, px(v)) - text_width(buf, kLabelScale) - 4;
+      draw_text(cv, tx, y0 + 1, buf, kLabelScale, kText);
+    }
+    cv.outline({x0, body_top, x1, body_bottom}, kFrame);
+  }
+  write_png_atomic(path, cv);
+}
+
 void plot_metrics_jsonl(const std::string& jsonl_path, const std::string& png_path,
                         const std::vector<std::pair<std::string, std::vector<std::string>>>& panels,
                         const std::string& title) {

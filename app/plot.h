@@ -45,6 +45,18 @@ void plot_metrics_jsonl(const std::string& jsonl_path, const std::string& png_pa
                         const std::vector<std::pair<std::string, std::vector<std::string>>>& panels,
                         const std::string& title);
 
+// Horizontal bar chart of scores in [0, 1] (protst probe): one panel per metric side by side, one row
+// per entry (label on the left), the bar at `mean[m]` with a whisker of +-`err[m]` and the value
+// written beside it; a NaN mean shows "n/a". Colour: plot_series_color(row.color). Height grows with
+// the rows (24 px each). Written atomically like write_plot_png.
+struct BarRow {
+  std::string label;
+  std::vector<double> mean, err;  // one per metric
+  std::size_t color = 0;
+};
+void write_bar_chart_png(const std::string& path, const std::string& title, const std::vector<std::string>& metrics,
+                         const std::vector<BarRow>& rows);
+
 namespace plot_detail {
 // Tick label for v on an axis whose ticks are `step` apart: "0", "0.25", "1.5k", "2M", "0.001",
 // "1e-05", "2.5e-05" (trailing zeros trimmed; k/M/G/T from 1000; scientific below 1e-4 and from 1e15).

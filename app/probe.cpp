@@ -12,6 +12,7 @@
 #include "app/dataset.h"
 #include "app/device.h"
 #include "app/model_io.h"
+#include "app/plot.h"
 #include "data/go_dataset.h"
 #include "data/text_io.h"
 #include "probe/suite.h"
@@ -34,9 +35,10 @@ const char* const kProbeHelp =
     "                        multimodal) and --labels TSV id<TAB>train|test<TAB>label[;label...]; single-label\n"
     "                        (softmax) unless a row has several labels or --multi-label\n"
     "Encoder rows: the --checkpoint (ProtST), --mlm-checkpoint (a model trained by masked LM only) when given,\n"
-    "and the same architecture randomly initialised (off with --no-random-init). Features: the L2-normalised\n"
-    "joint-space embeddings of `protst embed --checkpoint` (protein: graph_mlp of the mean residue state;\n"
-    "text: text_mlp of the mean token state), standardised on the training rows.\n"
+    "and the same architecture randomly initialised (off with --no-random-init). Features (--features):\n"
+    "encoder (default) = each encoder's mean last hidden state (protein: over residues; text: over tokens\n"
+    "other than [CLS]/[SEP]/[PAD]); joint = the L2-normalised joint-space vectors of `protst embed\n"
+    "--checkpoint` (graph_mlp / text_mlp of those means). Standardised on the training rows.\n"
     "Predictors: label-frequency baseline (each term's training frequency); per encoder: seq linear probe,\n"
     "seq MLP (2 layers, --hidden); on multimodal tasks also text linear/MLP, early fusion MLP (Type II:\n"
     "[seq, text] concatenated), late fusion average (mean of the seq and text MLP probabilities) and late\n"
@@ -46,7 +48,7 @@ const char* const kProbeHelp =
     "Metrics: Fmax (CAFA protein-centric: thresholds 0.01..1.00 step 0.01; precision over proteins with a\n"
     "prediction, recall over annotated proteins), micro AUPR (average precision over all protein-term pairs),\n"
     "and for single-label tasks accuracy and macro-F1. Terms with no positive in test are counted and\n"
-    "reported, never divided by. Output: <out>/<task>/probe.json and probe.md, <out>/probe.md.";
+    "reported, never divided by. Output: <out>/<task>/probe.json, probe.md and probe.png (bar chart), <out>/probe.md.";
 
 namespace {
 
@@ -97,10 +99,24 @@ FeatureMatrix embed_rows(EncoderModel& e, const std::vector<std::string>& ids, c
   PE_CHECK(ds.items.size() == recs.size(), "probe: some sequences are empty");
   if (texts)
     for (size_t i = 0; i < ds.items.size(); ++i) ds.items[i].group = int64_t(i);
-  std::vector<std::vector<float>> P, T;
-  std::vector<int64_t> g;
-  embed_dataset(*e.model, ds, *e.tok, e.eo, P, T, g);
-  return to_matrix(texts ? T : P);
+  // In blocks of 1,000 rows, with a progress line (each row's vector does not depend on its batch).
+  const int64_t N = int64_t(ds.items.size()), block = 1000;
+  std::vector<std::vector<float>> rows;
+  rows.reserve(size_t(N));
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < N; s += block) {
+    PairDataset part;
+    part.items.assign(ds.items.begin() + s, ds.items.begin() + std::min(N, s + block));
+    std::vector<std::vector<float>> P, T;
+    std::vector<int64_t> g;
+    embed_dataset(*e.model, part, *e.tok, e.eo, P, T, g);
+    for (auto& r : texts ? T : P) rows.push_back(std::move(r));
+    const double secs = since(t0), done = double(rows.size());
+    std::fprintf(stderr, "\rprobe: %s %s features %zu/%lld, %s elapsed, ETA %s   %s", e.name.c_str(),
+                 texts ? "text" : "protein", rows.size(), (long long)N, fmt_secs(secs).c_str(),
+                 fmt_secs(secs / done * double(N - int64_t(rows.size()))).c_str(), int64_t(rows.size()) == N ? "\n" : "");
+  }
+  return to_matrix(rows);
 }
 
 ProbeLabels labels_of(const ProbeTask& t, const ProbeSide& s) {
@@ -142,6 +158,7 @@ void run_probe_command(const ProbeCommandOptions& o) {
   PE_CHECK(o.seeds >= 1 && o.seeds <= 100, "probe: --seeds must be in [1, 100], got ", o.seeds);
   PE_CHECK(o.epochs >= 1 && o.batch_size >= 1 && o.hidden >= 1 && o.folds >= 2, "probe: --epochs, --batch-size, "
            "--hidden must be >= 1 and --folds >= 2");
+  PE_CHECK(o.features == "encoder" || o.features == "joint", "probe: --features is encoder or joint, got '", o.features, "'");
   PE_CHECK(o.lr > 0 && o.weight_decay >= 0, "probe: --lr must be > 0 and --weight-decay >= 0");
   const auto t_start = Clock::now();
 
@@ -212,6 +229,7 @@ void run_probe_command(const ProbeCommandOptions& o) {
     }
     e.tok = std::move(m.tok);
     e.eo = m.eo;
+    e.eo.pooled_encoder = o.features == "encoder";
     e.max_text_len = m.max_text_len;
     encoders.push_back(std::move(e));
   };
@@ -265,7 +283,7 @@ void run_probe_command(const ProbeCommandOptions& o) {
   std::filesystem::create_directories(o.out);
   std::string all_md = "# protst probe\n\ncheckpoint: `" + o.checkpoint + "`" +
                        (o.mlm_checkpoint.empty() ? "" : ", MLM-only: `" + o.mlm_checkpoint + "`") + "; " +
-                       std::to_string(o.seeds) + " seeds (mean ± sample std)\n";
+                       std::to_string(o.seeds) + " seeds (mean ± sample std); features: " + o.features + "\n";
   for (size_t ti = 0; ti < tasks.size(); ++ti) {
     const ProbeTask& t = tasks[ti];
     ProbeRunOptions ro;
@@ -299,6 +317,28 @@ void run_probe_command(const ProbeCommandOptions& o) {
     const std::string dir = o.out + "/" + t.name;
     std::filesystem::create_directories(dir);
     write_text_atomic(dir + "/probe.md", md);
+    {
+      std::vector<std::string> keys = {"fmax", "aupr"}, names = {"Fmax", "micro AUPR"};
+      if (!t.multi_label) {
+        keys.insert(keys.end(), {"accuracy", "macro_f1"});
+        names.insert(names.end(), {"accuracy", "macro-F1"});
+      }
+      std::vector<BarRow> bars;
+      std::map<std::string, std::size_t> colour;  // one colour per encoder row (baseline grey-ish first)
+      for (const auto& r : rows) {
+        BarRow b;
+        b.label = r.label();
+        b.color = colour.emplace(r.encoder, colour.size()).first->second;
+        for (const auto& k : keys) {
+          auto it = r.metrics.find(k);
+          b.mean.push_back(it == r.metrics.end() ? std::nan("") : it->second.mean);
+          b.err.push_back(it == r.metrics.end() ? 0.0 : it->second.std);
+        }
+        bars.push_back(std::move(b));
+      }
+      write_bar_chart_png(dir + "/probe.png", "protst probe " + t.name + ": mean +- std over " +
+                          std::to_string(o.seeds) + " seeds", names, bars);
+    }
     json j = {{"task", t.name},
               {"notes", t.notes},
               {"multi_label", t.multi_label},
@@ -316,6 +356,7 @@ void run_probe_command(const ProbeCommandOptions& o) {
               {"checkpoint", o.checkpoint},
               {"mlm_checkpoint", o.mlm_checkpoint},
               {"seeds", o.seeds},
+              {"features", o.features},
               {"predictor", {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"hidden", o.hidden}, {"lr", o.lr},
                              {"weight_decay", o.weight_decay}, {"stacking_folds", o.folds}}},
               {"seconds", since(t0)},

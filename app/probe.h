@@ -26,6 +26,7 @@ struct ProbeCommandOptions {
   int64_t seeds = 3;
   int64_t epochs = 30, batch_size = 128, hidden = 256, folds = 5;
   double lr = 1e-3, weight_decay = 1e-4;
+  std::string features = "encoder";        // encoder (pooled last hidden states) | joint (protst embed's vectors)
   std::string out = "runs/probe", device = "auto";
   int64_t embed_batch_size = 64, max_protein_len = 1022, max_text_len = 128;
 };

@@ -105,6 +105,7 @@ EvalReport train(const TrainOptions& o) {
     cfg.fusion_layers = o.fusion_layers;
     cfg.w_mlm = o.w_mlm;
     cfg.w_mmp = o.w_mmp;
+    cfg.w_cl = o.w_cl;
     Generator init(o.seed);
     model = std::make_unique<ProtSTModel>(cfg, init, InitSpec{DType::F32, dev});
     if (!o.protein_model.empty()) {

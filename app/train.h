@@ -22,7 +22,7 @@ struct TrainOptions {
   int64_t text_vocab_size = 4000, text_layers = 2, text_hidden = 128, text_heads = 4;
   int64_t embed_dim = 512, fusion_heads = 8, fusion_layers = 1;
   std::string freeze_text = "auto";     // auto: frozen when loaded from a checkpoint (ProtST), trained from scratch
-  double w_mlm = 1.0, w_mmp = 1.0;
+  double w_mlm = 1.0, w_mmp = 1.0, w_cl = 1.0;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;

@@ -166,6 +166,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_choice("--freeze-text", o.freeze_text, {"auto", "true", "false"});
   check_option_real("--w-mlm", o.w_mlm, 0, 1e6);
   check_option_real("--w-mmp", o.w_mmp, 0, 1e6);
+  check_option_real("--w-contrastive", o.w_cl, 0, 1e6);
   // ---- optimisation
   check_option_real("--lr", o.lr, 0, 10, true);
   check_option_real("--protein-lr-ratio", o.protein_lr_ratio, 0, 1e3);

@@ -29,6 +29,7 @@ void validate_protst_config(const ProtSTConfig& c, const std::string& source) {
   check_config_real(source, "logit_scale_max", c.logit_scale_max, -100, 100);
   check_config_real(source, "w_mlm", c.w_mlm, 0, 1e6);
   check_config_real(source, "w_mmp", c.w_mmp, 0, 1e6);
+  check_config_real(source, "w_cl", c.w_cl, 0, 1e6);
 }
 
 static const ProtSTConfig& validated(const ProtSTConfig& c) {
@@ -184,7 +185,7 @@ ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
   out.mmp_protein_acc = mp.accuracy;
   out.mmp_text_acc = mt.accuracy;
 
-  out.total = add(add(out.cl, mul(out.mlm, cfg_.w_mlm)), mul(add(out.mmp_protein, out.mmp_text), cfg_.w_mmp));
+  out.total = add(add(mul(out.cl, cfg_.w_cl), mul(out.mlm, cfg_.w_mlm)), mul(add(out.mmp_protein, out.mmp_text), cfg_.w_mmp));
   return out;
 }
 

@@ -23,6 +23,7 @@ struct ProtSTConfig {
   double logit_scale_init = 2.6592600369327779;  // ln(1/0.07)
   double logit_scale_max = 4.6051701859880914;   // ln(100); ours, as CLIP/open_clip
   double w_mlm = 1.0, w_mmp = 1.0;
+  double w_cl = 1.0;  // weight of the InfoNCE loss (0 = masked-LM-only pretraining, the probe's "MLM only" row)
   int64_t conversion_hidden = 512;
 };
 

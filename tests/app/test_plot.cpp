@@ -285,3 +285,29 @@ TEST_CASE("plot_metrics_jsonl: malformed lines raise an error naming file:line")
 }
 
 }  // TEST_SUITE("app")
+
+TEST_SUITE("app") {
+  TEST_CASE("bar chart: bar length follows the value in every metric panel; n/a and size mismatches") {
+    TempDir td("bars");
+    const std::string out = (td.dir / "bars.png").string();
+    // Three rows in three colours: 0.2, 0.8 and NaN (n/a) in metric A; 0.8, 0.2 and 0.5 in metric B.
+    std::vector<BarRow> rows = {{"short then long", {0.2, 0.8}, {0.0, 0.05}, 0},
+                                {"long then short", {0.8, 0.2}, {0.05, 0.0}, 1},
+                                {"missing A", {std::nan(""), 0.5}, {0.0, 0.0}, 2}};
+    write_bar_chart_png(out, "probe", {"A", "B"}, rows);
+    const Image img = read_png(out);
+    CHECK(img.w == kPlotWidth);
+    const int half = img.w / 2 + 100;  // the label column shifts both panels right; A lies left of this
+    const long a0 = img.count(plot_series_color(0), 0, 0, half, img.h), b0 = img.count(plot_series_color(0), half, 0, img.w, img.h);
+    const long a1 = img.count(plot_series_color(1), 0, 0, half, img.h), b1 = img.count(plot_series_color(1), half, 0, img.w, img.h);
+    CHECK(a0 > 0);
+    CHECK(b1 > 0);
+    CHECK(b0 > 3 * a0);  // 0.8 vs 0.2
+    CHECK(a1 > 3 * b1);
+    const long a2 = img.count(plot_series_color(2), 0, 0, half, img.h), b2 = img.count(plot_series_color(2), half, 0, img.w, img.h);
+    CHECK(a2 == 0);  // NaN: no bar
+    CHECK(b2 > 0);
+    CHECK_THROWS_WITH_AS(write_bar_chart_png(out, "x", {"A", "B"}, {{"bad", {0.1}, {0.0}, 0}}),
+                         doctest::Contains("row 'bad' has 1 means"), Error);
+  }
+}

@@ -107,6 +107,7 @@ TEST_SUITE("app") {
     std::string md = slurp(d + "/probe/go-cc-multimodal/probe.md");
     CHECK(md.find("| predictor | Fmax | micro AUPR |") != std::string::npos);
     CHECK(md.find("| ProtST late fusion stacking |") != std::string::npos);
+    CHECK(fs::file_size(d + "/probe/go-cc-multimodal/probe.png") > 1000);
     nlohmann::json mf = nlohmann::json::parse(slurp(d + "/probe/go-mf/probe.json"));
     CHECK(mf["rows"].size() == 5);  // baseline + 2 encoders x (seq linear, seq MLP)
     std::string all = slurp(d + "/probe/probe.md");
@@ -122,12 +123,14 @@ TEST_SUITE("app") {
     td.file("task.tsv", tsv);
     std::vector<std::string> fargs = {"protst", "probe", "--checkpoint", ck, "--task", "files", "--input",
                                       d + "/task.jsonl", "--labels", d + "/task.tsv", "--out", d + "/probe_files",
-                                      "--no-random-init"};
+                                      "--no-random-init", "--features", "joint"};
     fargs.insert(fargs.end(), tiny.begin(), tiny.end());
     REQUIRE(cli(fargs) == 0);
     nlohmann::json fj = nlohmann::json::parse(slurp(d + "/probe_files/files/probe.json"));
     CHECK(fj["multi_label"] == false);
     CHECK(fj["multimodal"] == true);
+    CHECK(fj["features"] == "joint");
+    CHECK(j["features"] == "encoder");
     CHECK(fj["test_proteins"] == 12);
     CHECK(fj["rows"].size() == 8);  // baseline + ProtST x 7
     for (const auto& r : fj["rows"]) {

@@ -82,6 +82,7 @@ TEST_SUITE("app") {
         {"--min-lr-ratio 2 ", [](TrainOptions& o) { o.min_lr_ratio = 2; }},
         {"--w-mlm -1 ", [](TrainOptions& o) { o.w_mlm = -1; }},
         {"--w-mmp nan ", [nan](TrainOptions& o) { o.w_mmp = nan; }},
+        {"--w-contrastive -1 ", [](TrainOptions& o) { o.w_cl = -1; }},
         {"--grad-accum 0 ", [](TrainOptions& o) { o.grad_accum = 0; }},
         {"--batch-size 0 ", [](TrainOptions& o) { o.batch_size = 0; }},
         {"--steps -1 ", [](TrainOptions& o) { o.steps = -1; }},

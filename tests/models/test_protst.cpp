@@ -94,6 +94,24 @@ TEST_SUITE("unit") {
     CHECK(model.params().get("protein_model.esm.encoder.layer.0.attention.self.query.weight").grad().defined());
   }
 
+  TEST_CASE("ProtST loss weights: w_cl = w_mmp = 0 leaves the masked-LM loss alone (the probe's MLM-only model)") {
+    ProtSTConfig cfg = tiny_config();
+    Generator g1(5), g2(5);
+    ProtSTModel full(cfg, g1, {DType::F32, Device::cpu()});
+    cfg.w_cl = 0;
+    cfg.w_mmp = 0;
+    ProtSTModel mlm_only(cfg, g2, {DType::F32, Device::cpu()});
+    ProtSTOutput a = full.forward(tiny_batch(), true), b = mlm_only.forward(tiny_batch(), true);
+    CHECK(a.total.item() == doctest::Approx(a.cl.item() + a.mlm.item() + a.mmp_protein.item() + a.mmp_text.item()).epsilon(1e-5));
+    CHECK(b.cl.item() > 0.1);
+    CHECK(b.total.item() == doctest::Approx(b.mlm.item()).epsilon(1e-6));
+    b.total.backward();
+    Tensor gs = mlm_only.params().get("graph_mlp.layers.0.weight").grad();  // read only by InfoNCE
+    if (gs.defined())
+      for (double v : gs.to_double_vector()) CHECK(v == 0.0);
+    CHECK(mlm_only.params().get("protein_model.esm.encoder.layer.0.attention.self.query.weight").grad().defined());
+  }
+
   TEST_CASE("InfoNCE: identical texts are not negatives - and the scale clamps at ln 100") {
     Tensor p = l2_normalize(Tensor::from_vector(std::vector<double>{1, 0, 0, 1, 1, 0.1}, {3, 2}));
     Tensor s = Tensor::scalar(std::log(10.0), DType::F64).requires_grad_();
