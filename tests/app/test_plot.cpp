@@ -287,7 +287,7 @@ TEST_CASE("plot_metrics_jsonl: malformed lines raise an error naming file:line")
 }  // TEST_SUITE("app")
 
 TEST_SUITE("app") {
-  TEST_CASE("bar chart: bar length follows the value in every metric panel; n/a and size mismatches") {
+  TEST_CASE("bar chart: bar length follows the value in every metric panel - n/a and size mismatches") {
     TempDir td("bars");
     const std::string out = (td.dir / "bars.png").string();
     // Three rows in three colours: 0.2, 0.8 and NaN (n/a) in metric A; 0.8, 0.2 and 0.5 in metric B.

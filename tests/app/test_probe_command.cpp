@@ -62,7 +62,7 @@ void write_go_stand_in(const std::string& dir, const std::vector<ProteinRecord>&
 }  // namespace
 
 TEST_SUITE("app") {
-  TEST_CASE("protst probe: GO multimodal task and a user task end to end on a tiny checkpoint; leaks refused") {
+  TEST_CASE("protst probe: GO multimodal task and a user task end to end on a tiny checkpoint - leaks refused") {
     TempDir td("probe_cmd");
     const std::string d = td.dir.string();
     TrainOptions t = tiny_options(d + "/run");
