@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <omp.h>
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
@@ -72,6 +73,18 @@ Tensor uniform_param(const Shape& shape, double bound, Generator& gen) {
   return t;
 }
 
+// Sets the OpenMP thread count for a scope (n = 0: unchanged).
+struct OmpThreads {
+  int prev = omp_get_max_threads();
+  bool on;
+  explicit OmpThreads(int n) : on(n > 0) {
+    if (on) omp_set_num_threads(n);
+  }
+  ~OmpThreads() {
+    if (on) omp_set_num_threads(prev);
+  }
+};
+
 // Mean binary cross-entropy with logits, stable form.
 Tensor bce_with_logits(const Tensor& z, const Tensor& y) {
   return mean(relu(z) - z * y + log(add(exp(neg(abs(z))), 1.0)));
@@ -120,6 +133,7 @@ std::vector<double> fit_predict(const FeatureMatrix& x, const ProbeLabels& y, co
   PE_CHECK(x.rows == y.n && x.rows > 0, "probe: ", x.rows, " feature rows for ", y.n, " labelled rows");
   PE_CHECK(x_test.cols == x.cols, "probe: test features have ", x_test.cols, " columns, training ", x.cols);
   PE_CHECK(y.k >= 1 && o.epochs >= 1 && o.batch_size >= 1 && o.hidden >= 0, "probe: bad predictor options");
+  OmpThreads threads(o.threads);
   Generator gen(o.seed * 0x9E3779B97F4A7C15ULL + 0x70b3);
   Model m;
   m.mu.assign(size_t(x.cols), 0.f);
@@ -215,6 +229,7 @@ std::vector<double> stack_scores(const std::vector<double>& oof1, const std::vec
     }
     return Tensor::from_vector(z, {rows, y.k});
   };
+  OmpThreads threads(1);
   Tensor z1 = transform(oof1, y.n), z2 = transform(oof2, y.n);
   Tensor a = Tensor::full({y.k}, 0.5), b = Tensor::full({y.k}, 0.5), c = Tensor::zeros({y.k});
   a.requires_grad_(true);

@@ -43,6 +43,10 @@ struct PredictorOptions {
   double lr = 1e-3;
   double weight_decay = 1e-4;
   uint64_t seed = 0;
+  // OpenMP threads while fitting and predicting (restored after). The probes' matrices are small, so
+  // one thread is fastest (on a busy 2-core machine a 2-thread fit waited at every barrier: 10x the
+  // wall time), and a fixed count makes the scores independent of OMP_NUM_THREADS. 0 = leave as is.
+  int threads = 1;
 };
 
 // Trains on (x, y) and returns probabilities [x_test.rows x y.k] for x_test (row-major).
