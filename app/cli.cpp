@@ -21,8 +21,8 @@ namespace pe {
 int protst_main(int argc, const char* const* argv) {
   CLI::App app{
       "protst: train ProtST-style protein-text models (ESM-2 + BERT, InfoNCE, cross-attention fusion, masked\n"
-      "prediction) on CPU or CUDA, evaluate held-out retrieval, embed sequences, and train the embedding\n"
-      "conversion MLPs. Run `protst <command> --help` for the options of a command."};
+      "prediction) on CPU or CUDA, evaluate held-out retrieval, embed sequences, probe function prediction,\n"
+      "and train the embedding conversion MLPs. Run `protst <command> --help` for the options of a command."};
   app.require_subcommand(1);
   app.set_config("--config", "", "TOML/INI file of options (sections name the command, e.g. [train]; keys are the long option names), given before or after the command; flags on the command line override it");
 
