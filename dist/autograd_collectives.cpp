@@ -35,7 +35,15 @@ Tensor all_gather_rows(Communicator& comm, const Tensor& x, const std::vector<in
 }
 
 void all_reduce_gradients(Communicator& comm, const std::vector<Tensor>& params, Reduction op) {
-  for (const Tensor& p : params) {
+  if (params.empty()) return;
+  std::vector<int64_t> has;
+  for (const Tensor& p : params) has.push_back(p.grad().defined() ? 1 : 0);
+  Tensor ranks_with = Tensor::from_vector(has, {int64_t(has.size())}).to(comm.device());
+  comm.all_reduce(ranks_with, Reduction::Sum);
+  std::vector<int64_t> n = ranks_with.to_int_vector();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (n[i] == 0) continue;
+    const Tensor& p = params[i];
     Tensor g = p.grad();
     if (!g.defined() || !g.is_contiguous()) {
       g = g.defined() ? g.contiguous() : Tensor::zeros(p.shape(), p.dtype(), p.device());

@@ -22,11 +22,12 @@ std::vector<int64_t> all_gather_counts(Communicator& comm, int64_t n);
 // x_r.grad = d(sum_r L_r)/d x_r: the gradient of the global loss sum_r L_r.
 Tensor all_gather_rows(Communicator& comm, const Tensor& x, const std::vector<int64_t>& rows);
 
-// Data parallelism's gradient step: every parameter's .grad summed (op Sum) or averaged (Avg) over
-// ranks, in place, one all-reduce per parameter in list order (the list must be the same on every
-// rank). A parameter without a gradient on this rank takes zeros, so that every rank sends the same
-// tensors. Sum is what per-rank shares of a global loss need (global_info_nce); Avg is for per-rank
-// means (the usual data-parallel convention).
+// Data parallelism's gradient step: every parameter's .grad summed (Sum) or averaged (Avg) over ranks,
+// in place, one all-reduce per parameter in list order (the list must be the same on every rank).
+// A parameter with a gradient on some ranks only (unused by one rank's shard, e.g. a head without
+// masked rows there) takes zeros where it has none; one without a gradient on every rank keeps none
+// (the optimiser then skips it, as in one process). Sum is what per-rank shares of a global loss need
+// (global_info_nce); Avg is for per-rank means (the usual data-parallel convention).
 void all_reduce_gradients(Communicator& comm, const std::vector<Tensor>& params, Reduction op);
 
 }  // namespace pe::dist

@@ -2,10 +2,9 @@
 // rank>), every collective enqueued on the engine's CUDA stream (the legacy default stream, see
 // stream() in kernels/cuda/cuda_common.cuh), so it is ordered with the kernels around it and the
 // host does not wait. The ncclUniqueId travels from rank 0 over the MPI communicator. Built only
-// when CUDA, NCCL and MPI are all found (PE_NCCL AUTO/ON); otherwise make_nccl_communicator() says so.
+// when CUDA, NCCL and MPI are all found (PE_NCCL AUTO/ON); otherwise comm_nccl_stub.cpp says so.
 #include "dist/communicator.h"
 
-#ifdef PE_WITH_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -178,15 +177,3 @@ bool nccl_built() { return true; }
 std::unique_ptr<Communicator> make_nccl_communicator() { return std::make_unique<NcclComm>(); }
 
 }  // namespace pe::dist
-
-#else  // no NCCL in this build
-
-namespace pe::dist {
-bool nccl_built() { return false; }
-std::unique_ptr<Communicator> make_nccl_communicator() {
-  PE_FAIL("communicator: this build has no NCCL support (it needs CUDA, NCCL (nccl.h, libnccl) and MPI at "
-          "configure time; CMake prints which communicators are built)");
-}
-}  // namespace pe::dist
-
-#endif
