@@ -191,17 +191,19 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
   PE_CHECK(!batches.empty(), "training set smaller than one batch");
   int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
-  std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s\n",
-              double(model->params().numel()) / 1e6, [&] {
-                int64_t n = 0;
-                for (const Tensor& p : all_params) n += p.numel();
-                return double(n) / 1e6;
-              }(),
-              double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
-              model->text_frozen() ? ", frozen" : "", device_summary(dev).c_str());
-  std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
-              (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
-              o.schedule.c_str(), (long long)o.warmup);
+  if (lead)
+    std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s\n",
+                double(model->params().numel()) / 1e6, [&] {
+                  int64_t n = 0;
+                  for (const Tensor& p : all_params) n += p.numel();
+                  return double(n) / 1e6;
+                }(),
+                double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
+                model->text_frozen() ? ", frozen" : "", device_summary(dev).c_str());
+  if (lead)
+    std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
+                (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
+                o.schedule.c_str(), (long long)o.warmup);
 
   // The options that shape the optimisation and the data order; a resume with other values warns.
   json train_options = {{"seed", o.seed},
@@ -281,8 +283,9 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   eo.batch_size = std::max<int64_t>(o.batch_size, 32);
 
   bool bf16 = dev.is_cuda() && o.precision != "f32";
-  std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
-                                       : "f32");
+  if (lead)
+    std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
+                                         : "f32");
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;

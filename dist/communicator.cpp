@@ -160,12 +160,7 @@ std::unique_ptr<Communicator> make_communicator(CommKind kind, Device device) {
       PE_CHECK(device.is_cpu(), "communicator: the MPI communicator takes host tensors, not ", device.str(),
                " (use nccl)");
       return make_mpi_communicator();
-    case CommKind::Nccl: {
-      auto c = make_nccl_communicator();
-      PE_CHECK(!device.is_cuda() || device == c->device(), "communicator: asked for ", device.str(), " but ",
-               c->describe(), " uses ", c->device().str(), " (one GPU per process, by local rank)");
-      return c;
-    }
+    case CommKind::Nccl: return make_nccl_communicator();  // on cuda:<local rank>, whatever index was asked
     case CommKind::Auto: break;
   }
   PE_FAIL("communicator: unreachable kind");

@@ -76,7 +76,8 @@ bool mpi_built();
 bool nccl_built();
 
 // The communicator of this job. Auto: under an MPI launcher NCCL when `device` is a CUDA device (and
-// NCCL is built), else MPI; without a launcher the single-process one (the binary then runs exactly
+// NCCL is built), else MPI; NCCL uses cuda:<local rank> whatever the index of `device` (callers take
+// the communicator's device()); without a launcher the single-process one (the binary then runs exactly
 // as without this subsystem). Asking for an implementation this build lacks, or running under a
 // launcher without MPI support, is an error that says so. The MPI runtime is initialised on the
 // first MPI/NCCL communicator and finalised at exit.
