@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/data_parallel.h"
 #include "app/dataset_command.h"
 #include "app/model_io.h"
 #include "app/plot.h"
@@ -14,6 +15,7 @@
 #include "app/validate.h"
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
+#include "dist/autograd_collectives.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -39,11 +41,35 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, const std::
 
 EvalReport train(const TrainOptions& o) {
   validate_train_options(o);  // before anything is allocated or written
-  Device dev = resolve_device(o.device);
+  // Under an MPI launcher: data-parallel over the job's ranks (app/data_parallel.h); otherwise one process.
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(dist::CommKind::Auto, resolve_device(o.device));
+  return train(o, *comm);
+}
+
+EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
+  validate_train_options(o);  // before anything is allocated or written
+  // NCCL: this rank's GPU (cuda:<local rank>); otherwise the device asked for.
+  Device dev = comm.kind() == dist::CommKind::Nccl ? comm.device() : resolve_device(o.device);
   PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
-  make_dirs(o.out);
-  RunLock lock(o.out);  // one writer per run folder
-  prepare_run_folder(o);
+  const bool dp = comm.world_size() > 1, lead = comm.rank() == 0;
+  PE_CHECK(!dp || comm.device() == dev, "protst train: data-parallel on ", dev.str(), " needs a communicator there (",
+           comm.describe(), " works on ", comm.device().str(), ")");
+  PE_CHECK(!dp || o.batch_size >= comm.world_size(), "protst train: --batch-size ", o.batch_size,
+           " is the global batch and must give each of the ", comm.world_size(), " ranks at least one pair");
+  // Rank 0 owns the run folder (lock, checkpoints, metrics, plots, final/); the others read it.
+  std::unique_ptr<RunLock> lock;
+  if (lead) {
+    make_dirs(o.out);
+    lock = std::make_unique<RunLock>(o.out);  // one writer per run folder
+    prepare_run_folder(o);
+  }
+  if (dp) {
+    comm.barrier();
+    if (lead)
+      std::printf("data-parallel: %d ranks (%s), global batch %lld split by rows, global-negative InfoNCE%s\n",
+                  comm.world_size(), dist::comm_kind_name(comm.kind()), (long long)o.batch_size,
+                  o.w_mmp != 0 ? "; fusion BatchNorm statistics per rank (no sync BatchNorm yet)" : "");
+  }
   std::string ckdir = o.out + "/checkpoints";
 
   // ---- data paths
@@ -79,7 +105,7 @@ EvalReport train(const TrainOptions& o) {
       std::printf("text vocabulary: trained %zu WordPiece tokens on %zu training texts in %.1f s\n", vocab.size(),
                   lines.size(), std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    write_vocab(o.out + "/vocab.txt", vocab);
+    if (lead) write_vocab(o.out + "/vocab.txt", vocab);
   }
   // A Hugging Face text model brings its casing/accent switches (tokenizer_config.json).
   const BertOptions tok_options = o.text_model.empty() ? BertOptions{} : BertOptions::from_hf_folder(o.text_model);
@@ -166,17 +192,19 @@ EvalReport train(const TrainOptions& o) {
   std::vector<std::vector<int64_t>> batches = epoch_batches(train_ds, prog.epoch, bo);
   PE_CHECK(!batches.empty(), "training set smaller than one batch");
   int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
-  std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s\n",
-              double(model->params().numel()) / 1e6, [&] {
-                int64_t n = 0;
-                for (const Tensor& p : all_params) n += p.numel();
-                return double(n) / 1e6;
-              }(),
-              double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
-              model->text_frozen() ? ", frozen" : "", device_summary(dev).c_str());
-  std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
-              (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
-              o.schedule.c_str(), (long long)o.warmup);
+  if (lead)
+    std::printf("model: %.2fM parameters (%.2fM trainable; protein %.2fM, text %.2fM%s) on %s\n",
+                double(model->params().numel()) / 1e6, [&] {
+                  int64_t n = 0;
+                  for (const Tensor& p : all_params) n += p.numel();
+                  return double(n) / 1e6;
+                }(),
+                double(model->params().numel("protein_model.")) / 1e6, double(model->params().numel("text_model.")) / 1e6,
+                model->text_frozen() ? ", frozen" : "", device_summary(dev).c_str());
+  if (lead)
+    std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
+                (long long)total, (long long)o.batch_size, (long long)o.grad_accum, batches.size(), o.lr,
+                o.schedule.c_str(), (long long)o.warmup);
 
   // The options that shape the optimisation and the data order; a resume with other values warns.
   json train_options = {{"seed", o.seed},
@@ -208,9 +236,13 @@ EvalReport train(const TrainOptions& o) {
                   resumed->path.c_str(), changed.c_str());
   }
   std::string metrics_path = o.out + "/metrics.jsonl";
-  truncate_metrics(metrics_path, prog.step);
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream metrics;
+  if (lead) {
+    truncate_metrics(metrics_path, prog.step);
+    metrics.open(metrics_path, std::ios::app);
+  }
   auto plot = [&] {
+    if (!lead) return;
     try {
       plot_metrics_jsonl(metrics_path, o.out + "/curves.png",
                          {{"total loss", {"loss"}},
@@ -236,6 +268,7 @@ EvalReport train(const TrainOptions& o) {
   };
   int64_t saved_step = -1;
   auto save = [&] {
+    if (!lead) return;
     PE_CHECK(weights_finite(), "the weights hold NaN or infinite values at step ", prog.step,
              ": no checkpoint is written and final/ is not exported; the newest checkpoint, ", newest_checkpoint(),
              ", is the last good one (lower --lr, set --clip, or check the inputs)");
@@ -251,8 +284,9 @@ EvalReport train(const TrainOptions& o) {
   eo.batch_size = std::max<int64_t>(o.batch_size, 32);
 
   bool bf16 = dev.is_cuda() && o.precision != "f32";
-  std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
-                                       : "f32");
+  if (lead)
+    std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
+                                         : "f32");
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;
@@ -273,33 +307,51 @@ EvalReport train(const TrainOptions& o) {
       // Masks and crops depend only on (seed, epoch, batch), so a resumed run draws the same ones.
       Generator g(o.seed * 0x9E3779B97F4A7C15ULL + uint64_t(prog.epoch) * 1000003ULL + uint64_t(prog.batch_in_epoch));
       CollateStats cs;
-      ProtSTBatch b = collate(train_ds, batches[size_t(prog.batch_in_epoch)], co, tok, g, dev, &cs);
+      const std::vector<int64_t>& rows = batches[size_t(prog.batch_in_epoch)];
+      // Data-parallel: every rank collates the whole batch (the same crops and masks), keeps its rows.
+      ProtSTBatch full = collate(train_ds, rows, co, tok, g, dp ? Device::cpu() : dev, &cs);
       ++prog.batch_in_epoch;
+      ProtSTBatch b = full;
+      if (dp) {
+        std::vector<int64_t> counts = dist::balanced_counts(int64_t(rows.size()), comm.world_size());
+        b = shard_batch(full, dist::shard_offset(counts, comm.rank()), counts[size_t(comm.rank())], dev);
+      }
       AutocastBf16 autocast(bf16);
       ProtSTOutput out = model->forward(b, true);
-      double lv = out.total.item();
-      if (!std::isfinite(lv)) {
+      DataParallelStep step;
+      if (dp) {
+        step = data_parallel_objective(comm, *model, out, b, full);  // global values, the same on every rank
+      } else {
+        step.share = out.total;
+        Tensor parts[7] = {out.total, out.cl, out.cl_p2t, out.cl_t2p, out.mlm, out.mmp_protein, out.mmp_text};
+        for (int k = 0; k < 7; ++k) step.parts[k] = parts[k].item();
+        step.logit_scale = out.logit_scale.item();
+        step.accs[0] = out.mlm_acc;
+        step.accs[1] = out.mmp_protein_acc;
+        step.accs[2] = out.mmp_text_acc;
+      }
+      if (!std::isfinite(step.parts[0])) {
         finite = false;
         continue;
       }
-      mul(out.total, 1.0 / double(o.grad_accum)).backward();
-      Tensor parts[7] = {out.total, out.cl, out.cl_p2t, out.cl_t2p, out.mlm, out.mmp_protein, out.mmp_text};
-      for (int k = 0; k < 7; ++k) sums[k] += parts[k].item() / double(o.grad_accum);
-      logit_scale = out.logit_scale.item();
-      accs[0] += out.mlm_acc / double(o.grad_accum);
-      accs[1] += out.mmp_protein_acc / double(o.grad_accum);
-      accs[2] += out.mmp_text_acc / double(o.grad_accum);
-      int64_t real = cs.residues + 2 * int64_t(b.protein_ids.size(0)) + cs.text_tokens;
+      mul(step.share, 1.0 / double(o.grad_accum)).backward();
+      for (int k = 0; k < 7; ++k) sums[k] += step.parts[k] / double(o.grad_accum);
+      logit_scale = step.logit_scale;
+      for (int k = 0; k < 3; ++k) accs[k] += step.accs[k] / double(o.grad_accum);
+      int64_t real = cs.residues + 2 * int64_t(full.protein_ids.size(0)) + cs.text_tokens;
       prog.tokens += real;
       tokens_window += real;
     }
     double gnorm = 0;
+    // Per-rank shares of the global objective: their gradients are summed over ranks.
+    if (dp && finite) dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
     if (finite && grads_nonfinite(all_params)) finite = false;
     if (!finite) {
       ++prog.skipped_steps;
       opt.zero_grad();
-      std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
-                  (long long)prog.skipped_steps);
+      if (lead)
+        std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
+                    (long long)prog.skipped_steps);
       ++prog.step;
       PE_CHECK(++consecutive_skipped < o.max_skipped_steps, "training stopped at step ", prog.step, ": ",
                consecutive_skipped, " consecutive steps had a non-finite loss or gradient (--max-skipped-steps ",
@@ -317,7 +369,7 @@ EvalReport train(const TrainOptions& o) {
     prog.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count();
 
     bool last = prog.step == total;
-    if (prog.step % o.log_every == 0 || last || prog.step == 1) {
+    if (lead && (prog.step % o.log_every == 0 || last || prog.step == 1)) {
       double dt = std::chrono::duration<double>(Clock::now() - t_window).count();
       double tps = dt > 0 ? double(tokens_window) / dt : 0;
       double per_step = (prog.seconds - seconds_before) / double(std::max<int64_t>(1, prog.step - (resumed ? resumed->progress.step : 0)));
@@ -335,7 +387,7 @@ EvalReport train(const TrainOptions& o) {
       tokens_window = 0;
       t_window = Clock::now();
     }
-    if (o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
+    if (lead && o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
       EvalReport r = evaluate(*model, eval_ds, tok, eo);
       std::printf("eval @ step %lld: recall@10 p->t %.4f (chance %.4f), t->p %.4f (chance %.4f)\n",
                   (long long)prog.step, r.retrieval.p2t.recall10, r.retrieval.p2t.chance_recall10,
@@ -351,6 +403,10 @@ EvalReport train(const TrainOptions& o) {
   }
 
   if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
+  if (!lead) {
+    comm.barrier();  // rank 0 exports and evaluates
+    return EvalReport();
+  }
   // ---- final: HF-loadable encoders and the held-out evaluation
   PE_CHECK(weights_finite(), "the weights hold NaN or infinite values: final/ is not exported");
   std::string final_dir = o.out + "/final";
@@ -377,6 +433,7 @@ EvalReport train(const TrainOptions& o) {
                               .dump(2) + "\n");
   }
   plot();
+  if (dp) comm.barrier();
   return rep;
 }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "app/device.h"
+#include "dist/communicator.h"
 #include "app/evaluate.h"
 
 namespace pe {
@@ -49,8 +50,12 @@ struct TrainOptions {
   int64_t eval_generate = 200;          // held-out pairs decoded greedily at the end (samples.jsonl)
 };
 
-// Runs training; returns the final held-out evaluation (empty when no test set).
+// Runs training; returns the final held-out evaluation (empty when no test set). Started by an MPI
+// launcher, it trains data-parallel over the job's ranks (app/data_parallel.h; rank 0 writes the
+// run folder and evaluates, the other ranks return an empty report); otherwise in one process.
 EvalReport train(const TrainOptions& opt);
+// The same on a given communicator (world size 1: one process, exactly as without one).
+EvalReport train(const TrainOptions& opt, dist::Communicator& comm);
 
 int64_t total_steps(int64_t steps, int64_t epochs, int64_t batches_per_epoch, int64_t grad_accum);
 // Learning rate at a step: linear warm-up to `lr`, then constant or cosine decay to lr * min_ratio.

@@ -20,6 +20,7 @@
 #include "data/text_io.h"
 #include "decoders/generate.h"
 #include "decoders/text_metrics.h"
+#include "dist/communicator.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -60,6 +61,9 @@ HeldOut held_out_loss(ArmTask task, const ProtSTModel& model, const Decoder& dec
 
 void train_arm(const TrainOptions& o) {
   validate_train_options(o);
+  std::string launcher;
+  PE_CHECK(!dist::launched_by_mpi(&launcher), "--task ", o.task, " is not data-parallel yet (issue #11 covers ProtST "
+           "pretraining only): run it without mpirun/srun (found ", launcher, ")");
   const ArmTask task = parse_arm_task(o.task);
   PE_CHECK(!o.from_checkpoint.empty(), "--task ", o.task,
            " trains a generative arm on a trained ProtST model: give its checkpoint with --from-checkpoint "

@@ -10,5 +10,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config git ca-certificates \
   libeigen3-dev libdnnl-dev doctest-dev nlohmann-json3-dev libcli11-dev \
   zlib1g-dev libpng-dev libutf8proc-dev libomp-dev python3 \
-  clang libclang-rt-dev >/dev/null  # clang + libFuzzer runtime: the fuzz harnesses (scripts/fuzz.sh)
+  libopenmpi-dev openmpi-bin \
+  clang libclang-rt-dev >/dev/null  # clang + libFuzzer runtime: the fuzz harnesses (scripts/fuzz.sh); Open MPI: dist/ and its mpirun tests
 echo "install_deps: system packages ready"

@@ -7,13 +7,10 @@
 #include <cstring>
 #include <type_traits>
 
-#ifdef PE_WITH_ONEDNN
-#include <oneapi/dnnl/dnnl.h>
-#endif
-
 #include "kernels/cpu/cpu_api.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/gemm.h"
 
 namespace pe::cpu {
 
@@ -43,6 +40,7 @@ bool gemm_library_available(GemmLibrary lib) {
 #endif
 }
 GemmLibrary gemm_library() { return gemm_choice(); }
+bool gemm_uses_onednn() { return gemm_choice() == GemmLibrary::OneDnn; }
 GemmLibrary set_gemm_library(GemmLibrary lib) {
   PE_CHECK(gemm_library_available(lib), "set_gemm_library: ", gemm_library_name(lib), " is not in this build");
   GemmLibrary old = gemm_choice();
@@ -55,9 +53,6 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
                         double alpha, double beta) {
   dispatch_float(out.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using CMap = Eigen::Map<const Mat>;
-    using MMap = Eigen::Map<Mat>;
     int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
     int64_t K = trans_a ? a.size(1) : a.size(2);
     int64_t sa = a.strides()[0], sb = b.strides()[0], so = out.strides()[0];
@@ -66,45 +61,20 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
     T* op_ = out.data<T>();
     T al = T(alpha), be = T(beta);
     // Small products of a batch run one per thread; a large one is parallelised by the library.
-    auto over_batch = [&](const auto& one) {
-      if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < batch; ++i) one(i);
-      } else {
-        for (int64_t i = 0; i < batch; ++i) one(i);
-      }
-    };
-#ifdef PE_WITH_ONEDNN
-    if constexpr (std::is_same_v<T, float>) {
-      if (gemm_choice() == GemmLibrary::OneDnn && M > 0 && N > 0 && K > 0) {
-        // Row-major like our tensors; leading dimensions are the stored row lengths. A failure inside
-        // the parallel loop is recorded and raised after it (no exception may leave an OpenMP region).
-        std::atomic<int> failed{int(dnnl_success)};
-        auto one_dnnl = [&](int64_t i) {
-          dnnl_status_t st =
-              dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, al, ap + i * sa, trans_a ? M : K,
-                         bp + i * sb, trans_b ? K : N, be, op_ + i * so, N);
-          if (st != dnnl_success) failed.store(int(st));
-        };
-        over_batch(one_dnnl);
-        PE_CHECK(failed.load() == int(dnnl_success), "matmul: oneDNN sgemm failed (status ", failed.load(),
-                 ") for [", M, ", ", K, "] x [", K, ", ", N, "], batch ", batch);
-        return;
-      }
-    }
-#endif
+    // A oneDNN failure inside the parallel loop is recorded and raised after it.
+    std::atomic<bool> ok{true};
     auto one = [&](int64_t i) {
-      CMap A(ap + i * sa, trans_a ? K : M, trans_a ? M : K);
-      CMap B(bp + i * sb, trans_b ? N : K, trans_b ? K : N);
-      MMap O(op_ + i * so, M, N);
-      if (be == T(0)) O.setZero(); else O *= be;
-      if (K == 0) return;
-      if (!trans_a && !trans_b) O.noalias() += al * (A * B);
-      else if (trans_a && !trans_b) O.noalias() += al * (A.transpose() * B);
-      else if (!trans_a && trans_b) O.noalias() += al * (A * B.transpose());
-      else O.noalias() += al * (A.transpose() * B.transpose());
+      if (!gemm_rowmajor<T>(trans_a, trans_b, M, N, K, al, ap + i * sa, trans_a ? M : K, bp + i * sb,
+                            trans_b ? K : N, be, op_ + i * so, N))
+        ok.store(false);
     };
-    over_batch(one);
+    if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    }
+    PE_CHECK(ok.load(), "matmul: oneDNN sgemm failed for [", M, ", ", K, "] x [", K, ", ", N, "], batch ", batch);
   });
 }
 

@@ -1,6 +1,7 @@
 // Row reductions, softmax and layer norm. Statistics accumulate in double: this is the reference.
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "kernels/cpu/cpu_api.h"
 
@@ -197,17 +198,36 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, cons
         gxp[r * n + i] = T(rs * (g - mean_g - xh * mean_gx));
       }
     }
-    // Parameter gradients: column sums, serial over rows so the order (and result) is fixed.
+    // Parameter gradients: column sums over rows, read row by row (not down the columns). Rows go in
+    // fixed blocks of kLnRowBlock whose partial sums are added in block order, so the result does not
+    // depend on the thread count.
     if (gweight.defined() || gbias.defined()) {
       T* gwp = gweight.defined() ? gweight.data<T>() : nullptr;
       T* gbp = gbias.defined() ? gbias.data<T>() : nullptr;
+      constexpr int64_t kLnRowBlock = 256;
+      const int64_t nblocks = (rows + kLnRowBlock - 1) / kLnRowBlock;
+      std::vector<double> part(size_t(std::max<int64_t>(nblocks, 1) * 2 * n), 0.0);
 #pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+      for (int64_t blk = 0; blk < nblocks; ++blk) {
+        double* sw = part.data() + blk * 2 * n;
+        double* sb = sw + n;
+        const int64_t r1 = std::min(rows, (blk + 1) * kLnRowBlock);
+        for (int64_t r = blk * kLnRowBlock; r < r1; ++r) {
+          const T* xr = xp + r * n;
+          const T* gr = gp + r * n;
+          const double mu = double(mp[r]), rs = double(rp[r]);
+          for (int64_t i = 0; i < n; ++i) {
+            const double g = double(gr[i]);
+            sw[i] += g * ((double(xr[i]) - mu) * rs);
+            sb[i] += g;
+          }
+        }
+      }
       for (int64_t i = 0; i < n; ++i) {
         double sw = 0, sb = 0;
-        for (int64_t r = 0; r < rows; ++r) {
-          double g = double(gp[r * n + i]);
-          sw += g * (double(xp[r * n + i]) - double(mp[r])) * double(rp[r]);
-          sb += g;
+        for (int64_t blk = 0; blk < nblocks; ++blk) {
+          sw += part[size_t(blk * 2 * n + i)];
+          sb += part[size_t(blk * 2 * n + n + i)];
         }
         if (gwp) gwp[i] = T(sw);
         if (gbp) gbp[i] = T(sb);

@@ -1,0 +1,179 @@
+// The NCCL communicator (dist/communicator.h): device tensors, one GPU per process (cuda:<local
+// rank>), every collective enqueued on the engine's CUDA stream (the legacy default stream, see
+// stream() in kernels/cuda/cuda_common.cuh), so it is ordered with the kernels around it and the
+// host does not wait. The ncclUniqueId travels from rank 0 over the MPI communicator. Built only
+// when CUDA, NCCL and MPI are all found (PE_NCCL AUTO/ON); otherwise comm_nccl_stub.cpp says so.
+#include "dist/communicator.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstring>
+
+namespace pe::dist {
+
+namespace {
+
+// The engine's stream (kernels/cuda/cuda_common.cuh: all work is ordered on the legacy default stream).
+cudaStream_t engine_stream() { return cudaStreamLegacy; }
+
+ncclDataType_t nccl_type(DType d) {
+  switch (d) {
+    case DType::F32: return ncclFloat32;
+    case DType::F64: return ncclFloat64;
+    case DType::BF16: return ncclBfloat16;
+    case DType::I32: return ncclInt32;
+    case DType::I64: return ncclInt64;
+    default: break;
+  }
+  PE_FAIL("nccl: no NCCL type for ", dtype_name(d));
+}
+
+char* bytes(const Tensor& t, int64_t element_offset = 0) {
+  return static_cast<char*>(t.raw_data()) + element_offset * int64_t(dtype_size(t.dtype()));
+}
+
+class NcclComm final : public Communicator {
+ public:
+  NcclComm() : mpi_(make_mpi_communicator()) {
+    int ndev = 0;
+    cuda_check(cudaGetDeviceCount(&ndev), "cudaGetDeviceCount");
+    PE_CHECK(mpi_->local_rank() < ndev, "nccl on ", mpi_->describe(), ": local rank ", mpi_->local_rank(),
+             " needs cuda:", mpi_->local_rank(), " but this machine shows ", ndev,
+             " device(s) (one GPU per process; start at most that many processes per machine)");
+    device_ = Device::cuda(mpi_->local_rank());
+    cuda_check(cudaSetDevice(device_.index), "cudaSetDevice");
+    ncclUniqueId id;
+    static_assert(sizeof(ncclUniqueId) % 8 == 0, "ncclUniqueId is moved as i64 words");
+    Tensor buf = Tensor::zeros({int64_t(sizeof(ncclUniqueId) / 8)}, DType::I64);
+    if (mpi_->rank() == 0) {
+      nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+      std::memcpy(buf.raw_data(), &id, sizeof id);
+    }
+    mpi_->broadcast(buf, 0);
+    std::memcpy(&id, buf.raw_data(), sizeof id);
+    nccl_check(ncclCommInitRank(&comm_, mpi_->world_size(), id, mpi_->rank()), "ncclCommInitRank");
+    scratch_ = Tensor::zeros({1}, DType::F32, device_);
+  }
+  ~NcclComm() override {
+    if (comm_) ncclCommDestroy(comm_);
+  }
+  CommKind kind() const override { return CommKind::Nccl; }
+  int rank() const override { return mpi_->rank(); }
+  int world_size() const override { return mpi_->world_size(); }
+  int local_rank() const override { return mpi_->local_rank(); }
+  int local_size() const override { return mpi_->local_size(); }
+  Device device() const override { return device_; }
+
+  void all_reduce(const Tensor& t, Reduction op) override {
+    detail::check_reduce(*this, "all_reduce", t, op);
+    nccl_check(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), red(op), comm_,
+                             engine_stream()),
+               "ncclAllReduce");
+  }
+
+  void all_gather(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts) override {
+    const char* op = "all_gather";
+    check_pair(op, in, out);
+    std::vector<int64_t> c = detail::resolve_counts(*this, op, counts, in.numel());
+    PE_CHECK(in.numel() == c[size_t(rank())], op, " on ", describe(), ": input ", in.str(), " holds ", in.numel(),
+             " elements, counts say ", c[size_t(rank())]);
+    PE_CHECK(out.numel() == shard_offset(c, world_size()), op, " on ", describe(), ": output ", out.str(),
+             " is not the ", shard_offset(c, world_size()), " gathered elements");
+    ncclDataType_t ty = nccl_type(in.dtype());
+    if (equal(c)) {
+      nccl_check(ncclAllGather(in.raw_data(), out.raw_data(), size_t(c[0]), ty, comm_, engine_stream()),
+                 "ncclAllGather");
+      return;
+    }
+    // Uneven: one broadcast per rank into its slice of out, grouped into one launch.
+    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < world_size(); ++r) {
+      if (c[size_t(r)] == 0) continue;
+      char* dst = bytes(out, shard_offset(c, r));
+      nccl_check(ncclBroadcast(r == rank() ? in.raw_data() : dst, dst, size_t(c[size_t(r)]), ty, r, comm_,
+                               engine_stream()),
+                 "ncclBroadcast");
+    }
+    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+  }
+
+  void reduce_scatter(const Tensor& in, const Tensor& out, Reduction op, const std::vector<int64_t>& counts) override {
+    const char* name = "reduce_scatter";
+    detail::check_reduce(*this, name, in, op);
+    check_pair(name, out, in);
+    PE_CHECK(!counts.empty() || in.numel() % world_size() == 0, name, " on ", describe(), ": ", in.numel(),
+             " elements do not split evenly over ", world_size(), " ranks (pass counts)");
+    std::vector<int64_t> c = detail::resolve_counts(*this, name, counts, in.numel() / world_size());
+    PE_CHECK(in.numel() == shard_offset(c, world_size()), name, " on ", describe(), ": input ", in.str(),
+             " is not the ", shard_offset(c, world_size()), " elements the counts sum to");
+    PE_CHECK(out.numel() == c[size_t(rank())], name, " on ", describe(), ": output ", out.str(),
+             " is not this rank's ", c[size_t(rank())], " elements");
+    ncclDataType_t ty = nccl_type(in.dtype());
+    if (equal(c)) {
+      nccl_check(ncclReduceScatter(in.raw_data(), out.raw_data(), size_t(c[0]), ty, red(op), comm_, engine_stream()),
+                 "ncclReduceScatter");
+      return;
+    }
+    // Uneven: one reduce per rank onto its owner, grouped into one launch.
+    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < world_size(); ++r) {
+      if (c[size_t(r)] == 0) continue;
+      char* src = bytes(in, shard_offset(c, r));
+      nccl_check(ncclReduce(src, r == rank() ? out.raw_data() : src, size_t(c[size_t(r)]), ty, red(op), r, comm_,
+                            engine_stream()),
+                 "ncclReduce");
+    }
+    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+  }
+
+  void broadcast(const Tensor& t, int root) override {
+    detail::check_tensor(*this, "broadcast", t);
+    PE_CHECK(root >= 0 && root < world_size(), "broadcast on ", describe(), ": root ", root, " outside 0 .. ",
+             world_size() - 1);
+    nccl_check(ncclBroadcast(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), root, comm_,
+                             engine_stream()),
+               "ncclBroadcast");
+  }
+
+  void barrier() override {
+    nccl_check(ncclAllReduce(scratch_.raw_data(), scratch_.raw_data(), 1, ncclFloat32, ncclSum, comm_, engine_stream()),
+               "ncclAllReduce (barrier)");
+    cuda_check(cudaStreamSynchronize(engine_stream()), "cudaStreamSynchronize (barrier)");
+  }
+
+ private:
+  static ncclRedOp_t red(Reduction op) { return op == Reduction::Avg ? ncclAvg : ncclSum; }
+  static bool equal(const std::vector<int64_t>& c) {
+    for (int64_t n : c)
+      if (n != c[0]) return false;
+    return true;
+  }
+  void check_pair(const char* op, const Tensor& a, const Tensor& b) const {
+    detail::check_tensor(*this, op, a);
+    detail::check_tensor(*this, op, b);
+    PE_CHECK(a.dtype() == b.dtype(), op, " on ", describe(), ": dtypes differ, ", a.str(), " and ", b.str());
+  }
+  void nccl_check(ncclResult_t rc, const char* call) const {
+    if (rc == ncclSuccess || rc == ncclInProgress) return;
+    const char* last = comm_ ? ncclGetLastError(comm_) : nullptr;
+    PE_FAIL(call, " failed on rank ", mpi_->rank(), "/", mpi_->world_size(), " (nccl): ", ncclGetErrorString(rc),
+            last && *last ? std::string(": ") + last : std::string());
+  }
+  void cuda_check(cudaError_t rc, const char* call) const {
+    PE_CHECK(rc == cudaSuccess, call, " failed on rank ", mpi_->rank(), "/", mpi_->world_size(), " (nccl): ",
+             cudaGetErrorString(rc));
+  }
+
+  std::unique_ptr<Communicator> mpi_;
+  ncclComm_t comm_ = nullptr;
+  Device device_;
+  Tensor scratch_;
+};
+
+}  // namespace
+
+bool nccl_built() { return true; }
+std::unique_ptr<Communicator> make_nccl_communicator() { return std::make_unique<NcclComm>(); }
+
+}  // namespace pe::dist
