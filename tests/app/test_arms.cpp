@@ -99,7 +99,7 @@ TEST_SUITE("app") {
       CHECK(ev["decoder"]["go_term_recall"]["terms"] == total);
       CHECK(ev["decoder"]["go_term_recall"]["found"] == found);
       CHECK(ev["decoder"]["go_term_recall"]["pooled"].get<double>() == doctest::Approx(double(found) / double(total)));
-      for (const char* m : {"nearest_neighbour", "most_frequent"}) {
+      for (const char* m : {"nearest_neighbour", "most_frequent", "reference_cut"}) {
         CAPTURE(m);
         CHECK(ev[m]["go_term_recall"]["terms"] == total);
         CHECK(ev[m]["go_term_recall"]["found"].get<int64_t>() <= int64_t(total));
