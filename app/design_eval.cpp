@@ -203,7 +203,6 @@ json evaluate_designs(const DesignArm& arm, const std::vector<ProteinRecord>& tr
     eo.device = opt.device;
     eo.max_protein_len = opt.max_protein_len;
     eo.batch_size = std::max<int64_t>(opt.batch_size, 32);
-    const std::vector<std::string> dummy = {"M"};
     PairDataset tds = as_pairs(std::vector<std::string>(texts.size(), "M"), texts, tok,
                                std::min(opt.max_text_len, arm.model->config().text.max_position_embeddings));
     std::vector<int64_t> all(texts.size());
