@@ -161,6 +161,8 @@ int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
   PE_CHECK(!o.output.empty(), "--output must name a file");
   PE_CHECK(!o.input.empty(), "protst ", cmd, ": give the inputs with ", task == ArmTask::Design ? "--prompts" : "--input",
            task == ArmTask::Design ? " (or --evaluate with --train and --test)" : "");
+  PE_CHECK(o.train.empty() && o.test.empty() && o.judge_checkpoint.empty(), "protst ", cmd,
+           ": --train, --test and --judge-checkpoint belong to `protst design --evaluate`");
   PE_CHECK(o.batch_size >= 1, "--batch-size must be at least 1");
   PE_CHECK(o.max_protein_len >= 1, "--max-protein-len must be at least 1");
   Device dev = resolve_device(o.device);

@@ -174,6 +174,10 @@ TEST_SUITE("app") {
       CHECK(out[i + 1].size() <= 12);
       for (char c : out[i + 1]) CHECK(standard.find(c) != std::string::npos);
     }
+    ArmGenerateOptions stray = g;  // evaluation options without --evaluate are refused, named
+    stray.judge_checkpoint = g.checkpoint;
+    CHECK_THROWS_WITH_AS(run_arm_generation(ArmTask::Design, stray), doctest::Contains("--judge-checkpoint belong to"),
+                         Error);
     g.input = td.file("blank.txt", "kinase\n   \n");
     CHECK_THROWS_WITH_AS(run_arm_generation(ArmTask::Design, g), doctest::Contains("empty prompt"), Error);
   }
