@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "app/design_eval.h"
 #include "app/device.h"
 #include "app/inputs.h"
 #include "autograd/graph.h"
@@ -157,6 +159,10 @@ namespace pe {
 int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
   const char* cmd = arm_task_name(task);
   PE_CHECK(!o.output.empty(), "--output must name a file");
+  PE_CHECK(!o.input.empty(), "protst ", cmd, ": give the inputs with ", task == ArmTask::Design ? "--prompts" : "--input",
+           task == ArmTask::Design ? " (or --evaluate with --train and --test)" : "");
+  PE_CHECK(o.train.empty() && o.test.empty() && o.judge_checkpoint.empty(), "protst ", cmd,
+           ": --train, --test and --judge-checkpoint belong to `protst design --evaluate`");
   PE_CHECK(o.batch_size >= 1, "--batch-size must be at least 1");
   PE_CHECK(o.max_protein_len >= 1, "--max-protein-len must be at least 1");
   Device dev = resolve_device(o.device);
@@ -250,6 +256,49 @@ int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
               (long long)written, task == ArmTask::Describe ? "descriptions" : "sequences", (long long)N,
               o.output.c_str(), o.strategy.c_str(), (long long)tokens, s, s > 0 ? double(tokens) / s : 0.0);
   return written;
+}
+
+void run_design_evaluation(const ArmGenerateOptions& o) {
+  PE_CHECK(!o.train.empty() && !o.test.empty(),
+           "protst design --evaluate needs --train and --test (the pairs the arm was trained and held out on: "
+           "prompts are held-out texts that no training pair has)");
+  PE_CHECK(o.input.empty(), "protst design: --prompts and --evaluate exclude each other (--evaluate takes its "
+                            "prompts from --test)");
+  PE_CHECK(!o.output.empty(), "--output must name the JSON report");
+  PE_CHECK(o.strategy == "sample", "protst design --evaluate samples its designs (--strategy sample, the default "
+                                   "here); got --strategy ", o.strategy);
+  Device dev = resolve_device(o.device);
+  LoadedCheckpoint ck = load_checkpoint_file(o.checkpoint);
+  LoadedArm arm = arm_from_checkpoint(ck, dev);
+  PE_CHECK(arm.task == ArmTask::Design, o.checkpoint, " holds a ", arm_task_name(arm.task),
+           " arm; --evaluate evaluates design arms");
+  std::unique_ptr<ProtSTModel> model = model_from_checkpoint(ck, dev);
+  BertTokenizer tok = tokenizer_from_checkpoint(ck);
+  ReadStats st_train, st_test;
+  const std::vector<ProteinRecord> train = read_pairs(o.train, o.descriptions, st_train);
+  const std::vector<ProteinRecord> test = read_pairs(o.test, o.descriptions, st_test);
+  DesignEvalOptions de;
+  de.prompts = o.eval_prompts;
+  de.per_prompt = o.num;
+  de.temperature = o.temperature;
+  de.top_p = o.top_p;
+  de.seed = o.seed;
+  de.judge_checkpoint = o.judge_checkpoint;
+  de.mmseqs_cache = o.go_cache;
+  const std::filesystem::path parent = std::filesystem::absolute(o.output).parent_path();
+  std::filesystem::create_directories(parent);
+  de.out_dir = parent.string();
+  de.max_protein_len = o.max_protein_len;
+  de.max_text_len = o.max_text_len;
+  de.batch_size = o.batch_size;
+  de.device = dev;
+  de.progress = o.progress;
+  nlohmann::json report = evaluate_designs({model.get(), &tok, arm.decoder.get(), o.checkpoint}, train, test, de);
+  report["checkpoint"] = o.checkpoint;
+  report["train"] = o.train;
+  report["test"] = o.test;
+  write_text_atomic(o.output, report.dump(2) + "\n");
+  std::printf("wrote %s and %s/designs.fasta\n", o.output.c_str(), de.out_dir.c_str());
 }
 
 }  // namespace pe

@@ -72,8 +72,16 @@ struct ArmGenerateOptions {
   uint64_t seed = 0;
   int64_t max_protein_len = 1022, max_text_len = 128;
   bool progress = true;
+  // design --evaluate (app/design_eval.h): held-out prompts from --test whose text no --train pair
+  // has, --num designs each; the report goes to --output (JSON), the proteins next to it.
+  bool evaluate = false;
+  std::string train, test, descriptions, judge_checkpoint, go_cache = "datasets/go";
+  int64_t eval_prompts = 100;
 };
 // Generates for every input record of `path`; returns the number of sequences written.
 int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o);
+// `protst design --evaluate`: evaluate_designs on a design checkpoint; writes the JSON report to
+// o.output and designs.fasta beside it.
+void run_design_evaluation(const ArmGenerateOptions& o);
 
 }  // namespace pe

@@ -100,6 +100,15 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--eval-generate", t.eval_generate,
                  "describe/design: held-out pairs decoded greedily at the end, written to <out>/samples.jsonl")
       ->capture_default_str();
+  tr->add_option("--eval-design-prompts", t.eval_design_prompts,
+                 "design: held-out prompts (test texts no training pair has) of the final design evaluation "
+                 "(validity, diversity, novelty, retrieval; 0 = skip)")
+      ->capture_default_str();
+  tr->add_option("--eval-design-per-prompt", t.eval_design_per_prompt,
+                 "design: designs sampled per prompt in the final design evaluation")
+      ->capture_default_str();
+  tr->add_option("--judge-checkpoint", t.judge_checkpoint,
+                 "design: ProtST checkpoint that judges retrieval (default: the one the arm was trained on)");
   tr->add_option("--log-every", t.log_every, "Progress line and metrics every N steps")->capture_default_str();
   tr->add_option("--max-skipped-steps", t.max_skipped_steps,
                  "Stop with an error after this many consecutive steps with a non-finite loss or gradient "
@@ -186,8 +195,21 @@ int protst_main(int argc, const char* const* argv) {
   generation_options(de, gd);
   CLI::App* dz = app.add_subcommand("design", "Write protein sequences for text prompts with a design arm (text -> protein; "
                                                "the 20 standard amino acids only)");
-  dz->add_option("--prompts", gs.input, "Descriptions, one per line")->required();
+  dz->add_option("--prompts", gs.input, "Descriptions, one per line");
   dz->add_option("--max-text-len", gs.max_text_len, "Prompt tokens kept, [CLS]/[SEP] included")->capture_default_str();
+  dz->add_flag("--evaluate", gs.evaluate,
+               "Evaluate the arm instead (validity, diversity, novelty, retrieval on held-out prompts from --test whose "
+               "text no --train pair has, --num sampled designs each, next to baselines); --output names the JSON report");
+  dz->add_option("--train", gs.train, "--evaluate: the training pairs of the arm (JSONL, UniProt .dat, FASTA with --descriptions)");
+  dz->add_option("--test", gs.test, "--evaluate: the held-out pairs");
+  dz->add_option("--descriptions", gs.descriptions, "--evaluate: descriptions of FASTA pair files (TSV or JSONL)");
+  dz->add_option("--eval-prompts", gs.eval_prompts, "--evaluate: held-out prompts (0 = all that qualify)")->capture_default_str();
+  dz->add_option("--judge-checkpoint", gs.judge_checkpoint,
+                 "--evaluate: ProtST checkpoint that judges retrieval (default: the arm's own ProtST model)");
+  dz->add_option("--go-cache", gs.go_cache, "--evaluate: GO dataset build folder holding the mmseqs2 package (novelty)")
+      ->capture_default_str();
+  dz->add_option("--max-protein-len", gs.max_protein_len, "--evaluate: residues of a protein the judge reads")
+      ->capture_default_str();
   generation_options(dz, gs);
 
   // ------------------------------------------------------------------ dataset
@@ -277,7 +299,15 @@ int protst_main(int argc, const char* const* argv) {
     else if (*pb) run_probe_command(pr);
     else if (*cv) run_convert(c);
     else if (*de) run_arm_generation(ArmTask::Describe, gd);
-    else if (*dz) run_arm_generation(ArmTask::Design, gs);
+    else if (*dz) {
+      if (gs.evaluate) {
+        if (dz->count("--strategy") == 0) gs.strategy = "sample";
+        if (dz->count("--num") == 0) gs.num = 4;
+        run_design_evaluation(gs);
+      } else {
+        run_arm_generation(ArmTask::Design, gs);
+      }
+    }
     else if (*ds) {
       if (check_split.size() == 2) {
         d.check_train = check_split[0];

@@ -95,12 +95,73 @@ RetrievalResult retrieval_metrics(const std::vector<std::vector<float>>& p, cons
   return r;
 }
 
+namespace {
+// Rows of e (L2-normalised unless they are pooled encoder states) into dst at the given indices.
+void to_rows(const Tensor& e, bool normalize, std::vector<std::vector<float>>& dst, const std::vector<int64_t>& where) {
+  Tensor n = normalize ? l2_normalize(e, -1) : e;
+  std::vector<float> v = n.to_float_vector();
+  int64_t d = e.size(1);
+  for (size_t r = 0; r < where.size(); ++r) dst[size_t(where[r])].assign(v.begin() + int64_t(r) * d, v.begin() + int64_t(r + 1) * d);
+}
+CollateOptions embed_collate(const EvalOptions& opt) {
+  CollateOptions co;
+  co.max_protein_len = opt.max_protein_len;
+  co.random_crop = false;
+  co.mask = false;
+  return co;
+}
+}  // namespace
+
+std::vector<std::vector<float>> embed_proteins(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok,
+                                               const EvalOptions& opt, int64_t* cropped) {
+  NoGradGuard ng;
+  const int64_t N = int64_t(ds.items.size());
+  std::vector<std::vector<float>> proteins(static_cast<size_t>(N));
+  const CollateOptions co = embed_collate(opt);
+  Generator gen(opt.seed);
+  // Sort by length so batches pad little; outputs go back to input order.
+  std::vector<int64_t> order(static_cast<size_t>(N));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return ds.items[size_t(a)].residues.size() < ds.items[size_t(b)].residues.size();
+  });
+  int64_t crop = 0;
+  for (int64_t s = 0; s < N; s += opt.batch_size) {
+    std::vector<int64_t> idx(order.begin() + s, order.begin() + std::min(N, s + opt.batch_size));
+    CollateStats st;
+    ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device, &st);
+    crop += st.cropped;
+    to_rows(opt.pooled_encoder ? masked_mean(model.protein_hidden(b.protein_ids, b.protein_mask), b.residue_mask)
+                               : model.embed_protein(b.protein_ids, b.protein_mask, b.residue_mask),
+            !opt.pooled_encoder, proteins, idx);
+  }
+  if (cropped) *cropped = crop;
+  return proteins;
+}
+
+std::vector<std::vector<float>> embed_texts(ProtSTModel& model, const PairDataset& ds, const std::vector<int64_t>& items,
+                                            const BertTokenizer& tok, const EvalOptions& opt) {
+  NoGradGuard ng;
+  const int64_t G = int64_t(items.size());
+  std::vector<std::vector<float>> texts(static_cast<size_t>(G));
+  const CollateOptions co = embed_collate(opt);
+  Generator gen(opt.seed);
+  for (int64_t s = 0; s < G; s += opt.batch_size) {
+    std::vector<int64_t> idx(items.begin() + s, items.begin() + std::min(G, s + opt.batch_size));
+    ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device);
+    std::vector<int64_t> where(idx.size());
+    for (size_t r = 0; r < idx.size(); ++r) where[r] = s + int64_t(r);
+    to_rows(opt.pooled_encoder ? masked_mean(model.text_hidden(b.text_ids, b.text_mask), b.word_mask)
+                               : model.embed_text(b.text_ids, b.text_mask, b.word_mask),
+            !opt.pooled_encoder, texts, where);
+  }
+  return texts;
+}
+
 void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok, const EvalOptions& opt,
                    std::vector<std::vector<float>>& proteins, std::vector<std::vector<float>>& texts,
                    std::vector<int64_t>& group, int64_t* cropped) {
-  NoGradGuard ng;
   int64_t N = int64_t(ds.items.size());
-  proteins.assign(size_t(N), {});
   group.assign(size_t(N), 0);
   // Distinct texts, numbered in order of first appearance.
   std::map<int64_t, int64_t> remap;
@@ -110,45 +171,8 @@ void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenize
     if (it.second) first_of.push_back(i);
     group[size_t(i)] = it.first->second;
   }
-  CollateOptions co;
-  co.max_protein_len = opt.max_protein_len;
-  co.random_crop = false;
-  co.mask = false;
-  Generator gen(opt.seed);
-  // Sort by length so batches pad little; outputs go back to input order.
-  std::vector<int64_t> order(static_cast<size_t>(N));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return ds.items[size_t(a)].residues.size() < ds.items[size_t(b)].residues.size();
-  });
-  int64_t crop = 0;
-  auto to_rows = [&opt](const Tensor& e, std::vector<std::vector<float>>& dst, const std::vector<int64_t>& where) {
-    Tensor n = opt.pooled_encoder ? e : l2_normalize(e, -1);
-    std::vector<float> v = n.to_float_vector();
-    int64_t d = e.size(1);
-    for (size_t r = 0; r < where.size(); ++r) dst[size_t(where[r])].assign(v.begin() + int64_t(r) * d, v.begin() + int64_t(r + 1) * d);
-  };
-  for (int64_t s = 0; s < N; s += opt.batch_size) {
-    std::vector<int64_t> idx(order.begin() + s, order.begin() + std::min(N, s + opt.batch_size));
-    CollateStats st;
-    ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device, &st);
-    crop += st.cropped;
-    to_rows(opt.pooled_encoder ? masked_mean(model.protein_hidden(b.protein_ids, b.protein_mask), b.residue_mask)
-                               : model.embed_protein(b.protein_ids, b.protein_mask, b.residue_mask),
-            proteins, idx);
-  }
-  int64_t G = int64_t(first_of.size());
-  texts.assign(size_t(G), {});
-  for (int64_t s = 0; s < G; s += opt.batch_size) {
-    std::vector<int64_t> idx(first_of.begin() + s, first_of.begin() + std::min(G, s + opt.batch_size));
-    ProtSTBatch b = collate(ds, idx, co, tok, gen, opt.device);
-    std::vector<int64_t> where(idx.size());
-    for (size_t r = 0; r < idx.size(); ++r) where[r] = s + int64_t(r);
-    to_rows(opt.pooled_encoder ? masked_mean(model.text_hidden(b.text_ids, b.text_mask), b.word_mask)
-                               : model.embed_text(b.text_ids, b.text_mask, b.word_mask),
-            texts, where);
-  }
-  if (cropped) *cropped = crop;
+  proteins = embed_proteins(model, ds, tok, opt, cropped);
+  texts = embed_texts(model, ds, first_of, tok, opt);
 }
 
 EvalReport evaluate(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok, const EvalOptions& opt) {

@@ -53,6 +53,13 @@ void embed_dataset(ProtSTModel& model, const PairDataset& ds, const BertTokenize
                    std::vector<std::vector<float>>& proteins, std::vector<std::vector<float>>& texts,
                    std::vector<int64_t>& group, int64_t* cropped = nullptr);
 
+// The two halves of embed_dataset: every protein of ds (input order; proteins need at least one
+// residue), and the texts of ds.items[items[k]] (row k).
+std::vector<std::vector<float>> embed_proteins(ProtSTModel& model, const PairDataset& ds, const BertTokenizer& tok,
+                                               const EvalOptions& opt, int64_t* cropped = nullptr);
+std::vector<std::vector<float>> embed_texts(ProtSTModel& model, const PairDataset& ds, const std::vector<int64_t>& items,
+                                            const BertTokenizer& tok, const EvalOptions& opt);
+
 struct ZeroShotResult {
   int64_t examples = 0, labels = 0, correct = 0;
   double accuracy = 0, chance = 0;

@@ -48,6 +48,10 @@ struct TrainOptions {
   int64_t decoder_layers = 2, decoder_hidden = 256, decoder_heads = 4;
   double encoder_lr_ratio = 0.0;        // learning-rate factor of the conditioning encoder (0 = frozen)
   int64_t eval_generate = 200;          // held-out pairs decoded greedily at the end (samples.jsonl)
+  // design: the final design evaluation (app/design_eval.h) on this many held-out prompts (0 = none),
+  // with this many sampled designs each, judged by judge_checkpoint ("" = the arm's ProtST model)
+  int64_t eval_design_prompts = 100, eval_design_per_prompt = 4;
+  std::string judge_checkpoint;
 };
 
 // Runs training; returns the final held-out evaluation (empty when no test set). Started by an MPI

@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "app/arms.h"
+#include "app/design_eval.h"
 #include "app/evaluate.h"
 #include "app/plot.h"
 #include "app/run_dir.h"
 #include "app/train_common.h"
 #include "app/validate.h"
 #include "autograd/graph.h"
+#include "data/records.h"
 #include "data/text_io.h"
 #include "decoders/generate.h"
 #include "decoders/text_metrics.h"
@@ -346,15 +348,55 @@ void train_arm(const TrainOptions& o) {
         const BleuScore bleu = corpus_bleu(hyps, refs), bleu_mf = corpus_bleu(mf, refs), bleu_nn = corpus_bleu(nn, refs);
         const double rouge = mean_rouge_l_f1(hyps, refs), rouge_mf = mean_rouge_l_f1(mf, refs),
                      rouge_nn = mean_rouge_l_f1(nn, refs);
-        std::printf("held-out descriptions (%lld proteins; sacrebleu 13a corpus BLEU-4, rouge-score ROUGE-L F1 mean):\n"
-                    "  %-34s BLEU %6.2f  ROUGE-L %.4f\n  %-34s BLEU %6.2f  ROUGE-L %.4f\n"
-                    "  %-34s BLEU %6.2f  ROUGE-L %.4f\n",
-                    (long long)n, "decoder (greedy)", bleu.score, rouge, "nearest training protein (ProtST)",
-                    bleu_nn.score, rouge_nn, "most frequent description", bleu_mf.score, rouge_mf);
+        // GO-term recall: how many of the true GO term names (parsed from the full held-out text, not
+        // the --max-text-len reference) a description names (whole words, rouge tokens, no stemming).
+        std::map<std::string, std::string> full_text;
+        {
+          ReadStats st;
+          for (const ProteinRecord& r : read_pairs(data.test_path, o.descriptions, st)) full_text.emplace(r.id, r.text);
+        }
+        struct Recall {
+          size_t found = 0, total = 0;
+          double mean = 0;  // per-protein recall, averaged over proteins with at least one term
+          int64_t proteins = 0;
+        };
+        auto recall_of = [&](const std::vector<std::string>& h) {
+          Recall r;
+          for (size_t i = 0; i < h.size(); ++i) {
+            auto it = full_text.find(test_ds.items[i].id);
+            if (it == full_text.end()) continue;
+            const TermRecall tr = term_recall(h[i], go_term_names(it->second));
+            if (tr.total == 0) continue;
+            r.found += tr.found, r.total += tr.total, r.mean += tr.recall, ++r.proteins;
+          }
+          if (r.proteins > 0) r.mean /= double(r.proteins);
+          return r;
+        };
+        const Recall tr_dec = recall_of(hyps), tr_nn = recall_of(nn), tr_mf = recall_of(mf);
+        auto micro = [](const Recall& r) { return r.total ? double(r.found) / double(r.total) : 0.0; };
+        std::printf("held-out descriptions (%lld proteins; sacrebleu 13a corpus BLEU-4, rouge-score ROUGE-L F1 mean; "
+                    "GO-term recall: true GO term names named, all proteins' terms pooled / mean per protein):\n"
+                    "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n"
+                    "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n"
+                    "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n",
+                    (long long)n, "decoder (greedy)", bleu.score, rouge, micro(tr_dec), tr_dec.mean,
+                    "nearest training protein (ProtST)", bleu_nn.score, rouge_nn, micro(tr_nn), tr_nn.mean,
+                    "most frequent description", bleu_mf.score, rouge_mf, micro(tr_mf), tr_mf.mean);
+        // The ceiling at this --max-text-len: the reference itself, cut to the tokens a describer can write.
+        const Recall tr_ref = recall_of(refs);
+        std::printf("  %-34s %26s  GO-term recall %.4f / %.4f\n", "reference cut at --max-text-len", "", micro(tr_ref),
+                    tr_ref.mean);
+        std::printf("  (%lld proteins with GO terms, %zu true term names)\n", (long long)tr_dec.proteins, tr_dec.total);
+        auto recall_json = [&](const Recall& r) {
+          return json({{"pooled", micro(r)}, {"mean_per_protein", r.mean}, {"found", r.found}, {"terms", r.total},
+                       {"proteins", r.proteins}});
+        };
         report["generated"] = n;
-        report["decoder"] = {{"bleu", bleu.score}, {"rouge_l", rouge}};
-        report["nearest_neighbour"] = {{"bleu", bleu_nn.score}, {"rouge_l", rouge_nn}};
-        report["most_frequent"] = {{"bleu", bleu_mf.score}, {"rouge_l", rouge_mf}, {"text", most_frequent}};
+        report["decoder"] = {{"bleu", bleu.score}, {"rouge_l", rouge}, {"go_term_recall", recall_json(tr_dec)}};
+        report["nearest_neighbour"] = {{"bleu", bleu_nn.score}, {"rouge_l", rouge_nn}, {"go_term_recall", recall_json(tr_nn)}};
+        report["most_frequent"] = {{"bleu", bleu_mf.score}, {"rouge_l", rouge_mf}, {"go_term_recall", recall_json(tr_mf)},
+                                   {"text", most_frequent}};
+        report["reference_cut"] = {{"go_term_recall", recall_json(tr_ref)}, {"max_text_len", max_text}};
       } else {
         double len = 0;
         for (const std::string& x : hyps) len += double(x.size());
@@ -365,6 +407,31 @@ void train_arm(const TrainOptions& o) {
         report["generated"] = n;
         report["mean_length"] = len / double(hyps.size());
         report["reference_mean_length"] = ref_len / double(refs.size());
+      }
+    }
+    if (task == ArmTask::Design && o.eval_design_prompts > 0) {
+      ReadStats st_train, st_test;
+      const std::vector<ProteinRecord> train_recs = read_pairs(data.train_path, o.descriptions, st_train);
+      const std::vector<ProteinRecord> test_recs = read_pairs(data.test_path, o.descriptions, st_test);
+      DesignEvalOptions de;
+      de.prompts = o.eval_design_prompts;
+      de.per_prompt = o.eval_design_per_prompt;
+      de.seed = o.seed;
+      de.judge_checkpoint = o.judge_checkpoint;
+      de.mmseqs_cache = o.go_cache;
+      de.out_dir = o.out;
+      de.max_protein_len = o.max_protein_len;
+      de.max_text_len = max_text;
+      de.batch_size = std::max<int64_t>(o.batch_size, 16);
+      de.device = dev;
+      const std::string from = arm_meta.value("from_checkpoint", std::string());
+      // The run's checkpoints are written: an evaluation that cannot run (too few held-out prompts)
+      // is reported, and eval.json still written, rather than failing the run at its end.
+      try {
+        report["design_evaluation"] = evaluate_designs({model.get(), &tok, &dec, from}, train_recs, test_recs, de);
+      } catch (const Error& e) {
+        std::printf("design evaluation not done: %s\n", e.what());
+        report["design_evaluation"] = {{"error", e.what()}};
       }
     }
     write_text_atomic(o.out + "/eval.json", report.dump(2) + "\n");

@@ -121,4 +121,40 @@ inline std::string go_text(std::vector<std::string> mf, std::vector<std::string>
   return out;
 }
 
+// The GO term names of a text written by go_text() (or one ending in such a part, as UniProt texts
+// do): the names after "Molecular function: ", "Biological process: " and "Cellular component: ",
+// split at "; ", each part ending at ". " + the next label or at the final '.'. Order as in the
+// text (aspect by aspect); a text without any label gives none. Used as the true terms of a
+// description (term_recall in decoders/text_metrics.h).
+inline std::vector<std::string> go_term_names(const std::string& text) {
+  static const char* const kLabels[] = {"Molecular function: ", "Biological process: ", "Cellular component: "};
+  std::vector<std::string> names;
+  for (const char* label : kLabels) {
+    const std::string l = label;
+    std::size_t at = std::string::npos;
+    // The label at the start, or after ". " (a label inside a term name does not count).
+    if (text.compare(0, l.size(), l) == 0) at = 0;
+    else {
+      const std::size_t p = text.find(". " + l);
+      if (p != std::string::npos) at = p + 2;
+    }
+    if (at == std::string::npos) continue;
+    std::size_t b = at + l.size(), e = text.size();
+    for (const char* other : kLabels) {
+      const std::size_t q = text.find(std::string(". ") + other, b);
+      if (q != std::string::npos && q < e) e = q + 1;  // keep the '.' that ends this part
+    }
+    std::string part = text.substr(b, e - b);
+    if (!part.empty() && part.back() == '.') part.pop_back();
+    for (std::size_t s = 0;;) {
+      const std::size_t n = part.find("; ", s);
+      std::string name = part.substr(s, n == std::string::npos ? std::string::npos : n - s);
+      if (!name.empty()) names.push_back(std::move(name));
+      if (n == std::string::npos) break;
+      s = n + 2;
+    }
+  }
+  return names;
+}
+
 }  // namespace pe

@@ -70,8 +70,9 @@ TEST_SUITE("app") {
     ReadStats st;
     std::vector<ProteinRecord> recs = read_pairs(src("data/samples/SWISS100.dat"), "", st);
     REQUIRE(recs.size() == 100);
-    write_jsonl("pairs.jsonl", recs);
-    write_jsonl("heldout.jsonl", std::vector<ProteinRecord>(recs.begin(), recs.begin() + 20));
+    // Held-out pairs apart from the training pairs (design --evaluate needs held-out texts as prompts).
+    write_jsonl("pairs.jsonl", std::vector<ProteinRecord>(recs.begin(), recs.begin() + 80));
+    write_jsonl("heldout.jsonl", std::vector<ProteinRecord>(recs.begin() + 80, recs.end()));
     fs::copy(src("tests/fixtures/hf/esm_tiny"), "esm2_t12_35M");
     fs::copy(src("tests/fixtures/hf/bert_tiny"), "PubMedBERT");
     {
@@ -162,6 +163,9 @@ TEST_SUITE("app") {
     CHECK(fs::exists("descriptions.jsonl"));
     CHECK(fs::exists("designed.fasta"));
     CHECK(fs::exists("runs/probe/files/probe.json"));
+    CHECK(fs::exists("runs/design/design_eval.json"));
+    CHECK(fs::exists("runs/design/designs.fasta"));
+    CHECK(fs::exists("runs/describe_quickstart/eval.json"));
   }
 
   TEST_CASE("--config is accepted before and after the subcommand and flags override it") {
