@@ -88,8 +88,8 @@ TEST_SUITE("app") {
                               "{\"id\":\"b\",\"seq\":\"GSHMLEDPVDAFQ\",\"text\":\"binding\"}\n");
     td.file("proteins.fasta", ">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nGSHMLEDPVDAFQ\n");
     {
-      std::ofstream l("probe_labels.tsv");  // `protst probe --task files`: 70 train, 30 test, two classes
-      for (size_t i = 0; i < recs.size(); ++i) l << recs[i].id << "\t" << (i < 70 ? "train" : "test") << "\t" << (i % 2 ? "odd" : "even") << "\n";
+      std::ofstream l("probe_labels.tsv");  // `protst probe --task files` on pairs.jsonl: 56 train, 24 test, two classes
+      for (size_t i = 0; i < 80; ++i) l << recs[i].id << "\t" << (i < 56 ? "train" : "test") << "\t" << (i % 2 ? "odd" : "even") << "\n";
     }
     td.file("prompts.txt", "ATP binding\nprotein kinase activity\n");
     fs::copy(src("configs"), "configs");
