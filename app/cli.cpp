@@ -79,7 +79,7 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();
-  tr->add_option("--precision", t.precision, "auto (bf16 matrix products on CUDA, f32 on CPU), f32 or bf16")->capture_default_str();
+  tr->add_option("--precision", t.precision, "auto (bf16 matrix products on CUDA, f32 on CPU), f32, bf16, or f64 (CPU only: every weight, activation and optimizer state in float64 -- a slow reference run for checking numerics)")->capture_default_str();
   tr->add_option("--out", t.out, "Run folder: checkpoints/, metrics.jsonl, curves.png, final/, eval.json")->capture_default_str();
   tr->add_option("--save-every", t.save_every, "Checkpoint every N steps (atomic; also at the end)")->capture_default_str();
   tr->add_option("--keep", t.keep, "Checkpoints kept")->capture_default_str();

@@ -172,9 +172,9 @@ LoadedCheckpoint load_checkpoint_file(const std::string& path) {
   return ck;
 }
 
-std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev) {
+std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev, DType dtype) {
   Generator gen(0);
-  auto model = std::make_unique<ProtSTModel>(ck.config, gen, InitSpec{DType::F32, dev});
+  auto model = std::make_unique<ProtSTModel>(ck.config, gen, InitSpec{dtype, dev});
   for (const std::string& n : model->params().names()) {
     auto it = ck.model.find(n);
     PE_CHECK(it != ck.model.end(), ck.path, ": missing model tensor '", n, "'");

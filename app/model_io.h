@@ -52,7 +52,7 @@ void write_checkpoint_file(const std::string& path, const LoadedCheckpoint& ck);
 // the file (and tensor) when damaged, edited or malformed.
 LoadedCheckpoint load_checkpoint_file(const std::string& path);
 // Builds the model described by a checkpoint and fills its weights.
-std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev);
+std::unique_ptr<ProtSTModel> model_from_checkpoint(const LoadedCheckpoint& ck, Device dev, DType dtype = DType::F32);
 BertTokenizer tokenizer_from_checkpoint(const LoadedCheckpoint& ck);
 
 // A trained model ready for inference (eval, embed, convert): checkpoint, model on the device,

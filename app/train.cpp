@@ -51,6 +51,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   // NCCL: this rank's GPU (cuda:<local rank>); otherwise the device asked for.
   Device dev = comm.kind() == dist::CommKind::Nccl ? comm.device() : resolve_device(o.device);
   PE_CHECK(!(o.precision == "bf16" && dev.is_cpu()), "--precision bf16 needs a CUDA device (the CPU backend computes in f32)");
+  PE_CHECK(!(o.precision == "f64" && !dev.is_cpu()), "--precision f64 runs on the CPU only (the float64 reference backend)");
+  const DType param_dtype = o.precision == "f64" ? DType::F64 : DType::F32;
   const bool dp = comm.world_size() > 1, lead = comm.rank() == 0;
   PE_CHECK(!dp || comm.device() == dev, "protst train: data-parallel on ", dev.str(), " needs a communicator there (",
            comm.describe(), " works on ", comm.device().str(), ")");
@@ -83,7 +85,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   if (o.resume) {
     // Newest first; any failure (damage, an edit, malformed metadata, a configuration the model
     // cannot be built from) falls back to the next older checkpoint.
-    resumed = resume_newest_checkpoint(ckdir, [&](const LoadedCheckpoint& ck) { model = model_from_checkpoint(ck, dev); });
+    resumed = resume_newest_checkpoint(ckdir, [&](const LoadedCheckpoint& ck) { model = model_from_checkpoint(ck, dev, param_dtype); });
   }
   if (resumed) {
     vocab = resumed->vocab;
@@ -133,7 +135,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     cfg.w_mmp = o.w_mmp;
     cfg.w_cl = o.w_cl;
     Generator init(o.seed);
-    model = std::make_unique<ProtSTModel>(cfg, init, InitSpec{DType::F32, dev});
+    model = std::make_unique<ProtSTModel>(cfg, init, InitSpec{param_dtype, dev});
     if (!o.protein_model.empty()) {
       LoadReport r = model->protein_encoder().load(o.protein_model);
       std::printf("protein encoder: loaded %zu tensors from %s\n", r.loaded.size(), o.protein_model.c_str());
@@ -286,7 +288,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   bool bf16 = dev.is_cuda() && o.precision != "f32";
   if (lead)
     std::printf("precision: %s\n", bf16 ? "bf16 matrix products with fp32 accumulation, fp32 master weights, statistics and losses"
-                                         : "f32");
+                                    : param_dtype == DType::F64 ? "f64 (reference run: every tensor in float64)"
+                                                                : "f32");
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   int64_t tokens_window = 0;

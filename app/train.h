@@ -34,7 +34,7 @@ struct TrainOptions {
   std::string contrastive_positives = "same-text";  // same-text: identical texts are positives | diagonal (ProtST)
   uint64_t seed = 0;
   std::string device = "auto";
-  std::string precision = "auto";       // auto (bf16 matmuls on CUDA, f32 on CPU) | f32 | bf16
+  std::string precision = "auto";       // auto (bf16 matmuls on CUDA, f32 on CPU) | f32 | bf16 | f64 (CPU reference run)
   // ---- bookkeeping
   std::string out = "runs/protst";
   int64_t save_every = 500, keep = 3, eval_every = 0, log_every = 10;

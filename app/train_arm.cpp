@@ -71,7 +71,8 @@ void train_arm(const TrainOptions& o) {
            " trains a generative arm on a trained ProtST model: give its checkpoint with --from-checkpoint "
            "(e.g. runs/quickstart/checkpoints/step-1200.safetensors)");
   Device dev = resolve_device(o.device);
-  PE_CHECK(o.precision != "bf16", "--task ", o.task, ": --precision bf16 is not supported for the generative arms yet");
+  PE_CHECK(o.precision != "bf16" && o.precision != "f64", "--task ", o.task, ": --precision ", o.precision,
+           " is not supported for the generative arms yet (auto or f32)");
   make_dirs(o.out);
   RunLock lock(o.out);
   prepare_run_folder(o);

@@ -184,7 +184,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--eval-max-protein-len", o.eval_max_protein_len, 1, kMaxLen);
   check_option_int("--max-text-len", o.max_text_len, 3, kMaxLen);  // [CLS], a token, [SEP]
   check_option_device(o.device);
-  check_option_choice("--precision", o.precision, {"auto", "f32", "bf16"});
+  check_option_choice("--precision", o.precision, {"auto", "f32", "bf16", "f64"});
   // ---- bookkeeping
   PE_CHECK(!o.out.empty(), "--out must name a folder");
   PE_CHECK(!o.overwrite || !o.resume, "--overwrite deletes an earlier run's results and goes only with --no-resume");
