@@ -283,6 +283,7 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
 #pragma omp parallel if (tasks.size() > 1)
   {
     typename M::RowMat S;
+    std::vector<T> inv;
 #pragma omp for schedule(dynamic)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& tk = tasks[t];
@@ -304,20 +305,25 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
         failed = true;
       if (!bias.empty()) S.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
       mask_diagonal(s, tk.b, tk.i0, S);
+      // Unnormalised P = exp(S - max) times V, then each output row times 1 / sum: n x D multiplies
+      // instead of n x nk divisions (the softmax was 14 % of an ESM-2 8M embedding pass).
+      inv.resize(size_t(tk.n));
       for (int64_t i = 0; i < tk.n; ++i) {
         T mx = S.row(i).maxCoeff();
         if (mx == -inf) {  // no real key: zeros, lse +inf
           S.row(i).setZero();
+          inv[size_t(i)] = T(0);
           L[i * s.H] = inf;
           continue;
         }
         S.row(i) = (S.row(i).array() - mx).exp().matrix();
         T sum = S.row(i).sum();
-        S.row(i) /= sum;
+        inv[size_t(i)] = T(1) / sum;
         L[i * s.H] = mx + std::log(sum);
       }
       if (!gemm_rowmajor<T>(false, false, tk.n, D, nk, T(1), S.data(), nk, V.data(), HD, T(0), O.data(), HD))
         failed = true;
+      for (int64_t i = 0; i < tk.n; ++i) O.row(i) *= inv[size_t(i)];
     }
   }
   PE_CHECK(!failed, "attention_forward: oneDNN sgemm failed");
