@@ -311,6 +311,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=8, help="proteins per batch, engine and HF")
     p.add_argument("--models", nargs="+", default=["8m", "35m"], choices=["8m", "35m"])
     p.add_argument("--only", nargs="+", default=["embed", "train"], choices=["embed", "train"])
+    p.add_argument("--skip-tools", nargs="+", default=[], choices=["hf", "esm-cpp"],
+                   help="embedding peers not to run (esm-cpp takes ~25x the engine's time on an AVX2-only host)")
     p.add_argument("--train-steps", type=int, help="timed training steps, engine and twin, after 2 untimed "
                    "warm-up steps (default 30, --quick 4)")
     p.add_argument("--hf-attn", default="sdpa", choices=["sdpa", "eager"],
@@ -377,6 +379,8 @@ def main():
                 results = []
                 for rnd in range(rounds):
                     for tool in ("engine", "hf", "esm-cpp"):
+                        if tool in a.skip_tools:
+                            continue
                         tag = f"embed-{size}-t{threads}-r{rnd}-{tool}"
                         out = work / f"{tag}.npy"
                         try:

@@ -89,26 +89,34 @@ TEST_SUITE("app") {
     CHECK(b.residue_mask.to_int_vector()[size_t(Lp + 3)] == 0);
   }
 
-  TEST_CASE("resume: N steps straight equal k steps - stop - resume - N-k steps") {
-    TempDir ta("straight"), tb("resumed");
-    std::string a = ta.dir.string(), b = tb.dir.string();
-    TrainOptions oa = tiny_options(a);
-    train(oa);
-    TrainOptions ob = tiny_options(b);
-    ob.steps = 3;  // stop after 3 (a checkpoint is written at the end)
-    train(ob);
-    ob.steps = 6;  // resume to 6
-    train(ob);
-    std::vector<double> la = losses(a + "/metrics.jsonl"), lb = losses(b + "/metrics.jsonl");
-    REQUIRE(la.size() == 6);
-    REQUIRE(lb.size() == 6);
-    for (size_t i = 0; i < 6; ++i) {
-      CAPTURE(i);
-      CHECK(la[i] == lb[i]);  // bit-identical on the CPU
+  TEST_CASE("resume: N steps straight equal k steps - stop - resume - N-k steps (f32 and --precision f64)") {
+    for (const std::string precision : {"f32", "f64"}) {
+      CAPTURE(precision);
+      TempDir ta("straight"), tb("resumed");
+      std::string a = ta.dir.string(), b = tb.dir.string();
+      TrainOptions oa = tiny_options(a);
+      oa.precision = precision;
+      train(oa);
+      TrainOptions ob = tiny_options(b);
+      ob.precision = precision;
+      ob.steps = 3;  // stop after 3 (a checkpoint is written at the end)
+      train(ob);
+      ob.steps = 6;  // resume to 6
+      train(ob);
+      std::vector<double> la = losses(a + "/metrics.jsonl"), lb = losses(b + "/metrics.jsonl");
+      REQUIRE(la.size() == 6);
+      REQUIRE(lb.size() == 6);
+      for (size_t i = 0; i < 6; ++i) {
+        CAPTURE(i);
+        CHECK(la[i] == lb[i]);  // bit-identical on the CPU
+      }
+      LoadedCheckpoint ca = load_checkpoint_file(a + "/checkpoints/step-6.safetensors");
+      LoadedCheckpoint cb = load_checkpoint_file(b + "/checkpoints/step-6.safetensors");
+      for (const auto& [name, t] : ca.model) {
+        CHECK(t.dtype() == (precision == "f64" ? DType::F64 : DType::F32));
+        CHECK(t.to_double_vector() == cb.model.at(name).to_double_vector());
+      }
     }
-    LoadedCheckpoint ca = load_checkpoint_file(a + "/checkpoints/step-6.safetensors");
-    LoadedCheckpoint cb = load_checkpoint_file(b + "/checkpoints/step-6.safetensors");
-    for (const auto& [name, t] : ca.model) CHECK(t.to_double_vector() == cb.model.at(name).to_double_vector());
   }
 
   TEST_CASE("a damaged checkpoint is detected and resume falls back to the previous one") {
