@@ -9,6 +9,7 @@
 
 #include "app/arms.h"
 #include "app/commands.h"
+#include "dist/communicator.h"
 #include "app/dataset_command.h"
 #include "app/embed.h"
 #include "app/probe.h"
@@ -17,6 +18,23 @@
 #include "data/go_dataset.h"
 
 namespace pe {
+
+namespace {
+// The top-level error handler. In a job of several processes (mpirun, srun) a rank that fails must
+// not leave the others waiting in a collective: it names itself and ends the whole job (MPI_Abort;
+// the launcher then stops every rank with a non-zero status). One process: the message, exit 1.
+void report_error_and_end_job(const char* what) {
+  auto [rank, size] = dist::job_rank_and_size();
+  if (size > 1) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "protst: rank %d/%d: error: %s\nprotst: rank %d/%d: ending every rank of the job\n", rank,
+                 size, what, rank, size);
+    std::fflush(stderr);
+    dist::abort_job(1);  // does not return when MPI is running
+  }
+  std::fprintf(stderr, "protst: error: %s\n", what);
+}
+}  // namespace
 
 int protst_main(int argc, const char* const* argv) {
   CLI::App app{
@@ -76,6 +94,9 @@ int protst_main(int argc, const char* const* argv) {
                  "InfoNCE positives: same-text (every pair with an identical text) or diagonal (only the row's own "
                  "pair, as ProtST's targets; identical texts are then negatives)")
       ->capture_default_str();
+  tr->add_flag("--local-batchnorm", t.local_batchnorm,
+               "Data-parallel runs: normalise the fusion BatchNorm with each rank's own statistics (as ProtST's DDP did) "
+               "instead of synchronised statistics over all ranks (the default, which equals one process)");
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();
@@ -316,7 +337,10 @@ int protst_main(int argc, const char* const* argv) {
       run_dataset(d);
     }
   } catch (const std::exception& ex) {
-    std::fprintf(stderr, "protst: error: %s\n", ex.what());
+    report_error_and_end_job(ex.what());
+    return 1;
+  } catch (...) {
+    report_error_and_end_job("unknown exception");
     return 1;
   }
   return 0;

@@ -1,5 +1,11 @@
 #include "app/data_parallel.h"
 
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "dist/global_info_nce.h"
 
 namespace pe {
@@ -74,6 +80,96 @@ DataParallelStep data_parallel_objective(dist::Communicator& comm, ProtSTModel& 
     r.accs[2] = v[5];
   }
   return r;
+}
+
+std::string train_options_text(const TrainOptions& o) {
+  nlohmann::json j = {
+      {"train_path", o.train_path}, {"test_path", o.test_path}, {"descriptions", o.descriptions},
+      {"go_dataset", o.go_dataset}, {"go_cache", o.go_cache}, {"go_subset_train", o.go_subset_train},
+      {"go_subset_test", o.go_subset_test}, {"go_max_len", o.go_max_len}, {"go_split_identity", o.go_split_identity},
+      {"go_split_coverage", o.go_split_coverage}, {"protein_model", o.protein_model},
+      {"protein_preset", o.protein_preset}, {"text_model", o.text_model}, {"text_vocab", o.text_vocab},
+      {"text_vocab_size", o.text_vocab_size}, {"text_layers", o.text_layers}, {"text_hidden", o.text_hidden},
+      {"text_heads", o.text_heads}, {"embed_dim", o.embed_dim}, {"fusion_heads", o.fusion_heads},
+      {"fusion_layers", o.fusion_layers}, {"freeze_text", o.freeze_text}, {"w_mlm", o.w_mlm}, {"w_mmp", o.w_mmp},
+      {"w_cl", o.w_cl}, {"local_batchnorm", o.local_batchnorm}, {"lr", o.lr}, {"protein_lr_ratio", o.protein_lr_ratio},
+      {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"min_lr_ratio", o.min_lr_ratio}, {"adamw", o.adamw},
+      {"schedule", o.schedule}, {"warmup", o.warmup}, {"grad_accum", o.grad_accum}, {"batch_size", o.batch_size},
+      {"steps", o.steps}, {"epochs", o.epochs}, {"max_protein_len", o.max_protein_len},
+      {"max_text_len", o.max_text_len}, {"eval_max_protein_len", o.eval_max_protein_len}, {"bert_mask", o.bert_mask},
+      {"contrastive_positives", o.contrastive_positives}, {"seed", o.seed}, {"device", o.device},
+      {"precision", o.precision}, {"out", o.out}, {"save_every", o.save_every}, {"keep", o.keep},
+      {"eval_every", o.eval_every}, {"log_every", o.log_every}, {"max_skipped_steps", o.max_skipped_steps},
+      {"resume", o.resume}, {"overwrite", o.overwrite}, {"eval_subset", o.eval_subset}, {"task", o.task},
+      {"from_checkpoint", o.from_checkpoint}, {"decoder_layers", o.decoder_layers},
+      {"decoder_hidden", o.decoder_hidden}, {"decoder_heads", o.decoder_heads},
+      {"encoder_lr_ratio", o.encoder_lr_ratio}, {"eval_generate", o.eval_generate},
+      {"eval_design_prompts", o.eval_design_prompts}, {"eval_design_per_prompt", o.eval_design_per_prompt},
+      {"judge_checkpoint", o.judge_checkpoint}};
+  return j.dump();
+}
+
+uint64_t fnv1a64(const std::string& bytes) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+uint64_t file_hash(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return 0;
+  uint64_t h = 1469598103934665603ULL;
+  std::vector<char> buf(size_t(1) << 20);
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    for (std::streamsize i = 0; i < f.gcount(); ++i) {
+      h ^= uint64_t((unsigned char)buf[size_t(i)]);
+      h *= 1099511628211ULL;
+    }
+  }
+  return h;
+}
+
+void check_same_configuration(dist::Communicator& comm, const TrainOptions& o) {
+  const int W = comm.world_size();
+  if (W <= 1) return;
+  static const uint64_t exe = file_hash("/proc/self/exe");  // the binary does not change while it runs
+  std::vector<int64_t> mine = {int64_t(fnv1a64(train_options_text(o))), int64_t(exe)};
+  Tensor t = Tensor::from_vector(mine, {2}).to(comm.device());
+  Tensor all = Tensor::empty({2 * int64_t(W)}, DType::I64, comm.device());
+  comm.all_gather(t, all);
+  std::vector<int64_t> h = all.to_int_vector();
+  std::string diff;
+  for (int r = 1; r < W; ++r) {
+    bool opts = h[size_t(2 * r)] != h[0], bin = h[size_t(2 * r + 1)] != h[1];
+    if (!opts && !bin) continue;
+    char line[200];
+    std::snprintf(line, sizeof line, "\n  rank %d/%d: %s%s%s", r, W, opts ? "other options" : "",
+                  opts && bin ? " and " : "", bin ? "another executable (file hash differs)" : "");
+    diff += line;
+  }
+  PE_CHECK(diff.empty(), "protst train: the ranks of this job do not run the same configuration as rank 0/", W, ":",
+           diff, "\nevery rank must run the same protst binary with the same options (rank ", comm.rank(),
+           "'s options: ", train_options_text(o), ")");
+}
+
+void test_fault_injection(int rank, int64_t step) {
+  static const char* at = std::getenv("PE_TEST_FAIL_AT_STEP");
+  if (!at || !*at) return;
+  static const int64_t fail_step = std::atoll(at);
+  static const int fail_rank = std::getenv("PE_TEST_FAIL_RANK") ? std::atoi(std::getenv("PE_TEST_FAIL_RANK")) : 1;
+  static const std::string mode = std::getenv("PE_TEST_FAIL_MODE") ? std::getenv("PE_TEST_FAIL_MODE") : "throw";
+  if (rank != fail_rank || step != fail_step) return;
+  if (mode == "sigkill") {
+    std::fprintf(stderr, "protst: rank %d: PE_TEST_FAIL_MODE=sigkill at step %lld (test-only fault injection)\n", rank,
+                 (long long)step);
+    std::fflush(stderr);
+    std::raise(SIGKILL);
+  }
+  PE_FAIL("test-only fault injection (PE_TEST_FAIL_AT_STEP=", fail_step, ") on rank ", rank, " at step ", step);
 }
 
 }  // namespace pe

@@ -6,10 +6,14 @@
 //   InfoNCE with global negatives (dist::global_info_nce) + w_mlm * MLM + w_mmp * (MMP_p + MMP_t),
 // each masked term weighted by this rank's share of the batch's masked positions, so that the shares
 // sum to the one-process objective of the whole batch. Gradients are then summed over ranks
-// (dist::all_reduce_gradients, Sum). Not yet global: the fusion BatchNorm's statistics are this
-// rank's tokens' (sync BatchNorm is a later part of the issue), so with w_mmp > 0 the result differs
-// slightly from one process, as PyTorch DDP without SyncBatchNorm does.
+// (dist::all_reduce_gradients, Sum). The fusion BatchNorm takes its statistics over every rank's
+// tokens (sync BatchNorm: ProtSTModel::sync_batch_norm with dist::sum_across), so N ranks equal one
+// process; --local-batchnorm keeps each rank's own statistics (PyTorch DDP without SyncBatchNorm).
+#include <cstdint>
+#include <string>
+
 #include "app/dataset.h"
+#include "app/train.h"
 #include "dist/communicator.h"
 #include "models/protst.h"
 
@@ -30,5 +34,23 @@ struct DataParallelStep {
 // out = model.forward(shard, true); full: the global batch shard was cut from (its masked counts).
 DataParallelStep data_parallel_objective(dist::Communicator& comm, ProtSTModel& model, const ProtSTOutput& out,
                                          const ProtSTBatch& shard, const ProtSTBatch& full);
+
+// Every option of o as one JSON text (sorted keys): what the ranks of a job must agree on.
+std::string train_options_text(const TrainOptions& o);
+// FNV-1a 64 of a byte string / of a file's contents (0 when it cannot be read).
+uint64_t fnv1a64(const std::string& bytes);
+uint64_t file_hash(const std::string& path);
+
+// Start of a data-parallel run: every rank must run the same executable (hash of /proc/self/exe) with
+// the same resolved options (hash of train_options_text). One all-gather of both hashes; on any
+// difference every rank throws the same pe::Error naming the ranks that differ from rank 0 and in
+// what, so no rank goes on to wait for the others.
+void check_same_configuration(dist::Communicator& comm, const TrainOptions& o);
+
+// TEST-ONLY fault injection, read here and nowhere else (tests/dist/mpi_cli.sh; never set these in a
+// real run): with PE_TEST_FAIL_AT_STEP=N, rank PE_TEST_FAIL_RANK (default 1) fails as it starts optimiser
+// step N (1-based) -- PE_TEST_FAIL_MODE=throw (default) throws pe::Error, sigkill raises SIGKILL.
+// Does nothing when PE_TEST_FAIL_AT_STEP is unset.
+void test_fault_injection(int rank, int64_t step);
 
 }  // namespace pe

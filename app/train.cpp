@@ -58,6 +58,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
            comm.describe(), " works on ", comm.device().str(), ")");
   PE_CHECK(!dp || o.batch_size >= comm.world_size(), "protst train: --batch-size ", o.batch_size,
            " is the global batch and must give each of the ", comm.world_size(), " ranks at least one pair");
+  // Every rank the same binary and options, checked before anything is written (throws on every rank).
+  if (dp) check_same_configuration(comm, o);
   // Rank 0 owns the run folder (lock, checkpoints, metrics, plots, final/); the others read it.
   std::unique_ptr<RunLock> lock;
   if (lead) {
@@ -68,9 +70,10 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   if (dp) {
     comm.barrier();
     if (lead)
-      std::printf("data-parallel: %d ranks (%s), global batch %lld split by rows, global-negative InfoNCE%s\n",
+      std::printf("data-parallel: %d ranks (%s), global batch %lld split by rows, global-negative InfoNCE, %s\n",
                   comm.world_size(), dist::comm_kind_name(comm.kind()), (long long)o.batch_size,
-                  o.w_mmp != 0 ? "; fusion BatchNorm statistics per rank (no sync BatchNorm yet)" : "");
+                  o.local_batchnorm ? "fusion BatchNorm statistics per rank (--local-batchnorm)"
+                                    : "sync fusion BatchNorm (statistics over all ranks)");
   }
   std::string ckdir = o.out + "/checkpoints";
 
@@ -148,6 +151,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     bool freeze = o.freeze_text == "auto" ? !o.text_model.empty() : o.freeze_text == "true";
     model->freeze_text_encoder(freeze);
   }
+  // Data-parallel: sync BatchNorm (statistics over every rank's tokens) unless --local-batchnorm.
+  if (dp && !o.local_batchnorm) model->sync_batch_norm(dist::sum_across(comm));
 
   // ---- data
   // Texts never exceed the text encoder's position table (512 for BERT checkpoints).
@@ -226,6 +231,9 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                         {"contrastive-positives", o.contrastive_positives},
                         {"train", train_path}};
   json train_meta = {{"train_options", train_options},
+                     // The job that wrote it (a resume may use another world size; see the note below).
+                     {"world_size", comm.world_size()},
+                     {"local_batchnorm", dp && o.local_batchnorm},
                      // eval/embed/convert rebuild the tokenizer from the checkpoint: keep its switches.
                      {"text_tokenizer", tok.options().to_json()}};
   if (resumed) {
@@ -236,6 +244,15 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     if (!changed.empty())
       std::printf("warning: resuming %s with options that differ from the ones it was trained with:%s\n",
                   resumed->path.c_str(), changed.c_str());
+    int64_t was_world = resumed->meta.value("world_size", int64_t(1));
+    if (lead && was_world != comm.world_size())
+      std::printf("note: %s was written by a run on %lld process(es); resuming on %d. Unchanged: the global batch "
+                  "(--batch-size %lld), its order, crops and masks, the weights and the optimizer state. What changes: "
+                  "how the batch's rows are split over the ranks, so sums are taken in another order (round-off)%s\n",
+                  resumed->path.c_str(), (long long)was_world, comm.world_size(), (long long)o.batch_size,
+                  o.local_batchnorm && o.w_mmp != 0
+                      ? ", and with --local-batchnorm the fusion BatchNorm's per-rank statistics (other rows per rank)"
+                      : "");
   }
   std::string metrics_path = o.out + "/metrics.jsonl";
   std::ofstream metrics;
@@ -297,6 +314,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   int64_t consecutive_skipped = 0;
   saved_step = prog.step;  // fresh: step 0; resumed: the checkpoint it came from
   while (prog.step < total) {
+    test_fault_injection(comm.rank(), prog.step + 1);  // test-only (app/data_parallel.h); inert unless set
     // ---- one optimiser step over grad_accum micro-batches
     double sums[7] = {0, 0, 0, 0, 0, 0, 0};
     double logit_scale = 0, accs[3] = {0, 0, 0};

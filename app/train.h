@@ -24,6 +24,9 @@ struct TrainOptions {
   int64_t embed_dim = 512, fusion_heads = 8, fusion_layers = 1;
   std::string freeze_text = "auto";     // auto: frozen when loaded from a checkpoint (ProtST), trained from scratch
   double w_mlm = 1.0, w_mmp = 1.0, w_cl = 1.0;
+  // Data-parallel runs only: each rank normalises the fusion BatchNorm with its own tokens' statistics
+  // (PyTorch DDP without SyncBatchNorm, as ProtST trained). Default: sync BatchNorm over all ranks.
+  bool local_batchnorm = false;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;

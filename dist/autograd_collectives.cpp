@@ -34,6 +34,23 @@ Tensor all_gather_rows(Communicator& comm, const Tensor& x, const std::vector<in
   });
 }
 
+Tensor all_reduce_sum(Communicator& comm, const Tensor& x) {
+  PE_CHECK(x.defined(), "all_reduce_sum on ", comm.describe(), ": undefined tensor");
+  Tensor out = x.detach().contiguous().clone();
+  comm.all_reduce(out, Reduction::Sum);
+  Communicator* c = &comm;
+  return record(out, "all_reduce_sum", {x}, [c](const Tensor& g) {
+    Tensor gs = g.contiguous().clone();  // all_reduce works in place; g may be shared
+    c->all_reduce(gs, Reduction::Sum);
+    return std::vector<Tensor>{gs};
+  });
+}
+
+SumAcrossProcesses sum_across(Communicator& comm) {
+  Communicator* c = &comm;
+  return [c](const Tensor& x) { return all_reduce_sum(*c, x); };
+}
+
 void all_reduce_gradients(Communicator& comm, const std::vector<Tensor>& params, Reduction op) {
   if (params.empty()) return;
   std::vector<int64_t> has;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "autograd/sync_batch_norm.h"
 #include "dist/communicator.h"
 
 namespace pe::dist {
@@ -21,6 +22,15 @@ std::vector<int64_t> all_gather_counts(Communicator& comm, int64_t n);
 // and each rank receives the rows it owns (a reduce-scatter), so with per-rank losses L_r,
 // x_r.grad = d(sum_r L_r)/d x_r: the gradient of the global loss sum_r L_r.
 Tensor all_gather_rows(Communicator& comm, const Tensor& x, const std::vector<int64_t>& rows);
+
+// Elementwise sum over ranks of x (the same shape and dtype on every rank), with gradient: y = sum_r x_r
+// on every rank, and the backward sums the incoming gradient over ranks as well, so with per-rank
+// losses L_r, x_r.grad = sum_r' dL_r'/dy = d(sum_r L_r)/d x_r. The statistics of sync BatchNorm.
+Tensor all_reduce_sum(Communicator& comm, const Tensor& x);
+
+// The cross-process sum autograd's batch_norm_synced (and ProtSTModel::sync_batch_norm) take: calls
+// all_reduce_sum on comm, which must outlive every graph built with it.
+SumAcrossProcesses sum_across(Communicator& comm);
 
 // Data parallelism's gradient step: every parameter's .grad summed (Sum) or averaged (Avg) over ranks,
 // in place, one all-reduce per parameter in list order (the list must be the same on every rank).

@@ -205,6 +205,20 @@ class MpiComm final : public Communicator {
 }  // namespace
 
 bool mpi_built() { return true; }
+
+std::pair<int, int> job_rank_and_size() {
+  int init = 0;
+  MPI_Initialized(&init);
+  if (!init || mpi::finalized()) return {0, 1};
+  int rank = 0, size = 1;
+  if (MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS || MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS)
+    return {0, 1};
+  return {rank, size};
+}
+
+void abort_job(int code) {
+  if (job_rank_and_size().second > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiComm>(); }
 
 }  // namespace pe::dist
@@ -213,6 +227,8 @@ std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<
 
 namespace pe::dist {
 bool mpi_built() { return false; }
+std::pair<int, int> job_rank_and_size() { return {0, 1}; }
+void abort_job(int) {}
 std::unique_ptr<Communicator> make_mpi_communicator() {
   PE_FAIL("communicator: this build has no MPI support (MPI was not found at configure time; "
           "apt-get install libopenmpi-dev openmpi-bin, then configure with -DPE_MPI=ON)");

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -70,6 +71,15 @@ int64_t shard_offset(const std::vector<int64_t>& counts, int r);
 // MVAPICH, srun with PMI/PMIx): one of OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK,
 // MPI_LOCALNRANKS, MV2_COMM_WORLD_SIZE is set. `why` receives the variable found.
 bool launched_by_mpi(std::string* why = nullptr);
+
+// This process's rank and the job's size (MPI_COMM_WORLD) once the MPI runtime is initialised and not
+// yet finalised; {0, 1} otherwise (one process, or MPI not started).
+std::pair<int, int> job_rank_and_size();
+// Ends every process of the job with exit status `code` (MPI_Abort on MPI_COMM_WORLD; the launcher
+// stops the other ranks, wherever they wait) when MPI runs with more than one process; otherwise
+// returns without doing anything. For the top-level error handler: a failing rank must not leave the
+// others waiting in a collective.
+void abort_job(int code);
 
 // Which implementations this build has.
 bool mpi_built();

@@ -121,10 +121,17 @@ std::pair<Tensor, Tensor> ProtSTModel::fuse(const Tensor& xp_in, const Tensor& m
     op = mul(op, mpf.view({B, Lp, 1}));  // padding query rows are zero
     ot = mul(ot, mtf.view({B, Lt, 1}));
     if (cfg_.fusion_batch_norm) {
-      op = batch_norm(op.reshape({B * Lp, e}), mpf.reshape({B * Lp}), f.bn_p_w, f.bn_p_b, f.bn_p_mean, f.bn_p_var,
-                      train, cfg_.bn_momentum, cfg_.bn_eps).view({B, Lp, e});
-      ot = batch_norm(ot.reshape({B * Lt, e}), mtf.reshape({B * Lt}), f.bn_t_w, f.bn_t_b, f.bn_t_mean, f.bn_t_var,
-                      train, cfg_.bn_momentum, cfg_.bn_eps).view({B, Lt, e});
+      // Data-parallel training with sync BatchNorm: statistics over every process's real tokens.
+      auto bn = [&](const Tensor& x, const Tensor& m, const Tensor& w, const Tensor& b, const Tensor& rm,
+                    const Tensor& rv) {
+        if (train && bn_sum_across_)
+          return batch_norm_synced(x, m, w, b, rm, rv, cfg_.bn_momentum, cfg_.bn_eps, bn_sum_across_);
+        return batch_norm(x, m, w, b, rm, rv, train, cfg_.bn_momentum, cfg_.bn_eps);
+      };
+      op = bn(op.reshape({B * Lp, e}), mpf.reshape({B * Lp}), f.bn_p_w, f.bn_p_b, f.bn_p_mean, f.bn_p_var)
+               .view({B, Lp, e});
+      ot = bn(ot.reshape({B * Lt, e}), mtf.reshape({B * Lt}), f.bn_t_w, f.bn_t_b, f.bn_t_mean, f.bn_t_var)
+               .view({B, Lt, e});
     }
     xp = relu(op);
     xt = relu(ot);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/sync_batch_norm.h"
 #include "losses/losses.h"
 #include "models/bert.h"
 #include "models/esm.h"
@@ -73,6 +74,12 @@ class ProtSTModel {
   const ParamStore& params() const { return ps_; }
   void freeze_text_encoder(bool frozen);
   bool text_frozen() const { return text_frozen_; }
+  // Data-parallel training: the fusion BatchNorms take their training-mode statistics over every
+  // process's real tokens (batch_norm_synced with this cross-process sum; dist::sum_across(comm) provides
+  // it, so the model never sees a communicator). Empty (the default): each process's own tokens.
+  // Evaluation mode always uses the running statistics and calls no collective.
+  void sync_batch_norm(SumAcrossProcesses sum_across) { bn_sum_across_ = std::move(sum_across); }
+  bool batch_norm_is_synced() const { return bool(bn_sum_across_); }
 
  private:
   struct FusionLayer {
@@ -89,6 +96,7 @@ class ProtSTModel {
   std::vector<FusionLayer> fusion_;
   Tensor logit_scale_;
   bool text_frozen_ = false;
+  SumAcrossProcesses bn_sum_across_;
 };
 
 // Mean of x [B, L, d] over positions where mask [B, L] is set; denominators get +1e-6 as ProtST.

@@ -1,10 +1,14 @@
 // Data-parallel `protst train` (app/data_parallel.h) under mpirun: the tiny training run of the app
 // tests on N ranks x B/N pairs against the same run in one process x B pairs (every rank runs that
-// reference itself, on the single-process communicator). w_mmp = 0: the fusion BatchNorm's statistics
-// are still per rank (no sync BatchNorm yet), so the cross-modal terms are left out of this comparison.
+// reference itself, on the single-process communicator), with every loss term on (w_mmp = 1): the
+// fusion BatchNorm is synchronised over the ranks (sync BatchNorm, the data-parallel default), so its
+// statistics, its gradients and its running statistics are those of the whole batch. A third case
+// shows that the sync path is what makes the runs equal: with --local-batchnorm (per-rank statistics,
+// as ProtST's DDP) the cross-modal losses of N > 1 ranks differ from one process by far more than
+// round-off. A fourth: ranks given different options refuse to start, all of them, naming the rank.
 //
 // In float64 (--precision f64) the two runs must agree to 1e-12: losses of every step and every
-// parameter at the end (the attention key biases, whose exact gradient is zero, must stay at zero). In f32 the losses must agree to 1e-5; the parameters are compared too, but
+// parameter and BatchNorm running statistic at the end (the attention key biases, whose exact gradient is zero, must stay at zero). In f32 the losses must agree to 1e-5; the parameters are compared too, but
 // Adam divides each gradient element by its own running magnitude, so the f32 round-off of a gradient
 // element that cancels (a bias gradient summed over tokens whose terms nearly cancel) reaches the
 // update undamped: 1e-5 relative held on one machine and failed at 1.01e-5 on another (CI, a
@@ -14,6 +18,9 @@
 #include <cstdio>
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <string>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -57,45 +64,69 @@ std::vector<nlohmann::json> step_metrics(const std::string& path) {
 
 TEST_SUITE("dist") {
 
-// Trains o on every rank of the job and, on each rank, the same run in one process; checks losses
-// of every step to loss_tol and every parameter at the end to param_tol (relative to its magnitude).
-void check_equivalence(TrainOptions o, double loss_tol, double param_tol, bool skip_key_bias) {
+const char* const kLossKeys[] = {"loss", "cl", "cl_p2t", "cl_t2p", "mlm", "mmp_protein", "mmp_text", "logit_scale",
+                                 "mlm_acc", "mmp_protein_acc", "mmp_text_acc"};
+
+// Trains o on every rank of the job (rank 0 writes base/dp) and, on each rank, the same run in one
+// process (base/ref-<rank>); returns base. Uneven shards: a global batch of 7 is 4 + 3, 3 + 2 + 2.
+std::string train_both(TrainOptions& o, TrainOptions& r, const char* tag) {
   Communicator& c = test_comm();
-  const int W = c.world_size();
-  std::unique_ptr<pe::testing::TempDir> tmp;
-  if (c.rank() == 0) tmp = std::make_unique<pe::testing::TempDir>("dist_train");
-  std::string base = broadcast_string(c, c.rank() == 0 ? tmp->dir.string() : std::string());
+  static std::vector<std::unique_ptr<pe::testing::TempDir>> dirs;  // removed at exit
+  std::string mine;
+  if (c.rank() == 0) {
+    dirs.push_back(std::make_unique<pe::testing::TempDir>(tag));
+    mine = dirs.back()->dir.string();
+  }
+  std::string base = broadcast_string(c, mine);
   o.out = base + "/dp";
-  o.batch_size = 7;  // uneven shards: 4 + 3, 3 + 2 + 2
+  o.batch_size = 7;
   o.steps = 6;
-  o.w_mmp = 0;
-  train(o, c);  // rank 0 writes base/dp
-  TrainOptions r = o;
+  train(o, c);
+  r = o;
   r.out = base + "/ref-" + std::to_string(c.rank());
   auto single = make_single_communicator();
   train(r, *single);
-  std::vector<nlohmann::json> got = step_metrics(o.out + "/metrics.jsonl"), ref = step_metrics(r.out + "/metrics.jsonl");
+  return base;
+}
+
+// Largest relative difference of the logged losses and accuracies over every step.
+double worst_metric_difference(const std::string& a_path, const std::string& b_path, double loss_tol,
+                               std::vector<std::string> keys = {std::begin(kLossKeys), std::end(kLossKeys)}) {
+  std::vector<nlohmann::json> got = step_metrics(a_path), ref = step_metrics(b_path);
   REQUIRE(got.size() == ref.size());
   REQUIRE(got.size() >= 3);
-  double worst_loss = 0;
+  double worst = 0;
   for (size_t k = 0; k < got.size(); ++k) {
-    for (const char* key : {"loss", "cl", "cl_p2t", "cl_t2p", "mlm", "logit_scale", "mlm_acc"}) {
-      INFO("step ", got[k]["step"].get<int64_t>(), " ", key, " on ", c.describe());
+    for (const std::string& key : keys) {
+      INFO("step ", got[k]["step"].get<int64_t>(), " ", key, " on ", test_comm().describe());
       double a = got[k][key].get<double>(), b = ref[k][key].get<double>();
       double e = std::fabs(a - b) / std::max(std::fabs(b), 1e-30);
-      worst_loss = std::max(worst_loss, e);
-      CHECK(e <= loss_tol);
+      worst = std::max(worst, e);
+      if (loss_tol >= 0) CHECK(e <= loss_tol);
     }
   }
   CHECK(ref.back()["loss"].get<double>() != ref.front()["loss"].get<double>());
+  return worst;
+}
+
+// Trains o on every rank of the job and, on each rank, the same run in one process; checks losses
+// of every step to loss_tol and every parameter and buffer at the end to param_tol (relative to its
+// magnitude).
+void check_equivalence(TrainOptions o, double loss_tol, double param_tol, bool skip_key_bias) {
+  Communicator& c = test_comm();
+  const int W = c.world_size();
+  TrainOptions r;
+  train_both(o, r, "dist_train");
+  CHECK(o.w_mmp > 0);  // every loss term, the fusion BatchNorm's included
+  double worst_loss = worst_metric_difference(o.out + "/metrics.jsonl", r.out + "/metrics.jsonl", loss_tol);
   LoadedCheckpoint a = load_checkpoint_file(o.out + "/checkpoints/step-6.safetensors");
   LoadedCheckpoint b = load_checkpoint_file(r.out + "/checkpoints/step-6.safetensors");
   REQUIRE(a.model.size() == b.model.size());
-  size_t compared = 0;
+  size_t compared = 0, running = 0;
   double worst = 0;
   std::string worst_name;
   for (const auto& [name, t] : a.model) {
-    if (name.find("running_") != std::string::npos) continue;  // BatchNorm statistics: per rank (no sync BN yet)
+    if (name.find("running_") != std::string::npos) ++running;  // sync BatchNorm: compared like parameters
     // BERT's attention key biases get a zero gradient in exact arithmetic (softmax ignores a constant
     // added to a query's logits), so they hold only what Adam made of round-off; ESM's are rotated by
     // position, so theirs is not zero, but it nearly cancels. In f32 that round-off is near Adam's
@@ -122,8 +153,10 @@ void check_equivalence(TrainOptions o, double loss_tol, double param_tol, bool s
     ++compared;
   }
   CHECK(compared > 20);
+  CHECK(running == 4);  // the fusion BatchNorms' running_mean and running_var, protein and text
   MESSAGE("data-parallel (", o.precision, ") on ", W, " ranks vs one process: losses within ", worst_loss, "; ", compared,
-          " tensors, largest relative difference ", worst, " (", worst_name, ")");
+          " tensors (", running, " BatchNorm running statistics), largest relative difference ", worst, " (",
+          worst_name, ")");
   c.barrier();  // rank 0's folder stays until every rank has read it
 }
 
@@ -138,6 +171,46 @@ TEST_CASE("protst train (f32): N ranks x B/N pairs equal 1 rank x B pairs (losse
   o.precision = "f32";
   o.lr = 1e-4;  // smaller Adam steps: less room for the round-off described above
   check_equivalence(o, 1e-5, 1e-4, /*skip_key_bias=*/true);
+}
+
+TEST_CASE("protst train --local-batchnorm (f64): per-rank BatchNorm statistics make N ranks differ from 1 rank") {
+  Communicator& c = test_comm();
+  TrainOptions o = tiny_options(""), r;
+  o.precision = "f64";
+  o.local_batchnorm = true;
+  train_both(o, r, "dist_train_local_bn");
+  double worst =
+      worst_metric_difference(o.out + "/metrics.jsonl", r.out + "/metrics.jsonl", -1, {"loss", "mmp_protein", "mmp_text"});
+  if (c.world_size() > 1) {
+    // The sync run above holds these to 1e-12; per-rank statistics move the cross-modal losses by far more.
+    CHECK(worst > 1e-6);
+  } else {
+    CHECK(worst <= 1e-12);  // one rank: local and synchronised statistics are the same
+  }
+  MESSAGE("--local-batchnorm on ", c.world_size(), " rank(s) vs one process: total and cross-modal losses differ by up to ",
+          worst, " (relative)");
+  c.barrier();
+}
+
+TEST_CASE("protst train: ranks given different options all refuse to start, naming the rank") {
+  Communicator& c = test_comm();
+  if (c.world_size() < 2) return;
+  TrainOptions o = tiny_options("");
+  static pe::testing::TempDir dir("dist_train_mismatch");
+  o.out = broadcast_string(c, c.rank() == 0 ? dir.dir.string() : std::string()) + "/run";
+  if (c.rank() == c.world_size() - 1) o.lr *= 2;  // the last rank was started with another --lr
+  std::string what;
+  try {
+    train(o, c);
+  } catch (const pe::Error& e) {
+    what = e.what();
+  }
+  INFO(what);
+  std::string last = "rank " + std::to_string(c.world_size() - 1) + "/" + std::to_string(c.world_size()) + ": other options";
+  CHECK(what.find(last) != std::string::npos);
+  CHECK(what.find("another executable") == std::string::npos);  // the same test binary on every rank
+  CHECK(!std::filesystem::exists(o.out + "/checkpoints"));       // refused before anything was written
+  c.barrier();
 }
 
 }  // TEST_SUITE("dist")
