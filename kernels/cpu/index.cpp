@@ -1,4 +1,5 @@
 // Index ops. Accumulating ops run in index order so results are deterministic.
+#include <type_traits>
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
 
@@ -113,13 +114,30 @@ void CpuBackend::adam_step(const Tensor& param, const Tensor& grad, const Tensor
     T* __restrict mp = m.data<T>();
     T* __restrict vp = v.data<T>();
     int64_t n = param.numel();
-    // Loop invariants hoisted so the element loop has no branch and vectorises (double arithmetic,
-    // the reference's, in 8-wide AVX-512 lanes in a native build).
+    // Loop invariants hoisted so the element loop has no branch and vectorises (f64 and bf16
+    // parameters: double arithmetic, the reference's).
     const double bc1 = 1.0 - std::pow(p.beta1, double(p.step));
     const double bc2 = 1.0 - std::pow(p.beta2, double(p.step));
     const double decay = p.decoupled ? 1.0 - p.lr * p.weight_decay : 1.0;  // on the weight (AdamW)
     const double l2 = p.decoupled ? 0.0 : p.weight_decay;                  // into the gradient (Adam)
     const double b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps;
+    if constexpr (std::is_same_v<T, float>) {
+      // f32 parameters: float arithmetic, as the CUDA kernel and PyTorch's Adam compute it; 8 lanes
+      // and one division and square root per element (the double loop below was 3.4 % of a
+      // quick-start training step on an AVX2 host: 4-wide double division and square root).
+      const float fb1 = float(b1), fb2 = float(b2), fdecay = float(decay), fl2 = float(l2), feps = float(eps);
+      const float step = float(lr / bc1), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) {
+        const float gi = g[i] + fl2 * w[i];
+        const float mi = fb1 * mp[i] + (1.0f - fb1) * gi;
+        const float vi = fb2 * vp[i] + (1.0f - fb2) * gi * gi;
+        mp[i] = mi;
+        vp[i] = vi;
+        w[i] = w[i] * fdecay - step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + feps);
+      }
+      return;
+    }
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       double wi = double(w[i]) * decay;
