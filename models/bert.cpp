@@ -1,5 +1,6 @@
 #include "models/bert.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/checkpoint.h"
@@ -66,6 +67,65 @@ BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, c
   }
   out.last_hidden_state = x;
   if (cfg_.add_pooling_layer) out.pooler_output = tanh(pooler_(x.select(1, 0)));
+  return out;
+}
+
+BertOutput BertModel::forward_packed(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                                     bool keep_hidden_states) const {
+  PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "BertModel: ids must be i64 [B, L], got ", ids.str());
+  PE_CHECK(attention_mask.shape() == ids.shape(), "BertModel: attention mask ", attention_mask.str(),
+           " does not match ids ", ids.str());
+  const int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
+  Device dev = word_emb_.device();
+  if (!fused_attention(dev) || B == 0 || L == 0) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
+  // Lengths from the mask (on the host): each row must be a run of ones, then zeros.
+  const std::vector<int64_t> m = attention_mask.to(Device::cpu()).to_int_vector();
+  std::vector<int64_t> cu(size_t(B + 1), 0), keep, pos;
+  int64_t max_len = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    while (n < L && m[size_t(b * L + n)] != 0) ++n;
+    for (int64_t l = n; l < L; ++l)
+      if (m[size_t(b * L + l)] != 0) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
+    for (int64_t l = 0; l < n; ++l) {
+      keep.push_back(b * L + l);
+      pos.push_back(l);
+    }
+    cu[size_t(b + 1)] = cu[size_t(b)] + n;
+    max_len = std::max(max_len, n);
+  }
+  const int64_t T = cu[size_t(B)];
+  if (T == B * L) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);  // nothing to drop
+  PE_CHECK(max_len <= cfg_.max_position_embeddings, "BertModel: sequence length ", max_len,
+           " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
+  DType dt = word_emb_.dtype();
+  Tensor keep_t = Tensor::from_vector(keep, {T}).to(dev);
+  Tensor idd = index_select(ids.to(dev).reshape({B * L}), 0, keep_t);  // [T]
+  Tensor w = embedding(word_emb_, idd);
+  Tensor not_pad = add(neg(eq(idd.to(dt), Tensor::scalar(double(cfg_.pad_token_id), dt, dev))), 1.0).view({T, 1});
+  w = add(mul(w, not_pad), mul(embedding(word_emb_.detach(), idd), add(neg(not_pad), 1.0)));
+  Tensor p = embedding(pos_emb_, Tensor::from_vector(pos, {T}).to(dev));
+  Tensor tt = token_type_ids.defined() ? index_select(token_type_ids.to(dev).reshape({B * L}), 0, keep_t)
+                                       : Tensor::zeros({T}, DType::I64, dev);
+  Tensor x = ln_emb_(add(add(w, p), embedding(type_emb_, tt)));  // [T, d]
+  // Back to [B, L, d] with zeros at padding (the gradient of a padded position is dropped).
+  auto unpack = [&](const Tensor& y) {
+    return index_add(Tensor::zeros({B * L, d}, y.dtype(), dev), 0, keep_t, y).view({B, L, d});
+  };
+  BertOutput out;
+  if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
+  Tensor cu_t = Tensor::from_vector(cu, {B + 1});
+  double scale = 1.0 / std::sqrt(double(hd));
+  for (const Layer& layer : layers_) {
+    Tensor q = layer.q(x).view({T, H, hd});
+    Tensor k = layer.k(x).view({T, H, hd});
+    Tensor v = layer.v(x).view({T, H, hd});
+    Tensor a = attention_varlen(q, k, v, cu_t, max_len, scale).reshape({T, d});
+    x = layer.ln_attn.add(layer.o(a), x);
+    x = layer.ln_ffn.add(layer.down(gelu(layer.up(x))), x);
+    if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
+  }
+  out.last_hidden_state = keep_hidden_states ? out.hidden_states.back() : unpack(x);
   return out;
 }
 

@@ -38,6 +38,14 @@ class BertModel {
   // ids, token_type_ids (may be undefined = zeros), attention_mask: [B, L] i64.
   BertOutput forward(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,
                      bool keep_hidden_states = false) const;
+  // The same on the real tokens only: the batch's rows are packed into one [T, d] sequence (T = the
+  // number of mask ones) and attention runs on the packed variable-length layout, so no linear layer,
+  // LayerNorm or GELU works on padding. Every row's mask must be a prefix (1..1 0..0, right padding);
+  // otherwise, or where the fused attention kernels are off (PE_FUSED=0), it falls back to forward().
+  // Real positions equal forward()'s; padding positions are zero in every returned state (forward()
+  // computes values there, as transformers does, that nothing should read). No pooler output.
+  BertOutput forward_packed(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                            bool keep_hidden_states = false) const;
   const BertConfig& config() const { return cfg_; }
   ParamStore& params() { return ps_; }
   const ParamStore& params() const { return ps_; }

@@ -139,6 +139,16 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   return flash_attention(q, k, v, key_mask, scale, causal);
 }
 
+Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu, int64_t max_len,
+                        double scale) {
+  PE_CHECK(fused_attention(q.device()), "attention_varlen: the fused attention kernels are off (PE_FUSED=0)");
+  if (autocast_bf16() && q.dtype() == DType::F32)
+    return flash_attention_varlen(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), cu, cu, max_len, max_len,
+                                  scale)
+        .to(DType::F32);
+  return flash_attention_varlen(q, k, v, cu, cu, max_len, max_len, scale);
+}
+
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
                            bool causal) {
   PE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q, k, v must be [B, L, H, D], got ", q.str(),

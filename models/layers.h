@@ -76,6 +76,11 @@ MLP make_mlp(ParamStore& ps, const std::string& name, int64_t in, const std::vec
 // kernels are switched off (PE_FUSED=0): then the composition below.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
                  bool causal = false);
+// The packed variable-length form (flash_attention_varlen, non-causal, the same cu for queries and
+// keys: self-attention of each packed sequence), under the same autocast rule as attention(). Only
+// with the fused kernels on (fused_attention); callers fall back to the padded layout otherwise.
+Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu, int64_t max_len,
+                        double scale);
 // The composition reference, on any device: matmul, a large negative additive bias at masked keys
 // (the key mask, and with causal the keys above the diagonal), softmax, matmul; rows that see no key
 // are zeroed.

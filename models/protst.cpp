@@ -91,11 +91,14 @@ Tensor ProtSTModel::protein_hidden(const Tensor& ids, const Tensor& mask) const 
 }
 
 Tensor ProtSTModel::text_hidden(const Tensor& ids, const Tensor& mask) const {
+  // Packed: the text encoder runs on the real tokens only (GO texts are ~40 % padding in a quick-start
+  // batch); padding positions come back as zeros, and every reader masks them (pooling, fusion keys,
+  // fusion query rows, the arms' cross-attention).
   if (text_frozen_) {
     NoGradGuard ng;  // frozen encoder: no graph, no backward work
-    return text_.forward(ids, Tensor(), mask).last_hidden_state;
+    return text_.forward_packed(ids, Tensor(), mask).last_hidden_state;
   }
-  return text_.forward(ids, Tensor(), mask).last_hidden_state;
+  return text_.forward_packed(ids, Tensor(), mask).last_hidden_state;
 }
 
 Tensor ProtSTModel::embed_protein(const Tensor& ids, const Tensor& mask, const Tensor& residue_mask) const {
