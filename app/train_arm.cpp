@@ -160,7 +160,7 @@ void train_arm(const TrainOptions& o) {
   int64_t n_dec = 0;
   for (const Tensor& p : dec.params().parameters()) n_dec += p.numel();
   const char* conditioning =
-      cond == ArmCondition::Cross ? "cross-attention to the hidden states of the"
+      cond == ArmCondition::Cross ? "cross-attention to the encoder's hidden states;"
       : cond == ArmCondition::Prefix
           ? (task == ArmTask::Describe ? "prefix from the protein's ProtST embedding;" : "prefix from the text's ProtST embedding;")
           : (task == ArmTask::Describe ? "prefix from the text's ProtST embedding (trained on the real text's, evaluated on "
