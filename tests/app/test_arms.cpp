@@ -338,7 +338,7 @@ TEST_SUITE("app") {
 }
 
 TEST_SUITE("app") {
-  TEST_CASE("arms: prefix and imputed conditions train - checkpoint - resume - evaluate - generate, both arms") {
+  TEST_CASE("arms: prefix and imputed conditions train - checkpoint - resume - evaluate - generate - both arms") {
     TempDir td("arm_condition");
     const std::string d = td.dir.string();
     ReadStats st;
