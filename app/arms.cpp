@@ -24,6 +24,16 @@ ArmTask parse_arm_task(const std::string& name) {
 }
 const char* arm_task_name(ArmTask t) { return t == ArmTask::Describe ? "describe" : "design"; }
 
+ArmCondition parse_arm_condition(const std::string& name) {
+  if (name == "cross") return ArmCondition::Cross;
+  if (name == "prefix") return ArmCondition::Prefix;
+  if (name == "imputed") return ArmCondition::Imputed;
+  PE_FAIL("--condition ", name, ": expected cross, prefix or imputed");
+}
+const char* arm_condition_name(ArmCondition c) {
+  return c == ArmCondition::Cross ? "cross" : c == ArmCondition::Prefix ? "prefix" : "imputed";
+}
+
 DecoderConfig arm_decoder_config(ArmTask task, const ProtSTModel& model, const BertTokenizer& tok, const ArmSizes& s) {
   DecoderConfig c;
   c.hidden_size = s.hidden;
@@ -31,6 +41,7 @@ DecoderConfig arm_decoder_config(ArmTask task, const ProtSTModel& model, const B
   c.num_heads = s.heads;
   c.intermediate_size = 4 * s.hidden;
   c.max_positions = s.max_positions;
+  c.prefix_length = s.condition == ArmCondition::Cross ? 0 : s.prefix_length;
   if (task == ArmTask::Describe) {
     c.vocab_size = int64_t(tok.vocab_size());
     c.bos_id = tok.cls_id();
@@ -44,6 +55,7 @@ DecoderConfig arm_decoder_config(ArmTask task, const ProtSTModel& model, const B
     c.pad_id = esm::kPad;
     c.memory_dim = model.config().text.hidden_size;
   }
+  if (s.condition != ArmCondition::Cross) c.memory_dim = model.config().embed_dim;
   c.validate("decoder options");
   return c;
 }
@@ -57,12 +69,15 @@ std::vector<int64_t> arm_target(ArmTask task, const Example& e, int64_t max_prot
   return std::vector<int64_t>(e.residues.begin(), e.residues.begin() + int64_t(n));
 }
 
-ArmBatch make_arm_batch(ArmTask task, const ProtSTModel& model, const PairDataset& ds, const std::vector<int64_t>& idx,
-                        int64_t max_protein_len, const BertTokenizer& tok, Device dev, bool encoder_grad) {
+ArmBatch make_arm_batch(ArmTask task, ArmCondition condition, const ProtSTModel& model, const PairDataset& ds,
+                        const std::vector<int64_t>& idx, int64_t max_protein_len, const BertTokenizer& tok, Device dev,
+                        bool encoder_grad, bool real_target) {
   const int64_t B = int64_t(idx.size());
   ArmBatch b;
-  // Source side (the encoder's input) and target side (start + tokens + end, right-padded).
-  std::vector<std::vector<int64_t>> src(static_cast<size_t>(B)), tgt(static_cast<size_t>(B));
+  // Source side (the encoder's input), its other side (the imputed condition's real target) and the
+  // decoder's target (start + tokens + end, right-padded).
+  std::vector<std::vector<int64_t>> src(static_cast<size_t>(B)), other(static_cast<size_t>(B)),
+      tgt(static_cast<size_t>(B));
   int64_t pad_src, pad_tgt, start, end;
   if (task == ArmTask::Describe) {
     pad_src = esm::kPad, pad_tgt = tok.pad_id(), start = tok.cls_id(), end = tok.sep_id();
@@ -80,6 +95,7 @@ ArmBatch make_arm_batch(ArmTask task, const ProtSTModel& model, const PairDatase
     target.insert(target.begin(), start);
     target.push_back(end);
     src[size_t(i)] = task == ArmTask::Describe ? protein : text;
+    other[size_t(i)] = task == ArmTask::Describe ? text : protein;
     tgt[size_t(i)] = target;
   }
   auto pad = [](const std::vector<std::vector<int64_t>>& rows, int64_t value, std::vector<int64_t>* mask) {
@@ -94,9 +110,13 @@ ArmBatch make_arm_batch(ArmTask task, const ProtSTModel& model, const PairDatase
       }
     return std::make_pair(flat, int64_t(L));
   };
+  // The imputed condition trains on the real target's embedding: the other side is encoded instead.
+  const bool read_other = condition == ArmCondition::Imputed && real_target;
+  const bool read_protein = (task == ArmTask::Describe) != read_other;
   std::vector<int64_t> smask;
-  auto [sflat, Ls] = pad(src, pad_src, &smask);
+  auto [sflat, Ls] = pad(read_other ? other : src, read_protein ? esm::kPad : tok.pad_id(), &smask);
   auto [tflat, Lt] = pad(tgt, pad_tgt, nullptr);
+  (void)pad_src;
   Tensor ids = Tensor::from_vector(sflat, {B, Ls}).to(dev);
   Tensor mask = Tensor::from_vector(smask, {B, Ls}).to(dev);
   for (int64_t m : smask) b.source_tokens += m;
@@ -104,9 +124,26 @@ ArmBatch make_arm_batch(ArmTask task, const ProtSTModel& model, const PairDatase
   {
     std::unique_ptr<NoGradGuard> ng;
     if (!encoder_grad) ng = std::make_unique<NoGradGuard>();
-    b.memory = task == ArmTask::Describe ? model.protein_hidden(ids, mask) : model.text_hidden(ids, mask);
+    if (condition == ArmCondition::Cross) {
+      b.memory = task == ArmTask::Describe ? model.protein_hidden(ids, mask) : model.text_hidden(ids, mask);
+      b.memory_mask = mask;
+    } else {
+      // The pooled joint-space embedding, as retrieval reads it (L2-normalised; the projections pool
+      // residues without <cls>/<eos>, and tokens without [CLS]/[SEP]).
+      std::vector<int64_t> inner(smask);
+      for (int64_t i = 0; i < B; ++i) {
+        int64_t n = 0;
+        for (int64_t j = 0; j < Ls; ++j) n += smask[size_t(i * Ls + j)];
+        inner[size_t(i * Ls)] = 0;
+        if (n >= 1) inner[size_t(i * Ls + n - 1)] = 0;
+      }
+      Tensor pool = Tensor::from_vector(inner, {B, Ls}).to(dev);
+      Tensor e = l2_normalize(read_protein ? model.embed_protein(ids, mask, pool) : model.embed_text(ids, mask, pool), -1);
+      if (condition == ArmCondition::Imputed && !real_target)
+        e = l2_normalize(task == ArmTask::Describe ? model.protein_to_text(e) : model.text_to_protein(e), -1);
+      b.memory = e.view({B, 1, e.size(1)});
+    }
   }
-  b.memory_mask = mask;
   b.targets = Tensor::from_vector(tflat, {B, Lt});
   return b;
 }
@@ -136,6 +173,7 @@ LoadedArm arm_from_checkpoint(const LoadedCheckpoint& ck, Device dev) {
   const nlohmann::json& d = ck.meta.at("decoder");
   LoadedArm arm;
   arm.task = parse_arm_task(d.value("task", std::string()));
+  arm.condition = parse_arm_condition(d.value("condition", std::string("cross")));
   DecoderConfig cfg = DecoderConfig::from_json_text(d.at("config").dump(), ck.path + " (decoder config)");
   Generator gen(0);
   arm.decoder = std::make_unique<Decoder>(cfg, gen, InitSpec{DType::F32, dev, false});
@@ -221,7 +259,7 @@ int64_t run_arm_generation(ArmTask task, const ArmGenerateOptions& o) {
   for (int64_t i0 = 0; i0 < N; i0 += o.batch_size) {
     std::vector<int64_t> idx;
     for (int64_t i = i0; i < std::min(N, i0 + o.batch_size); ++i) idx.push_back(i);
-    ArmBatch b = make_arm_batch(task, *model, ds, idx, o.max_protein_len, tok, dev, false);
+    ArmBatch b = make_arm_batch(task, arm.condition, *model, ds, idx, o.max_protein_len, tok, dev, false);
     auto session = dec.session(b.memory, b.memory_mask);
     auto out = generate(*session, go);
     for (size_t r = 0; r < idx.size(); ++r) {
@@ -293,7 +331,8 @@ void run_design_evaluation(const ArmGenerateOptions& o) {
   de.batch_size = o.batch_size;
   de.device = dev;
   de.progress = o.progress;
-  nlohmann::json report = evaluate_designs({model.get(), &tok, arm.decoder.get(), o.checkpoint}, train, test, de);
+  nlohmann::json report =
+      evaluate_designs({model.get(), &tok, arm.decoder.get(), o.checkpoint, arm.condition}, train, test, de);
   report["checkpoint"] = o.checkpoint;
   report["train"] = o.train;
   report["test"] = o.test;

@@ -118,6 +118,14 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_option("--encoder-lr-ratio", t.encoder_lr_ratio,
                  "describe/design: learning-rate factor of the encoder read by the decoder (0 = frozen)")
       ->capture_default_str();
+  tr->add_option("--condition", t.condition,
+                 "describe/design: what the decoder reads: cross (cross-attention to the encoder's hidden states), "
+                 "prefix (a prefix projected from the input's pooled ProtST embedding) or imputed (a prefix from the "
+                 "missing side's embedding: trained on the real one, evaluated on the one the conversion MLP imputes; "
+                 "needs a `protst convert` checkpoint)")
+      ->capture_default_str();
+  tr->add_option("--prefix-length", t.prefix_length, "describe/design: prefix vectors of --condition prefix|imputed")
+      ->capture_default_str();
   tr->add_option("--eval-generate", t.eval_generate,
                  "describe/design: held-out pairs decoded greedily at the end, written to <out>/samples.jsonl")
       ->capture_default_str();

@@ -138,7 +138,11 @@ void run_convert(const ConvertOptions& o) {
                 mse_p2t, imputed.p2t.recall10, direct.p2t.recall10, direct.p2t.chance_recall10);
   }
   TrainProgress prog = ck.progress;
-  save_checkpoint(o.output, *model, nullptr, prog, ck.vocab, json{{"converted_from", o.checkpoint}});
+  // The model's own metadata (tokenizer switches, training options) travels along, as in the arms.
+  json meta = ck.meta;
+  for (const char* k : {"format", "config", "progress", "adam_step", "text_frozen"}) meta.erase(k);
+  meta["converted_from"] = o.checkpoint;
+  save_checkpoint(o.output, *model, nullptr, prog, ck.vocab, meta);
   std::printf("wrote %s (with trained conversion MLPs)\n", o.output.c_str());
 }
 

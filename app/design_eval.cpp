@@ -159,7 +159,8 @@ json evaluate_designs(const DesignArm& arm, const std::vector<ProteinRecord>& tr
     for (int64_t i0 = 0; i0 < M; i0 += opt.batch_size) {
       std::vector<int64_t> idx;
       for (int64_t i = i0; i < std::min(M, i0 + opt.batch_size); ++i) idx.push_back(i);
-      ArmBatch b = make_arm_batch(ArmTask::Design, *arm.model, pd, idx, opt.max_protein_len, tok, opt.device, false);
+      ArmBatch b =
+          make_arm_batch(ArmTask::Design, arm.condition, *arm.model, pd, idx, opt.max_protein_len, tok, opt.device, false);
       auto session = dec.session(b.memory, b.memory_mask);
       auto out = generate(*session, go);
       for (size_t r = 0; r < idx.size(); ++r)

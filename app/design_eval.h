@@ -55,6 +55,7 @@ struct DesignArm {
   const BertTokenizer* tok = nullptr;
   const Decoder* decoder = nullptr;
   std::string checkpoint;
+  ArmCondition condition = ArmCondition::Cross;  // what the decoder reads (imputed: from the prompt)
 };
 
 // Runs the evaluation, prints the table and returns the report (written into eval.json by the

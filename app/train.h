@@ -50,6 +50,8 @@ struct TrainOptions {
   std::string from_checkpoint;          // the trained ProtST checkpoint an arm is trained on
   int64_t decoder_layers = 2, decoder_hidden = 256, decoder_heads = 4;
   double encoder_lr_ratio = 0.0;        // learning-rate factor of the conditioning encoder (0 = frozen)
+  std::string condition = "cross";      // what the decoder reads: cross | prefix | imputed (app/arms.h)
+  int64_t prefix_length = 8;            // prefix / imputed: prefix vectors projected from the embedding
   int64_t eval_generate = 200;          // held-out pairs decoded greedily at the end (samples.jsonl)
   // design: the final design evaluation (app/design_eval.h) on this many held-out prompts (0 = none),
   // with this many sampled designs each, judged by judge_checkpoint ("" = the arm's ProtST model)

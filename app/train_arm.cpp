@@ -38,15 +38,16 @@ struct HeldOut {
   double loss = 0, accuracy = 0;
   int64_t tokens = 0;
 };
-HeldOut held_out_loss(ArmTask task, const ProtSTModel& model, const Decoder& dec, const PairDataset& ds,
-                      const BertTokenizer& tok, int64_t max_protein_len, int64_t batch_size, Device dev) {
+HeldOut held_out_loss(ArmTask task, ArmCondition cond, const ProtSTModel& model, const Decoder& dec,
+                      const PairDataset& ds, const BertTokenizer& tok, int64_t max_protein_len, int64_t batch_size,
+                      Device dev, bool real_target = false) {
   NoGradGuard ng;
   HeldOut h;
   double loss_sum = 0, acc_sum = 0;
   for (size_t i0 = 0; i0 < ds.items.size(); i0 += size_t(batch_size)) {
     std::vector<int64_t> idx;
     for (size_t i = i0; i < std::min(ds.items.size(), i0 + size_t(batch_size)); ++i) idx.push_back(int64_t(i));
-    ArmBatch b = make_arm_batch(task, model, ds, idx, max_protein_len, tok, dev, false);
+    ArmBatch b = make_arm_batch(task, cond, model, ds, idx, max_protein_len, tok, dev, false, real_target);
     DecoderLoss l = dec.loss(b.targets, b.memory, b.memory_mask);
     loss_sum += l.loss.item() * double(l.tokens);
     acc_sum += l.accuracy * double(l.tokens);
@@ -88,6 +89,8 @@ void train_arm(const TrainOptions& o) {
     ck = resume_newest_checkpoint(ckdir, [&](const LoadedCheckpoint& c) {
       LoadedArm a = arm_from_checkpoint(c, dev);
       PE_CHECK(a.task == task, c.path, " holds a ", arm_task_name(a.task), " arm, not ", o.task);
+      PE_CHECK(arm_condition_name(a.condition) == o.condition, c.path, " holds a decoder trained with --condition ",
+               arm_condition_name(a.condition), ", not ", o.condition, " (use another --out)");
       model = model_from_checkpoint(c, dev);
       arm = std::move(a);
     });
@@ -98,7 +101,12 @@ void train_arm(const TrainOptions& o) {
   } else {
     ck = std::make_unique<LoadedCheckpoint>(load_checkpoint_file(o.from_checkpoint));
     model = model_from_checkpoint(*ck, dev);
+    PE_CHECK(o.condition != "imputed" || ck->meta.contains("converted_from"), "--condition imputed reads the "
+             "embedding the conversion MLP imputes, and ", o.from_checkpoint, " holds untrained conversion MLPs: "
+             "train them first (`protst convert --checkpoint ", o.from_checkpoint, " ... --output with_conversion."
+             "safetensors`) and start from that checkpoint");
   }
+  const ArmCondition cond = parse_arm_condition(o.condition);
   BertTokenizer tok = tokenizer_from_checkpoint(*ck);
   std::vector<std::string> vocab = ck->vocab;
   while (!vocab.empty() && vocab.back().empty()) vocab.pop_back();
@@ -110,6 +118,8 @@ void train_arm(const TrainOptions& o) {
     s.heads = o.decoder_heads;
     // Room for the longest target: the text cap, or the protein cap plus start and end.
     s.max_positions = task == ArmTask::Describe ? max_text : o.max_protein_len + 2;
+    s.condition = cond;
+    s.prefix_length = o.prefix_length;
     Generator init(o.seed);
     arm.task = task;
     arm.decoder = std::make_unique<Decoder>(arm_decoder_config(task, *model, tok, s), init, InitSpec{DType::F32, dev});
@@ -149,11 +159,19 @@ void train_arm(const TrainOptions& o) {
   const int64_t total = total_steps(o.steps, o.epochs, int64_t(batches.size()), o.grad_accum);
   int64_t n_dec = 0;
   for (const Tensor& p : dec.params().parameters()) n_dec += p.numel();
-  std::printf("%s arm: decoder %.2fM parameters (%lld layers, width %lld, %lld heads, vocabulary %lld), %s encoder "
+  const char* conditioning =
+      cond == ArmCondition::Cross ? "cross-attention to the encoder's hidden states;"
+      : cond == ArmCondition::Prefix
+          ? (task == ArmTask::Describe ? "prefix from the protein's ProtST embedding;" : "prefix from the text's ProtST embedding;")
+          : (task == ArmTask::Describe ? "prefix from the text's ProtST embedding (trained on the real text's, evaluated on "
+                                         "protein_to_text of the protein's);"
+                                       : "prefix from the protein's ProtST embedding (trained on the real protein's, "
+                                         "evaluated on text_to_protein of the text's);");
+  std::printf("%s arm: decoder %.2fM parameters (%lld layers, width %lld, %lld heads, vocabulary %lld), %s %s encoder "
               "%s, on %s\n",
               arm_task_name(task), double(n_dec) / 1e6, (long long)dec.config().num_layers,
               (long long)dec.config().hidden_size, (long long)dec.config().num_heads, (long long)dec.config().vocab_size,
-              task == ArmTask::Describe ? "protein" : "text",
+              conditioning, task == ArmTask::Describe ? "protein" : "text",
               tune_encoder ? ("fine-tuned at lr x " + std::to_string(o.encoder_lr_ratio)).c_str() : "frozen",
               device_summary(dev).c_str());
   std::printf("training: %lld steps of %lld x %lld pairs, %zu batches per epoch, lr %g (%s, warm-up %lld)\n",
@@ -161,6 +179,7 @@ void train_arm(const TrainOptions& o) {
               o.schedule.c_str(), (long long)o.warmup);
 
   json arm_meta = {{"task", arm_task_name(task)},
+                   {"condition", arm_condition_name(cond)},
                    {"config", json::parse(dec.config().to_json())},
                    {"from_checkpoint", resumed ? ck->meta.at("decoder").value("from_checkpoint", std::string())
                                                : o.from_checkpoint},
@@ -210,8 +229,8 @@ void train_arm(const TrainOptions& o) {
         prog.batch_in_epoch = 0;
         batches = epoch_batches(train_ds, prog.epoch, bo);
       }
-      ArmBatch b = make_arm_batch(task, *model, train_ds, batches[size_t(prog.batch_in_epoch)], o.max_protein_len,
-                                  tok, dev, tune_encoder);
+      ArmBatch b = make_arm_batch(task, cond, *model, train_ds, batches[size_t(prog.batch_in_epoch)],
+                                  o.max_protein_len, tok, dev, tune_encoder, /*real_target=*/true);
       ++prog.batch_in_epoch;
       DecoderLoss l = dec.loss(b.targets, b.memory, b.memory_mask);
       const double lv = l.loss.item();
@@ -262,7 +281,8 @@ void train_arm(const TrainOptions& o) {
       t_window = Clock::now();
     }
     if (o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
-      HeldOut h = held_out_loss(task, *model, dec, eval_ds, tok, o.max_protein_len, std::max<int64_t>(o.batch_size, 32), dev);
+      HeldOut h =
+          held_out_loss(task, cond, *model, dec, eval_ds, tok, o.max_protein_len, std::max<int64_t>(o.batch_size, 32), dev);
       std::printf("eval @ step %lld: held-out loss %.4f (ppl %.1f), next-token accuracy %.3f over %lld tokens\n",
                   (long long)prog.step, h.loss, std::exp(std::min(h.loss, 50.0)), h.accuracy, (long long)h.tokens);
       metrics << json({{"step", prog.step}, {"eval_loss", h.loss}, {"eval_accuracy", h.accuracy}}).dump() << "\n"
@@ -276,15 +296,28 @@ void train_arm(const TrainOptions& o) {
 
   // ---- held-out: teacher-forced loss, and greedy generations next to their references
   if (!test_ds.items.empty()) {
-    HeldOut h = held_out_loss(task, *model, dec, eval_ds, tok, o.max_protein_len, std::max<int64_t>(o.batch_size, 32), dev);
+    HeldOut h =
+        held_out_loss(task, cond, *model, dec, eval_ds, tok, o.max_protein_len, std::max<int64_t>(o.batch_size, 32), dev);
     std::printf("held-out (%zu pairs): loss %.4f (ppl %.1f), next-token accuracy %.3f\n", eval_ds.items.size(), h.loss,
                 std::exp(std::min(h.loss, 50.0)), h.accuracy);
+    HeldOut h_real;  // imputed: the decoder given the real target's embedding (oracle; what it trained on)
+    if (cond == ArmCondition::Imputed) {
+      h_real = held_out_loss(task, cond, *model, dec, eval_ds, tok, o.max_protein_len,
+                             std::max<int64_t>(o.batch_size, 32), dev, /*real_target=*/true);
+      std::printf("held-out, given the real %s's embedding instead of the imputed one (oracle): loss %.4f (ppl %.1f), "
+                  "next-token accuracy %.3f\n",
+                  task == ArmTask::Describe ? "text" : "protein", h_real.loss, std::exp(std::min(h_real.loss, 50.0)),
+                  h_real.accuracy);
+    }
     metrics << json({{"step", prog.step}, {"eval_loss", h.loss}, {"eval_accuracy", h.accuracy}, {"final", true}}).dump()
             << "\n"
             << std::flush;
     const int64_t n = std::min<int64_t>(o.eval_generate, int64_t(test_ds.items.size()));
-    json report = {{"task", arm_task_name(task)}, {"step", prog.step}, {"held_out_loss", h.loss},
-                   {"held_out_accuracy", h.accuracy}, {"held_out_pairs", eval_ds.items.size()}};
+    json report = {{"task", arm_task_name(task)}, {"condition", arm_condition_name(cond)}, {"step", prog.step},
+                   {"held_out_loss", h.loss}, {"held_out_accuracy", h.accuracy},
+                   {"held_out_pairs", eval_ds.items.size()}};
+    if (cond == ArmCondition::Imputed)
+      report["real_target"] = {{"held_out_loss", h_real.loss}, {"held_out_accuracy", h_real.accuracy}};
     if (n > 0) {
       GenerateOptions go;
       arm_generation_tokens(task, dec.config(), tok, go);
@@ -292,19 +325,30 @@ void train_arm(const TrainOptions& o) {
       TextWriter samples(o.out + "/samples.jsonl");
       auto t0 = Clock::now();
       int64_t generated = 0;
-      std::vector<std::string> hyps, refs;
+      std::vector<std::string> hyps, refs, hyps_real;
       for (int64_t i0 = 0; i0 < n; i0 += 16) {
         std::vector<int64_t> idx;
         for (int64_t i = i0; i < std::min(n, i0 + 16); ++i) idx.push_back(i);
-        ArmBatch b = make_arm_batch(task, *model, test_ds, idx, o.max_protein_len, tok, dev, false);
+        ArmBatch b = make_arm_batch(task, cond, *model, test_ds, idx, o.max_protein_len, tok, dev, false);
         auto session = dec.session(b.memory, b.memory_mask);
         auto out = generate(*session, go);
+        std::vector<std::vector<Generated>> out_real;
+        if (cond == ArmCondition::Imputed) {
+          ArmBatch br = make_arm_batch(task, cond, *model, test_ds, idx, o.max_protein_len, tok, dev, false, true);
+          auto sr = dec.session(br.memory, br.memory_mask);
+          out_real = generate(*sr, go);
+        }
         for (size_t r = 0; r < idx.size(); ++r) {
           const Example& e = test_ds.items[size_t(idx[r])];
           generated += int64_t(out[r][0].tokens.size()) + 1;
           refs.push_back(arm_decode(task, arm_target(task, e, o.max_protein_len), tok));
           hyps.push_back(arm_decode(task, out[r][0].tokens, tok));
-          samples.write_line(json({{"id", e.id}, {"reference", refs.back()}, {"generated", hyps.back()}}).dump());
+          json line = {{"id", e.id}, {"reference", refs.back()}, {"generated", hyps.back()}};
+          if (!out_real.empty()) {
+            hyps_real.push_back(arm_decode(task, out_real[r][0].tokens, tok));
+            line["generated_from_real_target"] = hyps_real.back();
+          }
+          samples.write_line(line.dump());
         }
       }
       samples.close();
@@ -374,13 +418,14 @@ void train_arm(const TrainOptions& o) {
           return r;
         };
         const Recall tr_dec = recall_of(hyps), tr_nn = recall_of(nn), tr_mf = recall_of(mf);
+        const std::string dec_name = std::string("decoder (greedy, ") + arm_condition_name(cond) + ")";
         auto micro = [](const Recall& r) { return r.total ? double(r.found) / double(r.total) : 0.0; };
         std::printf("held-out descriptions (%lld proteins; sacrebleu 13a corpus BLEU-4, rouge-score ROUGE-L F1 mean; "
                     "GO-term recall: true GO term names named, all proteins' terms pooled / mean per protein):\n"
                     "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n"
                     "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n"
                     "  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n",
-                    (long long)n, "decoder (greedy)", bleu.score, rouge, micro(tr_dec), tr_dec.mean,
+                    (long long)n, dec_name.c_str(), bleu.score, rouge, micro(tr_dec), tr_dec.mean,
                     "nearest training protein (ProtST)", bleu_nn.score, rouge_nn, micro(tr_nn), tr_nn.mean,
                     "most frequent description", bleu_mf.score, rouge_mf, micro(tr_mf), tr_mf.mean);
         // The ceiling at this --max-text-len: the reference itself, cut to the tokens a describer can write.
@@ -398,6 +443,17 @@ void train_arm(const TrainOptions& o) {
         report["most_frequent"] = {{"bleu", bleu_mf.score}, {"rouge_l", rouge_mf}, {"go_term_recall", recall_json(tr_mf)},
                                    {"text", most_frequent}};
         report["reference_cut"] = {{"go_term_recall", recall_json(tr_ref)}, {"max_text_len", max_text}};
+        if (cond == ArmCondition::Imputed) {
+          // The same decoder given the real text's embedding: the ceiling the imputation can reach
+          // (an oracle: the text is what a describer lacks).
+          const BleuScore bleu_real = corpus_bleu(hyps_real, refs);
+          const double rouge_real = mean_rouge_l_f1(hyps_real, refs);
+          const Recall tr_real = recall_of(hyps_real);
+          std::printf("  %-34s BLEU %6.2f  ROUGE-L %.4f  GO-term recall %.4f / %.4f\n",
+                      "same decoder, real text embedding", bleu_real.score, rouge_real, micro(tr_real), tr_real.mean);
+          report["decoder_real_target"] = {{"bleu", bleu_real.score}, {"rouge_l", rouge_real},
+                                           {"go_term_recall", recall_json(tr_real)}};
+        }
       } else {
         double len = 0;
         for (const std::string& x : hyps) len += double(x.size());
@@ -429,7 +485,7 @@ void train_arm(const TrainOptions& o) {
       // The run's checkpoints are written: an evaluation that cannot run (too few held-out prompts)
       // is reported, and eval.json still written, rather than failing the run at its end.
       try {
-        report["design_evaluation"] = evaluate_designs({model.get(), &tok, &dec, from}, train_recs, test_recs, de);
+        report["design_evaluation"] = evaluate_designs({model.get(), &tok, &dec, from, cond}, train_recs, test_recs, de);
       } catch (const Error& e) {
         std::printf("design evaluation not done: %s\n", e.what());
         report["design_evaluation"] = {{"error", e.what()}};

@@ -206,6 +206,10 @@ void validate_train_options(const TrainOptions& o) {
     PE_CHECK(o.decoder_hidden % o.decoder_heads == 0, "--decoder-hidden ", o.decoder_hidden,
              " is not a multiple of --decoder-heads ", o.decoder_heads);
     check_option_real("--encoder-lr-ratio", o.encoder_lr_ratio, 0, 1e3);
+    check_option_choice("--condition", o.condition, {"cross", "prefix", "imputed"});
+    check_option_int("--prefix-length", o.prefix_length, 1, 1024);
+    PE_CHECK(o.condition != "imputed" || o.encoder_lr_ratio == 0, "--condition imputed trains the decoder on the "
+             "missing side's real embedding, never on the encoder it reads at test time: --encoder-lr-ratio must be 0");
     check_option_int("--eval-generate", o.eval_generate, 0, kMaxCount);
   } else {
     PE_CHECK(o.from_checkpoint.empty(), "--from-checkpoint is for --task describe|design (ProtST pretraining "

@@ -17,6 +17,7 @@ void DecoderConfig::validate(const std::string& source) const {
   check_encoder_fields(source, vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_positions,
                        layer_norm_eps, pad_id);
   check_config_int(source, "memory_dim", memory_dim, 1, kMaxHidden);
+  check_config_int(source, "prefix_length", prefix_length, 0, 1024);
   check_config_int(source, "bos_id", bos_id, 0, vocab_size - 1);
   check_config_int(source, "eos_id", eos_id, 0, vocab_size - 1);
   PE_CHECK(max_positions >= 2, "config ", source, ": field 'max_positions' is ", max_positions,
@@ -25,8 +26,11 @@ void DecoderConfig::validate(const std::string& source) const {
 
 double DecoderConfig::approx_parameters() const {
   double d = double(hidden_size), I = double(intermediate_size);
-  double per_layer = 8 * d * d + 2 * d * I + 9 * d + I;
-  return double(vocab_size) * d + double(max_positions) * d + double(memory_dim) * d + double(num_layers) * per_layer;
+  const double P = double(prefix_length);
+  // Prefix mode: no cross-attention (4 d^2 + 6 d per layer fewer), prefix_proj instead of memory_proj.
+  double per_layer = (P > 0 ? 4 : 8) * d * d + 2 * d * I + (P > 0 ? 3 : 9) * d + I;
+  const double conditioning = P > 0 ? double(memory_dim) * P * d + P * d : double(memory_dim) * d + d;
+  return double(vocab_size) * d + double(max_positions) * d + conditioning + double(num_layers) * per_layer;
 }
 
 std::string DecoderConfig::to_json() const {
@@ -38,6 +42,7 @@ std::string DecoderConfig::to_json() const {
                       {"intermediate_size", intermediate_size},
                       {"max_position_embeddings", max_positions},
                       {"memory_dim", memory_dim},
+                      {"prefix_length", prefix_length},
                       {"layer_norm_eps", layer_norm_eps},
                       {"bos_token_id", bos_id},
                       {"eos_token_id", eos_id},
@@ -57,6 +62,7 @@ DecoderConfig DecoderConfig::from_json_text(const std::string& text, const std::
   j.get("intermediate_size", c.intermediate_size);
   j.get("max_position_embeddings", c.max_positions);
   j.get("memory_dim", c.memory_dim);
+  j.get("prefix_length", c.prefix_length);  // absent in decoders written before prefix conditioning: 0
   j.get("layer_norm_eps", c.layer_norm_eps);
   j.get("bos_token_id", c.bos_id);
   j.get("eos_token_id", c.eos_id);
@@ -76,7 +82,11 @@ Decoder::Decoder(const DecoderConfig& cfg, Generator& gen, const InitSpec& spec)
   const double std_res = std / std::sqrt(2.0 * double(cfg.num_layers));
   tok_emb_ = ps_.add("decoder.embed_tokens.weight", init_normal({cfg.vocab_size, d}, gen, spec, std));
   pos_emb_ = ps_.add("decoder.embed_positions.weight", init_normal({cfg.max_positions, d}, gen, spec, std));
-  memory_proj_ = make_linear(ps_, "decoder.memory_proj", cfg.memory_dim, d, true, std, gen, spec);
+  const bool prefix_mode = cfg.prefix_length > 0;
+  if (prefix_mode)
+    prefix_proj_ = make_linear(ps_, "decoder.prefix_proj", cfg.memory_dim, cfg.prefix_length * d, true, std, gen, spec);
+  else
+    memory_proj_ = make_linear(ps_, "decoder.memory_proj", cfg.memory_dim, d, true, std, gen, spec);
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     const std::string p = "decoder.layers." + std::to_string(i) + ".";
     Layer L;
@@ -85,17 +95,27 @@ Decoder::Decoder(const DecoderConfig& cfg, Generator& gen, const InitSpec& spec)
     L.self.k = make_linear(ps_, p + "self_attn.k_proj", d, d, true, std, gen, spec);
     L.self.v = make_linear(ps_, p + "self_attn.v_proj", d, d, true, std, gen, spec);
     L.self.o = make_linear(ps_, p + "self_attn.out_proj", d, d, true, std_res, gen, spec);
-    L.ln_cross = make_layer_norm(ps_, p + "cross_attn_layer_norm", d, cfg.layer_norm_eps, spec);
-    L.cross.q = make_linear(ps_, p + "cross_attn.q_proj", d, d, true, std, gen, spec);
-    L.cross.k = make_linear(ps_, p + "cross_attn.k_proj", d, d, true, std, gen, spec);
-    L.cross.v = make_linear(ps_, p + "cross_attn.v_proj", d, d, true, std, gen, spec);
-    L.cross.o = make_linear(ps_, p + "cross_attn.out_proj", d, d, true, std_res, gen, spec);
+    if (!prefix_mode) {
+      L.ln_cross = make_layer_norm(ps_, p + "cross_attn_layer_norm", d, cfg.layer_norm_eps, spec);
+      L.cross.q = make_linear(ps_, p + "cross_attn.q_proj", d, d, true, std, gen, spec);
+      L.cross.k = make_linear(ps_, p + "cross_attn.k_proj", d, d, true, std, gen, spec);
+      L.cross.v = make_linear(ps_, p + "cross_attn.v_proj", d, d, true, std, gen, spec);
+      L.cross.o = make_linear(ps_, p + "cross_attn.out_proj", d, d, true, std_res, gen, spec);
+    }
     L.ln_mlp = make_layer_norm(ps_, p + "final_layer_norm", d, cfg.layer_norm_eps, spec);
     L.fc1 = make_linear(ps_, p + "fc1", d, cfg.intermediate_size, true, std, gen, spec);
     L.fc2 = make_linear(ps_, p + "fc2", cfg.intermediate_size, d, true, std_res, gen, spec);
     layers_.push_back(L);
   }
   ln_f_ = make_layer_norm(ps_, "decoder.layer_norm", d, cfg.layer_norm_eps, spec);
+}
+
+Tensor Decoder::prefix(const Tensor& memory) const {
+  const int64_t B = memory.size(0), P = cfg_.prefix_length;
+  PE_CHECK(memory.dim() == 3 && memory.size(1) == 1 && memory.size(2) == cfg_.memory_dim, "Decoder: prefix memory ",
+           memory.str(), " is not one pooled embedding per row [", B, ", 1, ", cfg_.memory_dim, "]");
+  const Tensor e = memory.to(tok_emb_.device()).to(tok_emb_.dtype()).reshape({B, cfg_.memory_dim});
+  return prefix_proj_(e).view({B, P, cfg_.hidden_size});
 }
 
 Tensor Decoder::hidden(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const {
@@ -110,10 +130,24 @@ Tensor Decoder::hidden(const Tensor& ids, const Tensor& memory, const Tensor& me
            memory_mask.str(), " is not [", B, ", ", Lm, "]");
   const Device dev = tok_emb_.device();
   const DType dt = tok_emb_.dtype();
-  Tensor mem = memory_proj_(memory.to(dev).to(dt));  // [B, Lm, d]
-  Tensor mmask = memory_mask.defined() ? memory_mask.to(dev).to(dt) : Tensor();
   Tensor x = add(embedding(tok_emb_, ids.to(dev)), embedding(pos_emb_, Tensor::arange(L, DType::I64, dev)).view({1, L, d}));
   const double scale = 1.0 / std::sqrt(double(hd));
+  const int64_t P = cfg_.prefix_length;
+  if (P > 0) {
+    PE_CHECK(!memory_mask.defined(), "Decoder: a prefix decoder reads one pooled embedding per row, without a mask");
+    x = concat({prefix(memory), x}, 1);  // [B, P + L, d]
+    const int64_t T = P + L;
+    for (const Layer& layer : layers_) {
+      Tensor h = layer.ln_self(x);
+      Tensor q = layer.self.q(h).view({B, T, H, hd}), k = layer.self.k(h).view({B, T, H, hd});
+      Tensor v = layer.self.v(h).view({B, T, H, hd});
+      x = add(x, layer.self.o(attention(q, k, v, Tensor(), scale, /*causal=*/true).reshape({B, T, d})));
+      x = add(x, layer.fc2(gelu(layer.fc1(layer.ln_mlp(x)))));
+    }
+    return split(ln_f_(x), {P, L}, 1)[1];
+  }
+  Tensor mem = memory_proj_(memory.to(dev).to(dt));  // [B, Lm, d]
+  Tensor mmask = memory_mask.defined() ? memory_mask.to(dev).to(dt) : Tensor();
   for (const Layer& layer : layers_) {
     Tensor h = layer.ln_self(x);
     Tensor q = layer.self.q(h).view({B, L, H, hd}), k = layer.self.k(h).view({B, L, H, hd});
@@ -178,6 +212,22 @@ class CachedDecodeSession : public DecodeSession {
     const int64_t Lm = memory.size(1), H = c.num_heads, hd = c.head_dim();
     const Device dev = dec.tok_emb_.device();
     const DType dt = dec.tok_emb_.dtype();
+    if (c.prefix_length > 0) {
+      // Prefix mode: the prefix's keys and values go into the self-attention caches first (causal
+      // among themselves, as in Decoder::hidden); token positions then count from 0 as there.
+      PE_CHECK(!memory_mask.defined(), "decode session: a prefix decoder reads one pooled embedding per row, without a mask");
+      const int64_t P = c.prefix_length, d = c.hidden_size;
+      Tensor x = dec.prefix(memory);
+      const double scale = 1.0 / std::sqrt(double(hd));
+      for (const Decoder::Layer& layer : dec.layers_) {
+        cache_.emplace_back(R_, H, hd, dt, dev, 64 + P);
+        Tensor h = layer.ln_self(x);
+        cache_.back().append(layer.self.k(h).view({R_, P, H, hd}), layer.self.v(h).view({R_, P, H, hd}));
+        x = add(x, layer.self.o(cache_.back().attend(layer.self.q(h).view({R_, P, H, hd}), scale).reshape({R_, P, d})));
+        x = add(x, layer.fc2(gelu(layer.fc1(layer.ln_mlp(x)))));
+      }
+      return;
+    }
     Tensor mem = dec.memory_proj_(memory.to(dev).to(dt));
     if (memory_mask.defined()) mask_ = memory_mask.to(dev).to(dt);
     for (const Decoder::Layer& layer : dec.layers_) {
@@ -207,9 +257,11 @@ class CachedDecodeSession : public DecodeSession {
       Tensor q = layer.self.q(h).view({R_, 1, H, hd});
       cache_[l].append(layer.self.k(h).view({R_, 1, H, hd}), layer.self.v(h).view({R_, 1, H, hd}));
       x = add(x, layer.self.o(cache_[l].attend(q, scale).reshape({R_, 1, d})));
-      h = layer.ln_cross(x);
-      Tensor cq = layer.cross.q(h).view({R_, 1, H, hd});
-      x = add(x, layer.cross.o(attention(cq, ck_[l], cv_[l], mask_, scale).reshape({R_, 1, d})));
+      if (c.prefix_length == 0) {
+        h = layer.ln_cross(x);
+        Tensor cq = layer.cross.q(h).view({R_, 1, H, hd});
+        x = add(x, layer.cross.o(attention(cq, ck_[l], cv_[l], mask_, scale).reshape({R_, 1, d})));
+      }
       x = add(x, layer.fc2(gelu(layer.fc1(layer.ln_mlp(x)))));
     }
     ++pos_;
@@ -225,8 +277,10 @@ class CachedDecodeSession : public DecodeSession {
     Tensor idx = Tensor::from_vector(parent, {int64_t(parent.size())}).to(dev);
     for (size_t l = 0; l < cache_.size(); ++l) {
       cache_[l].reorder(parent);
-      ck_[l] = index_select(ck_[l], 0, idx).contiguous();
-      cv_[l] = index_select(cv_[l], 0, idx).contiguous();
+      if (l < ck_.size()) {  // cross-attention mode
+        ck_[l] = index_select(ck_[l], 0, idx).contiguous();
+        cv_[l] = index_select(cv_[l], 0, idx).contiguous();
+      }
     }
     if (mask_.defined()) mask_ = index_select(mask_, 0, idx).contiguous();
     R_ = int64_t(parent.size());

@@ -9,10 +9,17 @@
 //   h = LN_f(x);  logits = h tok_emb^T           (output head tied to the input embedding)
 //
 // memory [B, Lm, memory_dim] is what the decoder reads: an encoder's last hidden states (ESM for the
-// describe arm, BERT for design), or one pooled / imputed embedding per row ([B, 1, e], e.g. the
-// conversion MLP's output when the other modality is missing). It is projected to the decoder width
-// once (memory_proj). The same class serves both arms; only the vocabulary differs (WordPiece for
-// describe, the ESM alphabet for design).
+// describe arm, BERT for design), projected to the decoder width once (memory_proj).
+//
+// Prefix conditioning (prefix_length P > 0, as ClipCap's prefix for GPT-2): the memory is one pooled
+// embedding per row ([B, 1, memory_dim], e.g. a ProtST joint-space embedding, or the one the
+// conversion MLP imputes when the other modality is missing). prefix_proj maps it to P vectors of
+// the decoder width that go before the tokens; the layers have no cross-attention then:
+//   x = [prefix_proj(e).view(P, d) ; tok_emb[ids] + pos_emb[0..L)]     (the prefix has no position)
+//   per layer:  x += SelfAttn(LN1(x)) (causal over prefix and tokens);  x += W2 gelu(W1 LN3(x))
+//   h = LN_f(x)[P:]
+// The same class serves both arms; only the vocabulary differs (WordPiece for describe, the ESM
+// alphabet for design).
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,7 +34,8 @@ struct DecoderConfig {
   int64_t vocab_size = 0;          // the target tokenizer's vocabulary
   int64_t hidden_size = 256, num_layers = 4, num_heads = 4, intermediate_size = 1024;
   int64_t max_positions = 512;     // longest sequence including the start token
-  int64_t memory_dim = 0;          // width of the conditioning states
+  int64_t memory_dim = 0;          // width of the conditioning states (or of the pooled embedding)
+  int64_t prefix_length = 0;       // 0: cross-attention to memory; P > 0: P prefix vectors from memory [B, 1, .]
   double layer_norm_eps = 1e-5;
   int64_t bos_id = 0, eos_id = 0, pad_id = 0;  // start, end and padding tokens of the target vocabulary
   int64_t head_dim() const { return hidden_size / num_heads; }
@@ -54,7 +62,8 @@ class Decoder {
   const ParamStore& params() const { return ps_; }
 
   // Final hidden states [B, L, d] of ids [B, L] attending causally to themselves and to memory
-  // [B, Lm, memory_dim] (memory_mask [B, Lm], nonzero = real; undefined = all real).
+  // [B, Lm, memory_dim] (memory_mask [B, Lm], nonzero = real; undefined = all real). Prefix mode:
+  // memory [B, 1, memory_dim], no mask.
   Tensor hidden(const Tensor& ids, const Tensor& memory, const Tensor& memory_mask) const;
   // Tied output head: logits [..., V] of hidden [..., d].
   Tensor logits(const Tensor& hidden) const;
@@ -80,7 +89,10 @@ class Decoder {
   DecoderConfig cfg_;
   ParamStore ps_;
   Tensor tok_emb_, pos_emb_;
-  Linear memory_proj_;
+  Linear memory_proj_;  // cross-attention mode
+  Linear prefix_proj_;  // prefix mode: memory_dim -> prefix_length * hidden_size
+  // The prefix [B, P, d] of memory [B, 1, memory_dim] (prefix mode).
+  Tensor prefix(const Tensor& memory) const;
   std::vector<Layer> layers_;
   LayerNorm ln_f_;
 };

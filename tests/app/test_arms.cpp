@@ -2,6 +2,7 @@
 // tiny ProtST checkpoint, resume, and the describe / design commands on its checkpoint.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include <set>
 
 #include "app/arms.h"
+#include "app/commands.h"
+#include "app/train_common.h"
 #include "app/model_io.h"
 #include "app/train.h"
 #include "app/train_arm.h"
@@ -19,6 +22,7 @@
 #include "decoders/design_metrics.h"
 #include "decoders/text_metrics.h"
 #include "tests/app/tiny_train.h"
+#include "tests/common/compare.h"
 #include "tests/common/temp_dir.h"
 
 using namespace pe;
@@ -330,5 +334,138 @@ TEST_SUITE("app") {
     bad = g;
     bad.checkpoint = arm_protst;
     CHECK_THROWS_WITH_AS(run_design_evaluation(bad), doctest::Contains("holds no generative arm"), Error);
+  }
+}
+
+TEST_SUITE("app") {
+  TEST_CASE("arms: prefix and imputed conditions train - checkpoint - resume - evaluate - generate - both arms") {
+    TempDir td("arm_condition");
+    const std::string d = td.dir.string();
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_pairs(std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat", "", st);
+    REQUIRE(recs.size() == 100);
+    const std::string train_path = d + "/train.jsonl", test_path = d + "/test.jsonl";
+    write_jsonl(train_path, std::vector<ProteinRecord>(recs.begin(), recs.begin() + 80));
+    write_jsonl(test_path, std::vector<ProteinRecord>(recs.begin() + 80, recs.end()));
+    TrainOptions p = tiny_options(d + "/protst");
+    p.train_path = train_path;
+    p.steps = 2;
+    p.save_every = 2;
+    train(p);
+    const std::string protst_ckpt = d + "/protst/checkpoints/step-2.safetensors";
+    // Stage two: the conversion MLPs the imputed condition reads.
+    ConvertOptions c;
+    c.checkpoint = protst_ckpt;
+    c.train_path = train_path;
+    c.output = d + "/with_conversion.safetensors";
+    c.device = "cpu";
+    c.steps = 5;
+    c.batch_size = 8;
+    run_convert(c);
+    // The converted checkpoint keeps the model's own metadata (tokenizer switches) beside converted_from.
+    {
+      LoadedCheckpoint orig = load_checkpoint_file(protst_ckpt), conv = load_checkpoint_file(c.output);
+      CHECK(conv.meta["converted_from"] == protst_ckpt);
+      CHECK(conv.meta.value("text_tokenizer", nlohmann::json()) == orig.meta.value("text_tokenizer", nlohmann::json()));
+    }
+
+    for (const char* task : {"describe", "design"}) {
+      for (const char* cond : {"prefix", "imputed"}) {
+        CAPTURE(task);
+        CAPTURE(cond);
+        const std::string out = d + "/" + task + "_" + cond;
+        TrainOptions a = tiny_arm_options(c.output, out, task);
+        a.train_path = train_path;
+        a.test_path = test_path;
+        a.condition = cond;
+        a.prefix_length = 3;
+        a.eval_design_prompts = 11;
+        a.eval_design_per_prompt = 2;
+        a.go_cache = d + "/no_mmseqs";  // novelty skipped: the retrieval share is what this test reads
+        a.steps = 2;
+        train_arm(a);
+        a.steps = 4;  // resumes at step 2 with the same condition
+        train_arm(a);
+        LoadedCheckpoint ck = load_checkpoint_file(out + "/checkpoints/step-4.safetensors");
+        CHECK(ck.meta["decoder"]["condition"] == cond);
+        CHECK(ck.meta["decoder"]["config"]["prefix_length"] == 3);
+        CHECK(ck.decoder.count("decoder.prefix_proj.weight") == 1);
+        CHECK(ck.decoder.count("decoder.memory_proj.weight") == 0);
+        LoadedArm arm = arm_from_checkpoint(ck, Device::cpu());
+        CHECK(arm.condition == parse_arm_condition(cond));
+        const nlohmann::json ev = nlohmann::json::parse(std::ifstream(out + "/eval.json"));
+        CHECK(ev["condition"] == cond);
+        CHECK(std::isfinite(ev["held_out_loss"].get<double>()));
+        CHECK(ev.contains("real_target") == (std::string(cond) == "imputed"));
+        if (std::string(task) == "describe") {
+          CHECK(ev["decoder"]["bleu"].get<double>() >= 0);
+          CHECK(ev["decoder"]["go_term_recall"]["terms"].get<int64_t>() > 0);
+          CHECK(ev.contains("decoder_real_target") == (std::string(cond) == "imputed"));
+          CHECK(lines(out + "/samples.jsonl").size() == 3);
+        } else {
+          const nlohmann::json& de = ev["design_evaluation"];
+          REQUIRE_MESSAGE(!de.contains("error"), de.dump());
+          CHECK(de["methods"]["decoder"]["proteins"] == 22);
+          const double s = de["methods"]["decoder"]["retrieval"]["T4"].get<double>();
+          CHECK(s >= 0);
+          CHECK(s <= 1);
+        }
+        // A resume under another condition is refused (each checkpoint's reason, "trained with --condition
+        // <cond>, not cross", is printed as it is skipped).
+        TrainOptions other = a;
+        other.condition = "cross";
+        other.steps = 6;
+        CHECK_THROWS_WITH_AS(train_arm(other), doctest::Contains("can be resumed"), Error);
+        // The commands generate from it: the imputed arm from the embedding imputed from the input.
+        ArmGenerateOptions g;
+        g.checkpoint = out + "/checkpoints/step-4.safetensors";
+        g.input = std::string(task) == "describe" ? td.file("p.fasta", ">P1\nMKTAYIAKQRQISFVKSHFSRQ\n>P2\nGSHMLEDPVDAFQ\n")
+                                                  : td.file("prompts.txt", "ATP binding\nDNA binding\n");
+        g.output = out + "/generated.txt";
+        g.device = "cpu";
+        g.max_length = 6;
+        g.progress = false;
+        CHECK(run_arm_generation(parse_arm_task(task), g) == 2);
+      }
+    }
+
+    // The imputed memory is the conversion MLP's image of the input's embedding, unit length, and
+    // differs from the real target's embedding the decoder trains on.
+    {
+      OpenedModel m = open_model(c.output, "cpu", 8, 30, 24);
+      PairDataset ds = load_pair_split(test_path, "", *m.tok, 24, "test");
+      for (ArmTask task : {ArmTask::Describe, ArmTask::Design}) {
+        ArmBatch imputed = make_arm_batch(task, ArmCondition::Imputed, *m.model, ds, {0, 1, 2}, 30, *m.tok,
+                                          Device::cpu(), false);
+        ArmBatch real = make_arm_batch(task, ArmCondition::Imputed, *m.model, ds, {0, 1, 2}, 30, *m.tok, Device::cpu(),
+                                       false, true);
+        ArmBatch prefix =
+            make_arm_batch(task, ArmCondition::Prefix, *m.model, ds, {0, 1, 2}, 30, *m.tok, Device::cpu(), false);
+        CHECK(imputed.memory.shape() == Shape({3, 1, 16}));
+        CHECK(!imputed.memory_mask.defined());
+        // The real target's embedding (imputed condition) is the other side's prefix embedding.
+        ArmBatch other = make_arm_batch(task == ArmTask::Describe ? ArmTask::Design : ArmTask::Describe,
+                                        ArmCondition::Prefix, *m.model, ds, {0, 1, 2}, 30, *m.tok, Device::cpu(), false);
+        CHECK(real.memory.to_double_vector() == other.memory.to_double_vector());
+        // protein_to_text / text_to_protein of the prefix embedding, normalised.
+        Tensor e = prefix.memory.view({3, 16});
+        Tensor conv = l2_normalize(task == ArmTask::Describe ? m.model->protein_to_text(e) : m.model->text_to_protein(e), -1);
+        CHECK(pe::testing::rel_err(imputed.memory.view({3, 16}), conv) < 1e-6);
+        std::vector<double> v = imputed.memory.to_double_vector();
+        for (int r = 0; r < 3; ++r) {
+          double n = 0;
+          for (int k = 0; k < 16; ++k) n += v[size_t(r * 16 + k)] * v[size_t(r * 16 + k)];
+          CHECK(n == doctest::Approx(1.0).epsilon(1e-5));
+        }
+        CHECK(pe::testing::rel_err(imputed.memory, real.memory) > 1e-3);
+      }
+    }
+
+    // Imputed on a checkpoint without trained conversion MLPs is refused up front, naming protst convert.
+    TrainOptions bad = tiny_arm_options(protst_ckpt, d + "/bad", "describe");
+    bad.condition = "imputed";
+    CHECK_THROWS_WITH_AS(train_arm(bad), doctest::Contains("protst convert"), Error);
+    bad.condition = "attention";
+    CHECK_THROWS_WITH_AS(train_arm(bad), doctest::Contains("--condition"), Error);
   }
 }
