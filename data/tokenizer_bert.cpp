@@ -414,7 +414,9 @@ std::string BertTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spe
       out += tok;
     }
   }
-  return out;
+  // A vocabulary line that is not valid UTF-8 (vocab.txt is user input) must not make the decoded
+  // text invalid: its bad bytes become U+FFFD, so JSON writers of generated text never throw.
+  return to_utf8(from_utf8(out));
 }
 
 // ---------------------------------------------------------------- WordPiece trainer

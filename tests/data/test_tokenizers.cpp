@@ -203,6 +203,14 @@ TEST_SUITE("data") {
     CHECK(contains(error_of([] { decode({0, 33}); }), "33"));
   }
 
+  TEST_CASE("bert: decode turns vocabulary pieces that are not valid UTF-8 into U+FFFD") {
+    // A user's vocab.txt may hold bytes that are not UTF-8; generated text must still be valid UTF-8
+    // (JSON writers of describe outputs threw on it).
+    pe::BertTokenizer tok({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ok", std::string("##\xff"), "caf\xc3\xa9"},
+                          "inline vocab");
+    CHECK(tok.decode({2, 5, 6, 7, 3}, true) == "ok\xef\xbf\xbd caf\xc3\xa9");
+  }
+
   TEST_CASE("bert: vocab loading and special ids") {
     const pe::BertTokenizer& tok = real_bert();
     CHECK(tok.vocab_size() == 30522);
