@@ -17,7 +17,9 @@
 // checkpoint records). Fixed number of epochs; mini-batches drawn without replacement (a seeded
 // permutation, then sorted by length within windows of 20 batches so that batches pad little, batch
 // order shuffled); head initialised from Philox(seed), its bias at the training label prior.
-// Deterministic per seed on the CPU backend.
+// Deterministic per seed on the CPU backend for a given OpenMP thread count (unlike the frozen probes,
+// the fits keep the caller's threads: the encoders' matrices are large enough to use them; not checked
+// across thread counts).
 //
 // The model is modified in place: pass a fresh copy per seed.
 #include <cstdint>
