@@ -295,8 +295,17 @@ int protst_main(int argc, const char* const* argv) {
   pb->add_option("--weight-decay", pr.weight_decay, "Predictor L2 weight decay")->capture_default_str();
   pb->add_option("--folds", pr.folds, "Out-of-fold splits of train for the stacking aggregator")->capture_default_str();
   pb->add_option("--features", pr.features, "encoder (pooled last hidden states of each encoder) or joint (protst embed's L2-normalised joint-space vectors)")->capture_default_str();
+  pb->add_flag("--joint,!--no-joint", pr.joint, "Joint fusion row: the model's fused representation fine-tuned end to end (sequence-only tasks: the protein encoder fine-tuned)")->capture_default_str();
+  pb->add_flag("--joint-all-encoders", pr.joint_all_encoders, "Joint rows for the MLM-only and random-init encoders too (default: ProtST only; each is a fine-tuning per seed)");
+  pb->add_option("--joint-epochs", pr.joint_epochs, "Joint fine-tuning epochs")->capture_default_str();
+  pb->add_option("--joint-batch-size", pr.joint_batch_size, "Joint fine-tuning mini-batch")->capture_default_str();
+  pb->add_option("--joint-lr", pr.joint_lr, "Joint AdamW learning rate of the head, projections and fusion block")->capture_default_str();
+  pb->add_option("--joint-encoder-lr-ratio", pr.joint_encoder_lr_ratio, "Encoders train at --joint-lr times this (ProtST's protein-encoder ratio)")->capture_default_str();
+  pb->add_option("--joint-weight-decay", pr.joint_weight_decay, "Joint AdamW (decoupled) weight decay")->capture_default_str();
+  pb->add_option("--joint-max-train", pr.joint_max_train, "Fine-tune on at most N training proteins (stable hash subset; 0 = all), for CPU time")->capture_default_str();
+  pb->add_option("--joint-max-protein-len", pr.joint_max_protein_len, "Joint fine-tuning and its predictions keep the first N residues")->capture_default_str();
   pb->add_option("--out", pr.out, "Output folder")->capture_default_str();
-  pb->add_option("--device", pr.device, "cpu, cuda or auto (embedding; predictors train on the CPU)")->capture_default_str();
+  pb->add_option("--device", pr.device, "cpu, cuda or auto (embedding and joint fine-tuning; frozen predictors train on the CPU)")->capture_default_str();
   pb->add_option("--embed-batch-size", pr.embed_batch_size, "Sequences per embedding batch")->capture_default_str();
   pb->add_option("--max-protein-len", pr.max_protein_len, "Embedding keeps the first N residues")->capture_default_str();
   pb->add_option("--max-text-len", pr.max_text_len, "Embedding keeps the first N text tokens")->capture_default_str();

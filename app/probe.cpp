@@ -15,6 +15,8 @@
 #include "app/plot.h"
 #include "data/go_dataset.h"
 #include "data/text_io.h"
+#include "data/tokenizer_esm.h"
+#include "probe/joint.h"
 #include "probe/suite.h"
 #include "probe/tasks.h"
 
@@ -45,6 +47,12 @@ const char* const kProbeHelp =
     "fusion stacking (a per-term aggregator of the two MLPs' logits, trained on --folds out-of-fold\n"
     "predictions of the training set). Multi-label: sigmoid + binary cross-entropy; single-label: softmax +\n"
     "cross-entropy; Adam, --epochs, --lr, L2 --weight-decay.\n"
+    "Joint fusion (--joint, default; --no-joint): a copy of the ProtST model per seed fine-tuned end to end with\n"
+    "the task loss: protein and text encoder states -> the model's cross-attention fusion block -> each side\n"
+    "mean-pooled -> concatenated -> linear head; AdamW --joint-lr for head, projections and fusion, encoders at\n"
+    "--joint-lr x --joint-encoder-lr-ratio (text encoder frozen when the checkpoint froze it), --joint-epochs,\n"
+    "on at most --joint-max-train training proteins. Sequence-only tasks: 'seq fine-tuned' (the protein\n"
+    "encoder fine-tuned on its pooled states; no fusion). ProtST row only unless --joint-all-encoders.\n"
     "Metrics: Fmax (CAFA protein-centric: thresholds 0.01..1.00 step 0.01; precision over proteins with a\n"
     "prediction, recall over annotated proteins), micro AUPR (average precision over all protein-term pairs),\n"
     "and for single-label tasks accuracy and macro-F1. Terms with no positive in test are counted and\n"
@@ -66,7 +74,8 @@ std::string fmt_secs(double s) {
 }
 
 struct EncoderModel {
-  std::string name;
+  std::string name, path;  // path: the checkpoint (for random init: the one whose config it copies)
+  bool random = false;
   std::unique_ptr<ProtSTModel> model;
   std::unique_ptr<BertTokenizer> tok;
   EvalOptions eo;
@@ -150,6 +159,33 @@ void cap_records(std::vector<ProteinRecord>& recs, int64_t n) {
   keep_subset(recs, size_t(n));
 }
 
+// Tokenised proteins (first `max_len` residues) and, for a multimodal task, texts of one side.
+JointInputs joint_inputs(const ProbeSide& side, bool multimodal, const BertTokenizer& tok, int64_t max_len,
+                         int64_t max_text_len) {
+  JointInputs x;
+  x.text_pad = tok.pad_id();
+  x.text_cls = tok.cls_id();
+  x.text_sep = tok.sep_id();
+  for (int64_t i = 0; i < side.size(); ++i) {
+    std::vector<int32_t> ids = esm::encode(side.seqs[size_t(i)], size_t(max_len + 2));
+    PE_CHECK(ids.size() > 2, "probe: protein ", side.ids[size_t(i)], " has no residues");
+    x.residues.emplace_back(ids.begin() + 1, ids.end() - 1);
+    if (multimodal) x.texts.push_back(tok.encode(side.texts[size_t(i)], size_t(max_text_len)));
+  }
+  return x;
+}
+
+// A fresh copy of an encoder row's model for one fine-tuning (the checkpoint re-read, or the same
+// seed-0 random initialisation), with the text encoder frozen as the checkpoint says.
+std::unique_ptr<ProtSTModel> fresh_model(const EncoderModel& e, const ProbeCommandOptions& o) {
+  OpenedModel m = open_model(e.path, o.device, o.embed_batch_size, o.max_protein_len, o.max_text_len);
+  if (!e.random) return std::move(m.model);
+  Generator gen(0);
+  auto r = std::make_unique<ProtSTModel>(m.ck.config, gen, InitSpec{DType::F32, m.eo.device});
+  r->freeze_text_encoder(m.model->text_frozen());
+  return r;
+}
+
 }  // namespace
 
 void run_probe_command(const ProbeCommandOptions& o) {
@@ -160,6 +196,10 @@ void run_probe_command(const ProbeCommandOptions& o) {
            "--hidden must be >= 1 and --folds >= 2");
   PE_CHECK(o.features == "encoder" || o.features == "joint", "probe: --features is encoder or joint, got '", o.features, "'");
   PE_CHECK(o.lr > 0 && o.weight_decay >= 0, "probe: --lr must be > 0 and --weight-decay >= 0");
+  PE_CHECK(o.joint_epochs >= 1 && o.joint_batch_size >= 1 && o.joint_lr > 0 && o.joint_encoder_lr_ratio >= 0 &&
+               o.joint_weight_decay >= 0 && o.joint_max_train >= 0 && o.joint_max_protein_len >= 1,
+           "probe: --joint-epochs, --joint-batch-size, --joint-max-protein-len must be >= 1, --joint-lr > 0, "
+           "--joint-encoder-lr-ratio, --joint-weight-decay, --joint-max-train >= 0");
   const auto t_start = Clock::now();
 
   // ---- tasks
@@ -221,9 +261,12 @@ void run_probe_command(const ProbeCommandOptions& o) {
     OpenedModel m = open_model(path, o.device, o.embed_batch_size, o.max_protein_len, o.max_text_len);
     EncoderModel e;
     e.name = name;
+    e.path = path;
+    e.random = random;
     if (random) {
       Generator gen(0);
       e.model = std::make_unique<ProtSTModel>(m.ck.config, gen, InitSpec{DType::F32, m.eo.device});
+      e.model->freeze_text_encoder(m.model->text_frozen());
     } else {
       e.model = std::move(m.model);
     }
@@ -305,14 +348,89 @@ void run_probe_command(const ProbeCommandOptions& o) {
                    (long long)done, (long long)total, what.c_str(), fmt_secs(s).c_str(), fmt_secs(eta).c_str(),
                    done == total ? "\n" : "");
     };
-    std::vector<ProbeRow> rows = run_probe(labels_of(t, t.train), labels_of(t, t.test), feats[ti], ro);
+    const ProbeLabels train_labels = labels_of(t, t.train), test_labels = labels_of(t, t.test);
+    std::vector<ProbeRow> rows = run_probe(train_labels, test_labels, feats[ti], ro);
+
+    // ---- joint fusion: a fresh copy of the model per seed, fine-tuned end to end on the task
+    json joint_json = json::object();
+    std::string joint_note;
+    if (o.joint) {
+      const std::string pred = t.multimodal ? "joint fusion (fine-tuned)" : "seq fine-tuned";
+      std::vector<int64_t> keep;  // training rows of the fine-tuning: a stable hash subset of at most N ids
+      {
+        std::vector<ProteinRecord> recs(size_t(t.train.size()));
+        for (int64_t i = 0; i < t.train.size(); ++i) recs[size_t(i)].id = t.train.ids[size_t(i)];
+        cap_records(recs, o.joint_max_train);
+        std::map<std::string, int64_t> row;
+        for (int64_t i = 0; i < t.train.size(); ++i) row[t.train.ids[size_t(i)]] = i;
+        for (const auto& r : recs) keep.push_back(row.at(r.id));
+      }
+      const ProbeLabels jy = select_rows(train_labels, keep);
+      JointOptions jo;
+      jo.epochs = o.joint_epochs;
+      jo.batch_size = o.joint_batch_size;
+      jo.lr = o.joint_lr;
+      jo.encoder_lr_ratio = o.joint_encoder_lr_ratio;
+      jo.weight_decay = o.joint_weight_decay;
+      std::vector<const EncoderModel*> jenc;
+      for (const auto& e : encoders)
+        if (o.joint_all_encoders || e.name == "ProtST") jenc.push_back(&e);
+      const int64_t steps_per_fit = joint_fit_steps(int64_t(keep.size()), jo);
+      const int64_t total = steps_per_fit * int64_t(jenc.size()) * o.seeds;
+      int64_t before = 0;
+      auto tj = Clock::now();
+      auto lastj = tj - std::chrono::seconds(10);
+      json fits = json::array();
+      std::fprintf(stderr, "probe %s: %s on %zu training proteins, %lld epochs, %zu encoder(s) x %lld seeds ...\n",
+                   t.name.c_str(), pred.c_str(), keep.size(), (long long)jo.epochs, jenc.size(), (long long)o.seeds);
+      for (const EncoderModel* e : jenc) {
+        const int64_t max_text = e->max_text_len;
+        const JointInputs jx = select_rows(joint_inputs(t.train, t.multimodal, *e->tok, o.joint_max_protein_len, max_text), keep);
+        const JointInputs jt = joint_inputs(t.test, t.multimodal, *e->tok, o.joint_max_protein_len, max_text);
+        for (int64_t seed = 0; seed < o.seeds; ++seed) {
+          std::unique_ptr<ProtSTModel> model = fresh_model(*e, o);
+          jo.seed = uint64_t(seed);
+          jo.progress = [&](int64_t done, int64_t) {
+            const int64_t d = before + done;
+            if (d < total && std::chrono::duration<double>(Clock::now() - lastj).count() < 1.0) return;
+            lastj = Clock::now();
+            const double s = since(tj), eta = s / double(d) * double(total - d);
+            std::fprintf(stderr, "\rprobe %s: %s %s seed %lld, step %lld/%lld, %s elapsed, ETA %s        %s",
+                         t.name.c_str(), e->name.c_str(), pred.c_str(), (long long)seed, (long long)d, (long long)total,
+                         fmt_secs(s).c_str(), fmt_secs(eta).c_str(), d == total ? "\n" : "");
+          };
+          JointFitStats st;
+          auto t1 = Clock::now();
+          std::vector<double> p = joint_fit_predict(*model, jx, jy, jt, jo, &st);
+          before += steps_per_fit;
+          add_probe_scores(rows, e->name, pred, p, test_labels);
+          fits.push_back({{"encoder", e->name}, {"seed", seed}, {"epoch_train_loss", st.epoch_loss}, {"steps", st.steps},
+                          {"trained_tensors", st.trained_tensors}, {"trained_parameters", st.trained_numel},
+                          {"seconds", since(t1)}});
+        }
+      }
+      joint_json = {{"predictor", pred}, {"train_proteins", keep.size()}, {"epochs", jo.epochs},
+                    {"batch_size", jo.batch_size}, {"lr", jo.lr}, {"encoder_lr_ratio", jo.encoder_lr_ratio},
+                    {"weight_decay", jo.weight_decay}, {"max_protein_len", o.joint_max_protein_len},
+                    {"text_encoder_frozen", encoders[0].model->text_frozen()}, {"seconds", since(tj)}, {"fits", fits}};
+      char buf[400];
+      std::snprintf(buf, sizeof buf,
+                    " %s: %s, fine-tuned end to end on %zu training proteins (stable hash subset), %lld epochs, AdamW "
+                    "lr %g (head, projections%s), encoders x %g%s.",
+                    pred.c_str(),
+                    t.multimodal ? "mean-pooled fused protein and text states of the model's cross-attention block -> linear head"
+                                 : "mean-pooled protein encoder states -> linear head (encoder fine-tuning, no fusion)",
+                    keep.size(), (long long)jo.epochs, jo.lr, t.multimodal ? ", fusion block" : "", jo.encoder_lr_ratio,
+                    t.multimodal ? (encoders[0].model->text_frozen() ? "; text encoder frozen (as the checkpoint)" : "") : "");
+      joint_note = buf;
+    }
     const std::string md_table = probe_markdown_table(rows, !t.multi_label);
     std::string md = "## " + t.name + "\n\n" + t.notes + ". Train " + std::to_string(t.train.size()) + ", test " +
                      std::to_string(t.test.size()) + " proteins; " + std::to_string(t.terms.size()) + " " +
                      (t.multi_label ? "terms" : "classes") + ", " + std::to_string(t.test_terms_without_positives) +
                      " without a positive in test (kept: they add negatives to AUPR, never divide); cluster check: " +
                      std::to_string(checks[ti].test_sharing_cluster) + " of " + std::to_string(checks[ti].test) +
-                     " test proteins share a cluster with training.\n\n" + md_table;
+                     " test proteins share a cluster with training." + joint_note + "\n\n" + md_table;
     std::printf("\n%s\n", md.c_str());
     const std::string dir = o.out + "/" + t.name;
     std::filesystem::create_directories(dir);
@@ -359,6 +477,7 @@ void run_probe_command(const ProbeCommandOptions& o) {
               {"features", o.features},
               {"predictor", {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"hidden", o.hidden}, {"lr", o.lr},
                              {"weight_decay", o.weight_decay}, {"stacking_folds", o.folds}}},
+              {"joint", joint_json},
               {"seconds", since(t0)},
               {"rows", rows_json(rows)}};
     write_text_atomic(dir + "/probe.json", j.dump(2) + "\n");

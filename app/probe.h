@@ -5,7 +5,8 @@
 // joint-space pooled embeddings of `protst embed --checkpoint` (embed_dataset), then runs every
 // predictor of probe/suite.h over the seeds and writes, per task, <out>/<task>/probe.json and
 // probe.md (rows predictors, columns metrics, mean ± std over seeds), and <out>/probe.md with all
-// tasks.
+// tasks. With --joint (default) each task also gets a joint fusion row per seed: the model's fused
+// representation fine-tuned end to end with the task loss (probe/joint.h).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ struct ProbeCommandOptions {
   int64_t epochs = 30, batch_size = 128, hidden = 256, folds = 5;
   double lr = 1e-3, weight_decay = 1e-4;
   std::string features = "encoder";        // encoder (pooled last hidden states) | joint (protst embed's vectors)
+  // Joint fusion (probe/joint.h): a copy of the model per seed, fine-tuned end to end on the task.
+  bool joint = true;
+  bool joint_all_encoders = false;         // also MLM-only / random init (default: the ProtST row only)
+  int64_t joint_epochs = 3, joint_batch_size = 32;
+  double joint_lr = 1e-3, joint_encoder_lr_ratio = 0.1, joint_weight_decay = 1e-2;
+  int64_t joint_max_train = 2000;          // training proteins for the fine-tuning (stable hash subset; 0 = all)
+  int64_t joint_max_protein_len = 512;     // residues kept for fine-tuning and its predictions
   std::string out = "runs/probe", device = "auto";
   int64_t embed_batch_size = 64, max_protein_len = 1022, max_text_len = 128;
 };

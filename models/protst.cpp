@@ -142,6 +142,14 @@ std::pair<Tensor, Tensor> ProtSTModel::fuse(const Tensor& xp_in, const Tensor& m
   return {xp, xt};
 }
 
+std::pair<Tensor, Tensor> ProtSTModel::fused_states(const Tensor& protein_ids, const Tensor& protein_mask,
+                                                    const Tensor& residue_mask, const Tensor& text_ids,
+                                                    const Tensor& text_mask, bool train) {
+  Tensor residue = residue_mlp_(protein_hidden(protein_ids, protein_mask));
+  Tensor word = word_mlp_(text_hidden(text_ids, text_mask));
+  return fuse(residue, residue_mask, word, text_mask, train);
+}
+
 ProtSTOutput ProtSTModel::forward(const ProtSTBatch& b, bool train) {
   ProtSTOutput out;
   int64_t B = b.protein_ids.size(0), Lp = b.protein_ids.size(1), Lt = b.text_ids.size(1), e = cfg_.embed_dim;

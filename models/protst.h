@@ -63,6 +63,13 @@ class ProtSTModel {
   Tensor protein_to_text(const Tensor& protein_embedding) const { return p2t_(protein_embedding); }
   Tensor text_to_protein(const Tensor& text_embedding) const { return t2p_(text_embedding); }
 
+  // The fusion block's outputs on an unmasked batch: residue_mlp(protein states) and word_mlp(text
+  // states) through `fuse`, keys masked as in forward (protein by residue_mask, text by text_mask):
+  // [B, Lp, e] and [B, Lt, e]. train: BatchNorm on batch statistics (updating the running ones).
+  // `protst probe`'s joint fusion predictor fine-tunes the model end to end through it.
+  std::pair<Tensor, Tensor> fused_states(const Tensor& protein_ids, const Tensor& protein_mask, const Tensor& residue_mask,
+                                         const Tensor& text_ids, const Tensor& text_mask, bool train);
+
   // Last hidden states of the encoders ([B, L, d]; the text encoder without a graph when frozen):
   // what the generative arms' decoders read.
   Tensor protein_hidden(const Tensor& ids, const Tensor& mask) const;

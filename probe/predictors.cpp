@@ -85,11 +85,6 @@ struct OmpThreads {
   }
 };
 
-// Mean binary cross-entropy with logits, stable form.
-Tensor bce_with_logits(const Tensor& z, const Tensor& y) {
-  return mean(relu(z) - z * y + log(add(exp(neg(abs(z))), 1.0)));
-}
-
 struct Model {
   std::vector<float> mu, sd;  // standardisation of the inputs
   Tensor w1, b1, w2, b2;      // w2/b2 undefined for the linear probe
@@ -127,6 +122,10 @@ std::vector<double> predict(const Model& m, const FeatureMatrix& x, bool multi_l
 }
 
 }  // namespace
+
+Tensor probe_bce_with_logits(const Tensor& z, const Tensor& y) {
+  return mean(relu(z) - z * y + log(add(exp(neg(abs(z))), 1.0)));
+}
 
 std::vector<double> fit_predict(const FeatureMatrix& x, const ProbeLabels& y, const FeatureMatrix& x_test,
                                 const PredictorOptions& o) {
@@ -175,7 +174,7 @@ std::vector<double> fit_predict(const FeatureMatrix& x, const ProbeLabels& y, co
         std::vector<float> yb(size_t(n * y.k));
         for (int64_t i = 0; i < n; ++i)
           for (int64_t k = 0; k < y.k; ++k) yb[size_t(i * y.k + k)] = y.y[size_t(order[size_t(s + i)] * y.k + k)];
-        loss = bce_with_logits(m.forward(xb), Tensor::from_vector(yb, {n, y.k}));
+        loss = probe_bce_with_logits(m.forward(xb), Tensor::from_vector(yb, {n, y.k}));
       } else {
         std::vector<int64_t> cb(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) cb[size_t(i)] = y.cls[size_t(order[size_t(s + i)])];
@@ -248,7 +247,7 @@ std::vector<double> stack_scores(const std::vector<double>& oof1, const std::vec
   }
   for (int64_t e = 0; e < epochs; ++e) {
     Tensor logits = z1 * a + z2 * b + c;
-    Tensor loss = y.multi_label ? bce_with_logits(logits, yt) : cross_entropy(logits, yt);
+    Tensor loss = y.multi_label ? probe_bce_with_logits(logits, yt) : cross_entropy(logits, yt);
     opt.zero_grad();
     loss.backward();
     opt.step();

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace pe {
 
 struct FeatureMatrix {
@@ -48,6 +50,10 @@ struct PredictorOptions {
   // wall time), and a fixed count makes the scores independent of OMP_NUM_THREADS. 0 = leave as is.
   int threads = 1;
 };
+
+// Mean binary cross-entropy with logits over all elements, stable form max(z,0) - z*y + log(1 + exp(-|z|)):
+// the multi-label loss of every predictor (frozen and joint).
+Tensor probe_bce_with_logits(const Tensor& z, const Tensor& y);
 
 // Trains on (x, y) and returns probabilities [x_test.rows x y.k] for x_test (row-major).
 std::vector<double> fit_predict(const FeatureMatrix& x, const ProbeLabels& y, const FeatureMatrix& x_test,

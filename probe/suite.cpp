@@ -35,6 +35,19 @@ ProbeEval evaluate_scores(const std::vector<double>& scores, const ProbeLabels& 
 
 namespace {
 bool has_text(const EncoderFeatures& e) { return e.text_train.rows > 0; }
+
+// Mean and sample standard deviation over the seeds of every metric of a row.
+void summarise(ProbeRow& r) {
+  for (auto& kv : r.metrics) {
+    ProbeMetric& m = kv.second;
+    double s = 0;
+    for (double v : m.values) s += v;
+    m.mean = s / double(m.values.size());
+    double ss = 0;
+    for (double v : m.values) ss += (v - m.mean) * (v - m.mean);
+    m.std = m.values.size() > 1 ? std::sqrt(ss / double(m.values.size() - 1)) : 0.0;
+  }
+}
 }  // namespace
 
 int64_t probe_fit_count(const std::vector<EncoderFeatures>& encoders, const ProbeRunOptions& o) {
@@ -99,17 +112,31 @@ std::vector<ProbeRow> run_probe(const ProbeLabels& train, const ProbeLabels& tes
       add(e.name, "late fusion stacking", stack_scores(oof_seq, oof_text, train, p_seq, p_text, seed));
     }
   }
-  for (auto& r : rows)
-    for (auto& kv : r.metrics) {
-      ProbeMetric& m = kv.second;
-      double s = 0;
-      for (double v : m.values) s += v;
-      m.mean = s / double(m.values.size());
-      double ss = 0;
-      for (double v : m.values) ss += (v - m.mean) * (v - m.mean);
-      m.std = m.values.size() > 1 ? std::sqrt(ss / double(m.values.size() - 1)) : 0.0;
-    }
+  for (auto& r : rows) summarise(r);
   return rows;
+}
+
+void add_probe_scores(std::vector<ProbeRow>& rows, const std::string& enc, const std::string& pred,
+                      const std::vector<double>& scores, const ProbeLabels& test) {
+  ProbeEval ev = evaluate_scores(scores, test);
+  size_t at = rows.size();
+  bool found = false;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].encoder == enc && rows[i].predictor == pred) {
+      at = i;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    size_t after = rows.size();
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].encoder == enc) after = i + 1;
+    at = after;
+    rows.insert(rows.begin() + int64_t(at), ProbeRow{enc, pred, {}, ev.fmax_threshold});
+  }
+  for (const auto& kv : ev.values) rows[at].metrics[kv.first].values.push_back(kv.second);
+  summarise(rows[at]);
 }
 
 std::string probe_markdown_table(const std::vector<ProbeRow>& rows, bool single_label) {

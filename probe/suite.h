@@ -9,6 +9,8 @@
 //   <enc> early fusion MLP                 Type II: [sequence, text] features concatenated, one MLP
 //   <enc> late fusion average              mean of the seq MLP and text MLP probabilities
 //   <enc> late fusion stacking             per-term aggregator on out-of-fold MLP scores of train
+//   <enc> joint fusion (fine-tuned)        added by `protst probe` with add_probe_scores (probe/joint.h);
+//   <enc> seq fine-tuned                   its unimodal counterpart (encoder fine-tuning, no fusion)
 // Metrics per row: fmax, aupr (micro), and for single-label tasks accuracy and macro_f1; each as
 // mean and sample standard deviation over the seeds (std 0 with one seed).
 #include <cstdint>
@@ -62,6 +64,12 @@ int64_t probe_fit_count(const std::vector<EncoderFeatures>& encoders, const Prob
 
 std::vector<ProbeRow> run_probe(const ProbeLabels& train, const ProbeLabels& test,
                                 const std::vector<EncoderFeatures>& encoders, const ProbeRunOptions& o);
+
+// Adds one seed's test scores of predictor `pred` of encoder `enc` to `rows` and updates that row's
+// mean and std. A new row goes after the last row of the same encoder (at the end for a new encoder).
+// How `protst probe` adds the joint fusion rows (probe/joint.h), which need the model, not features.
+void add_probe_scores(std::vector<ProbeRow>& rows, const std::string& enc, const std::string& pred,
+                      const std::vector<double>& scores, const ProbeLabels& test);
 
 // Markdown table: rows predictors, columns metrics as "mean ± std".
 std::string probe_markdown_table(const std::vector<ProbeRow>& rows, bool single_label);

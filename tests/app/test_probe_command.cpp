@@ -74,7 +74,8 @@ TEST_SUITE("app") {
     REQUIRE(recs.size() == 100);
     write_go_stand_in(d, recs, false);
     const std::vector<std::string> tiny = {"--seeds", "2", "--epochs", "3", "--hidden", "8", "--folds", "2",
-                                           "--min-train-proteins", "5", "--device", "cpu", "--max-protein-len", "64"};
+                                           "--min-train-proteins", "5", "--device", "cpu", "--max-protein-len", "64",
+                                           "--joint-epochs", "2", "--joint-batch-size", "16", "--joint-max-train", "50"};
     std::vector<std::string> args = {"protst", "probe", "--checkpoint", ck, "--task", "go-cc-multimodal,go-mf",
                                      "--go-pairs", d + "/pairs", "--go-cache", d + "/go", "--out", d + "/probe"};
     args.insert(args.end(), tiny.begin(), tiny.end());
@@ -103,13 +104,24 @@ TEST_SUITE("app") {
                             "late fusion stacking"})
         CHECK(predictors.count(std::string(enc) + "|" + p));
     CHECK(predictors.count("|label-frequency"));
-    CHECK(predictors.size() == 15);
+    // Joint fusion: the ProtST row only (fine-tuned per seed), 50 of the 70 training proteins.
+    CHECK(predictors.count("ProtST|joint fusion (fine-tuned)"));
+    CHECK_FALSE(predictors.count("random init|joint fusion (fine-tuned)"));
+    CHECK(predictors.size() == 16);
+    CHECK(j["joint"]["train_proteins"] == 50);
+    CHECK(j["joint"]["fits"].size() == 2);
+    CHECK(j["joint"]["fits"][0]["steps"] == 2 * 4);  // 2 epochs x ceil(50 / 16)
+    CHECK(j["joint"]["fits"][0]["epoch_train_loss"].size() == 2);
+    CHECK(j["joint"]["text_encoder_frozen"] == false);  // trained from scratch: the checkpoint says trainable
     std::string md = slurp(d + "/probe/go-cc-multimodal/probe.md");
     CHECK(md.find("| predictor | Fmax | micro AUPR |") != std::string::npos);
     CHECK(md.find("| ProtST late fusion stacking |") != std::string::npos);
+    CHECK(md.find("| ProtST joint fusion (fine-tuned) |") != std::string::npos);
     CHECK(fs::file_size(d + "/probe/go-cc-multimodal/probe.png") > 1000);
     nlohmann::json mf = nlohmann::json::parse(slurp(d + "/probe/go-mf/probe.json"));
-    CHECK(mf["rows"].size() == 5);  // baseline + 2 encoders x (seq linear, seq MLP)
+    CHECK(mf["rows"].size() == 6);  // baseline + 2 encoders x (seq linear, seq MLP) + ProtST seq fine-tuned
+    CHECK(mf["rows"][3]["predictor"] == "seq fine-tuned");  // after the ProtST rows
+    CHECK(mf["joint"]["predictor"] == "seq fine-tuned");
     std::string all = slurp(d + "/probe/probe.md");
     CHECK(all.find("## go-mf") != std::string::npos);
     CHECK(all.find("## go-cc-multimodal") != std::string::npos);
@@ -132,7 +144,7 @@ TEST_SUITE("app") {
     CHECK(fj["features"] == "joint");
     CHECK(j["features"] == "encoder");
     CHECK(fj["test_proteins"] == 12);
-    CHECK(fj["rows"].size() == 8);  // baseline + ProtST x 7
+    CHECK(fj["rows"].size() == 9);  // baseline + ProtST x 7 + joint fusion (single-label: softmax head)
     for (const auto& r : fj["rows"]) {
       CHECK(r["metrics"].contains("accuracy"));
       CHECK(r["metrics"].contains("macro_f1"));
@@ -150,7 +162,8 @@ TEST_SUITE("app") {
     // CLI11 prints help and exits through its own path; the text is the exported constant.
     for (const char* s : {"go-mf", "go-bp", "go-cc", "go-cc-multimodal", "files", "Fmax", "micro AUPR", "accuracy",
                           "macro-F1", "early fusion", "late fusion average", "stacking", "label-frequency",
-                          "--min-train-proteins", "never CC"}) {
+                          "--min-train-proteins", "never CC", "Joint fusion", "--joint-encoder-lr-ratio",
+                          "--no-joint", "seq fine-tuned"}) {
       CAPTURE(s);
       CHECK(std::string(kProbeHelp).find(s) != std::string::npos);
     }
