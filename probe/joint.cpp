@@ -9,6 +9,7 @@
 #include "autograd/ops.h"
 #include "autograd/optim.h"
 #include "core/error.h"
+#include "probe/omp_threads.h"
 #include "core/rng.h"
 #include "data/tokenizer_esm.h"
 
@@ -78,17 +79,6 @@ int64_t joint_fit_steps(int64_t train_rows, const JointOptions& o) {
 }
 
 namespace {
-
-struct OmpThreads {
-  int prev = omp_get_max_threads();
-  bool on;
-  explicit OmpThreads(int n) : on(n > 0) {
-    if (on) omp_set_num_threads(n);
-  }
-  ~OmpThreads() {
-    if (on) omp_set_num_threads(prev);
-  }
-};
 
 // One epoch's batches: a seeded permutation, sorted by protein length within windows of 20 batches,
 // cut into batches whose order is shuffled again. Every row once (without replacement).

@@ -9,6 +9,7 @@
 #include "autograd/ops.h"
 #include "autograd/optim.h"
 #include "core/error.h"
+#include "probe/omp_threads.h"
 #include "core/rng.h"
 
 namespace pe {
@@ -72,18 +73,6 @@ Tensor uniform_param(const Shape& shape, double bound, Generator& gen) {
   t.requires_grad_(true);
   return t;
 }
-
-// Sets the OpenMP thread count for a scope (n = 0: unchanged).
-struct OmpThreads {
-  int prev = omp_get_max_threads();
-  bool on;
-  explicit OmpThreads(int n) : on(n > 0) {
-    if (on) omp_set_num_threads(n);
-  }
-  ~OmpThreads() {
-    if (on) omp_set_num_threads(prev);
-  }
-};
 
 struct Model {
   std::vector<float> mu, sd;  // standardisation of the inputs
