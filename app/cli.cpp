@@ -283,7 +283,9 @@ int protst_main(int argc, const char* const* argv) {
   pb->add_option("--clusters", pr.clusters, "mmseqs cluster TSV (rep<TAB>member) for the leakage check (default <go-cache>/cluster-id0.5-c0.8/clu_cluster.tsv; for files: optional)");
   pb->add_option("--input", pr.input, "--task files: proteins as FASTA or JSONL {id, seq[, text]}");
   pb->add_option("--descriptions", pr.descriptions, "--task files: TSV/JSONL texts for a FASTA --input");
-  pb->add_option("--labels", pr.labels, "--task files: TSV id<TAB>train|test<TAB>label[;label...]");
+  pb->add_option("--labels", pr.labels, "--task files: TSV id<TAB>train|test|auto<TAB>label[;label...] (auto: split by mmseqs clusters)");
+  pb->add_option("--test-fraction", pr.test_fraction, "--task files, split auto: share of the mmseqs clusters that go to test")
+      ->capture_default_str();
   pb->add_flag("--multi-label", pr.multi_label, "--task files: multi-label even when every protein has one label");
   pb->add_option("--min-train-proteins", pr.min_train_proteins, "Keep terms annotated to at least N training proteins")->capture_default_str();
   pb->add_option("--max-train", pr.max_train, "Use at most N training proteins (stable hash subset; 0 = all)")->capture_default_str();

@@ -34,8 +34,10 @@ const char* const kProbeHelp =
     "  go-cc-multimodal      the go-cc labels from the sequence plus a text built only from the protein's MF and\n"
     "                        BP term names ('Molecular function: ... Biological process: ...'), never CC\n"
     "  files                 your task: --input FASTA or JSONL {id, seq[, text]} (text on every record makes it\n"
-    "                        multimodal) and --labels TSV id<TAB>train|test<TAB>label[;label...]; single-label\n"
-    "                        (softmax) unless a row has several labels or --multi-label\n"
+    "                        multimodal) and --labels TSV id<TAB>train|test|auto<TAB>label[;label...]; single-label\n"
+    "                        (softmax) unless a row has several labels or --multi-label. Split 'auto': the\n"
+    "                        proteins are clustered with mmseqs easy-linclust (>= 50 % identity over 80 %\n"
+    "                        coverage; fetched into --go-cache) and whole clusters go to test (--test-fraction)\n"
     "Encoder rows: the --checkpoint (ProtST), --mlm-checkpoint (a model trained by masked LM only) when given,\n"
     "and the same architecture randomly initialised (off with --no-random-init). Features (--features):\n"
     "encoder (default) = each encoder's mean last hidden state (protein: over residues; text: over tokens\n"
@@ -242,8 +244,37 @@ void run_probe_command(const ProbeCommandOptions& o) {
     ReadStats st;
     std::vector<ProteinRecord> recs = read_pairs(o.input, o.descriptions, st);
     std::printf("probe: %s: %s\n", o.input.c_str(), st.summary().c_str());
-    ProbeTask task = build_file_task(recs, o.labels, o.multi_label, o.min_train_proteins);
+    // Rows with split "auto": whole mmseqs clusters of the input's proteins go to test (stable hash of
+    // the representative), the rest to train, so no test protein shares a cluster with training.
+    const std::vector<std::string> auto_ids = labels_auto_split_ids(o.labels);
+    std::unordered_map<std::string, bool> auto_test;
+    std::unordered_map<std::string, std::string> auto_clusters;
+    if (!auto_ids.empty()) {
+      PE_CHECK(o.test_fraction > 0 && o.test_fraction < 1, "probe: --test-fraction must be in (0, 1), got ", o.test_fraction);
+      Mmseqs mm = prepare_mmseqs(o.go_cache);
+      std::set<std::string> wanted(auto_ids.begin(), auto_ids.end());
+      std::vector<ProteinRecord> to_cluster;
+      for (const auto& r : recs)
+        if (wanted.count(r.id)) to_cluster.push_back(r);
+      std::printf("probe: files: %zu proteins with split 'auto': clustering with mmseqs easy-linclust (>= %.0f %% identity "
+                  "over %.0f %% coverage), %.0f %% of the clusters to test\n", auto_ids.size(), 100 * o.split_min_seq_id,
+                  100 * o.split_coverage, 100 * o.test_fraction);
+      auto_clusters = linclust(mm, to_cluster, o.out + "/mmseqs-split", o.split_min_seq_id, o.split_coverage);
+      for (const auto& id : auto_ids) {
+        auto it = auto_clusters.find(id);
+        PE_CHECK(it != auto_clusters.end(), "probe: ", o.labels, ": id '", id, "' (split auto) is not in the sequence file ",
+                 o.input);
+        auto_test[id] = is_test_cluster(it->second, o.test_fraction);
+      }
+    }
+    ProbeTask task = build_file_task(recs, o.labels, o.multi_label, o.min_train_proteins, auto_ids.empty() ? nullptr : &auto_test);
     ClusterCheck c;
+    if (!auto_ids.empty() && o.clusters.empty()) {
+      // Over the clustered (auto) rows; rows with a given split are not in these clusters (counted missing).
+      c = check_cluster_disjoint(task.train.ids, task.test.ids, auto_clusters);
+      PE_CHECK(c.test_sharing_cluster == 0, "probe: files: ", c.test_sharing_cluster,
+               " test proteins share a cluster with a training protein, e.g. ", c.examples[0]);
+    }
     if (!o.clusters.empty()) {
       c = check_cluster_disjoint(task.train.ids, task.test.ids, read_clusters(o.clusters));
       PE_CHECK(c.test_sharing_cluster == 0, "probe: files: ", c.test_sharing_cluster,

@@ -22,6 +22,10 @@ struct ProbeCommandOptions {
   std::string clusters;                    // default <go_cache>/cluster-id0.5-c0.8/clu_cluster.tsv
   std::string input, labels, descriptions;  // --task files
   bool multi_label = false;                // --task files: force multi-label
+  // --task files rows with split "auto": clustered by mmseqs easy-linclust (the split rule of `protst
+  // dataset`: --split-min-seq-id 0.5, coverage 0.8), whole clusters to test by a stable hash of the
+  // representative with probability --test-fraction.
+  double test_fraction = 0.2, split_min_seq_id = 0.5, split_coverage = 0.8;
   int64_t min_train_proteins = 50;
   int64_t max_train = 0;                   // keep at most N training proteins (0 = all), by stable hash
   int64_t seeds = 3;

@@ -174,8 +174,21 @@ ProbeTask build_go_task(const std::string& task, const std::vector<ProteinRecord
   return t;
 }
 
+std::vector<std::string> labels_auto_split_ids(const std::string& labels_tsv) {
+  std::vector<std::string> ids;
+  LineReader in(labels_tsv);
+  std::string line;
+  while (in.next(line)) {
+    if (trim(line).empty()) continue;
+    std::vector<std::string> f = split_on(line, '\t');
+    if (f.size() >= 2 && trim(f[1]) == "auto") ids.push_back(trim(f[0]));
+  }
+  return ids;
+}
+
 ProbeTask build_file_task(const std::vector<ProteinRecord>& records, const std::string& labels_tsv,
-                          bool force_multi_label, int64_t min_train_proteins) {
+                          bool force_multi_label, int64_t min_train_proteins,
+                          const std::unordered_map<std::string, bool>* auto_test) {
   PE_CHECK(min_train_proteins >= 1, "probe: --min-train-proteins must be at least 1, got ", min_train_proteins);
   std::unordered_map<std::string, size_t> by_id;
   bool any_text = false, all_text = true;
@@ -197,10 +210,18 @@ ProbeTask build_file_task(const std::vector<ProteinRecord>& records, const std::
     if (trim(line).empty()) continue;
     std::vector<std::string> f = split_on(line, '\t');
     if (in.line_no() == 1 && trim(f[0]) == "id") continue;  // header
-    PE_CHECK(f.size() == 3, in.where(), ": expected id<TAB>split<TAB>labels (labels separated by ';'), got ", f.size(),
+    PE_CHECK(f.size() == 3, in.where(), ": expected id<TAB>split<TAB>labels (split train|test|auto, labels separated by ';'), got ", f.size(),
              " fields");
-    const std::string id = trim(f[0]), split = trim(f[1]);
-    PE_CHECK(split == "train" || split == "test", in.where(), ": split must be train or test, got '", split, "'");
+    const std::string id = trim(f[0]);
+    std::string split = trim(f[1]);
+    PE_CHECK(split == "train" || split == "test" || split == "auto", in.where(),
+             ": split must be train, test or auto, got '", split, "'");
+    if (split == "auto") {
+      PE_CHECK(auto_test, in.where(), ": split 'auto' needs the proteins clustered (protst probe does it with mmseqs)");
+      auto a = auto_test->find(id);
+      PE_CHECK(a != auto_test->end(), in.where(), ": id '", id, "' has split 'auto' but no cluster assignment");
+      split = a->second ? "test" : "train";
+    }
     auto r = by_id.find(id);
     PE_CHECK(r != by_id.end(), in.where(), ": id '", id, "' is not in the sequence file");
     PE_CHECK(seen.insert(id).second, in.where(), ": id '", id, "' has a second label line");

@@ -71,8 +71,14 @@ int go_task_aspect(const std::string& task);
 ProbeTask build_go_task(const std::string& task, const std::vector<ProteinRecord>& train,
                         const std::vector<ProteinRecord>& test, const GoAnnotations& go, int64_t min_train_proteins);
 
+// --labels TSV rows: id<TAB>split<TAB>labels, split = train | test | auto. Rows marked auto go to the test
+// split where auto_test[id] is true, else to train; auto_test must hold every such id (the caller
+// clusters the proteins with mmseqs and draws whole clusters, see labels_need_auto_split).
 ProbeTask build_file_task(const std::vector<ProteinRecord>& records, const std::string& labels_tsv,
-                          bool force_multi_label, int64_t min_train_proteins);
+                          bool force_multi_label, int64_t min_train_proteins,
+                          const std::unordered_map<std::string, bool>* auto_test = nullptr);
+// The ids of the rows of a --labels TSV whose split is "auto" (empty: every split is given).
+std::vector<std::string> labels_auto_split_ids(const std::string& labels_tsv);
 
 struct ClusterCheck {
   int64_t train = 0, test = 0;            // proteins looked up

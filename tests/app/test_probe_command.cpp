@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "app/dataset.h"
 #include "app/probe.h"
 #include "app/train.h"
+#include "data/go_dataset.h"
 #include "data/jsonl.h"
 #include "data/text_io.h"
 #include "tests/app/tiny_train.h"
@@ -156,6 +158,52 @@ TEST_SUITE("app") {
     args[args.size() - tiny.size() - 1] = d + "/probe_leak";
     CHECK(cli(args) == 1);
     CHECK_FALSE(fs::exists(d + "/probe_leak/go-cc-multimodal/probe.json"));
+  }
+
+  TEST_CASE("protst probe: a user task with split auto is split by mmseqs clusters - no test protein shares one with train") {
+    // The package's mmseqs from the dataset cache (PE_GO_DATASET_CACHE, else <source>/datasets/go),
+    // downloaded there when missing, as the data tests do; skipped when the package is unavailable.
+    const char* env = std::getenv("PE_GO_DATASET_CACHE");
+    const std::string cache = env && *env ? env : std::string(PE_SOURCE_DIR) + "/datasets/go";
+    try {
+      prepare_mmseqs(cache);
+    } catch (const pe::Error& e) {
+      MESSAGE("[skipped] the Debian mmseqs2 package is not available: " << e.what());
+      return;
+    }
+    TempDir td("probe_auto");
+    const std::string d = td.dir.string();
+    TrainOptions t = tiny_options(d + "/run");
+    train(t);
+    const std::string ck = d + "/run/checkpoints/step-6.safetensors";
+    ReadStats st;
+    std::vector<ProteinRecord> recs = read_pairs(std::string(PE_SOURCE_DIR) + "/data/samples/SWISS100.dat", "", st);
+    REQUIRE(recs.size() == 100);
+    // Two near-copies of the first protein: they must land on the same side.
+    ProteinRecord a = recs[0], b = recs[0];
+    a.id = "copyA";
+    b.id = "copyB";
+    b.seq[b.seq.size() / 2] = b.seq[b.seq.size() / 2] == 'A' ? 'G' : 'A';
+    recs.push_back(a);
+    recs.push_back(b);
+    write_jsonl(d + "/task.jsonl", recs);
+    std::string tsv;
+    for (size_t i = 0; i < recs.size(); ++i) tsv += recs[i].id + "\tauto\t" + (i % 2 ? "odd" : "even") + "\n";
+    td.file("task.tsv", tsv);
+    std::vector<std::string> args = {"protst", "probe", "--checkpoint", ck, "--task", "files", "--input",
+                                     d + "/task.jsonl", "--labels", d + "/task.tsv", "--out", d + "/probe_auto",
+                                     "--go-cache", cache, "--test-fraction", "0.3", "--no-random-init", "--no-joint",
+                                     "--seeds", "1", "--epochs", "2", "--hidden", "8", "--folds", "2",
+                                     "--device", "cpu", "--max-protein-len", "64"};
+    REQUIRE(cli(args) == 0);
+    nlohmann::json j = nlohmann::json::parse(slurp(d + "/probe_auto/files/probe.json"));
+    const int64_t tr = j["train_proteins"], te = j["test_proteins"];
+    CHECK(tr + te + j["dropped_test"].get<int64_t>() == 102);
+    CHECK(te > 10);  // ~30 % of ~100 clusters
+    CHECK(tr > 40);
+    CHECK(j["cluster_check"]["test_sharing_cluster"] == 0);
+    CHECK(j["cluster_check"]["test"] == te);  // every test protein was looked up in the clusters
+    // (The near-copies share a cluster: were they split, the check above would have stopped the run.)
   }
 
   TEST_CASE("protst probe --help explains every task and metric") {

@@ -308,6 +308,24 @@ TEST_SUITE("data") {
     CHECK_THROWS_WITH_AS(build_file_task(recs, tmp.dir.string() + "/bad2.tsv", false, 1), doctest::Contains("bad2.tsv:1"), Error);
   }
 
+  TEST_CASE("probe: user task rows with split auto go where the cluster assignment says - errors without one") {
+    TempDir tmp("probe_auto");
+    std::vector<ProteinRecord> recs = {{"p1", "MKV", "", 0}, {"p2", "MKL", "", 0}, {"p3", "MAA", "", 0},
+                                       {"p4", "MCC", "", 0}, {"p5", "MDD", "", 0}};
+    const std::string tsv = tmp.dir.string() + "/auto.tsv";
+    write(tsv, "id\tsplit\tlabels\np1\tauto\ta\np2\tauto\tb\np3\ttrain\ta\np4\tauto\tb\np5\ttest\ta\n");
+    CHECK(labels_auto_split_ids(tsv) == std::vector<std::string>{"p1", "p2", "p4"});
+    std::unordered_map<std::string, bool> to_test = {{"p1", false}, {"p2", false}, {"p4", true}};
+    ProbeTask t = build_file_task(recs, tsv, false, 1, &to_test);
+    CHECK(t.train.ids == std::vector<std::string>{"p1", "p2", "p3"});
+    CHECK(t.test.ids == std::vector<std::string>{"p4", "p5"});
+    CHECK_THROWS_WITH_AS(build_file_task(recs, tsv, false, 1), doctest::Contains("auto.tsv:2"), Error);
+    to_test.erase("p4");
+    CHECK_THROWS_WITH_AS(build_file_task(recs, tsv, false, 1, &to_test), doctest::Contains("auto.tsv:5"), Error);
+    write(tmp.dir.string() + "/given.tsv", "p1\ttrain\ta\np2\ttest\ta\n");
+    CHECK(labels_auto_split_ids(tmp.dir.string() + "/given.tsv").empty());
+  }
+
   TEST_CASE("probe: the cluster check finds a test protein sharing a training cluster") {
     std::unordered_map<std::string, std::string> rep = {{"a", "a"}, {"b", "a"}, {"c", "c"}, {"d", "d"}};
     ClusterCheck ok = check_cluster_disjoint({"a", "c"}, {"d"}, rep);
