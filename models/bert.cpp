@@ -34,6 +34,24 @@ BertModel::BertModel(const BertConfig& cfg, Generator& gen, const InitSpec& spec
   if (cfg.add_pooling_layer) pooler_ = make_linear(ps_, "pooler.dense", d, d, true, std, gen, spec);
 }
 
+Tensor BertModel::embed(const Tensor& ids, const Tensor& pos_ids, const Tensor& token_type_ids) const {
+  DType dt = word_emb_.dtype();
+  Device dev = word_emb_.device();
+  // HF builds word embeddings with padding_idx: the [PAD] row never receives a gradient.
+  Shape col = ids.shape();
+  col.push_back(1);
+  Tensor w = embedding(word_emb_, ids);
+  Tensor not_pad = add(neg(eq(ids.to(dt), Tensor::scalar(double(cfg_.pad_token_id), dt, dev))), 1.0).view(col);
+  w = add(mul(w, not_pad), mul(embedding(word_emb_.detach(), ids), add(neg(not_pad), 1.0)));
+  return ln_emb_(add(add(w, embedding(pos_emb_, pos_ids)), embedding(type_emb_, token_type_ids)));
+}
+
+Tensor BertModel::layer_forward(const Layer& layer, const Tensor& x, const Attend& attend) const {
+  Tensor a = attend(layer.q(x), layer.k(x), layer.v(x));
+  Tensor y = layer.ln_attn.add(layer.o(a), x);  // post-LN: LayerNorm(sublayer(x) + x), the add fused in
+  return layer.ln_ffn.add(layer.down(gelu(layer.up(y))), y);
+}
+
 BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,
                               bool keep_hidden_states) const {
   PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "BertModel: ids must be i64 [B, L], got ", ids.str());
@@ -42,27 +60,18 @@ BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, c
   int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
   PE_CHECK(L <= cfg_.max_position_embeddings, "BertModel: sequence length ", L, " exceeds max_position_embeddings ",
            cfg_.max_position_embeddings);
-  DType dt = word_emb_.dtype();
   Device dev = word_emb_.device();
-  Tensor mask = attention_mask.to(dev).to(dt);
-  // HF builds word embeddings with padding_idx: the [PAD] row never receives a gradient.
-  Tensor idd = ids.to(dev);
-  Tensor w = embedding(word_emb_, idd);
-  Tensor not_pad = add(neg(eq(idd.to(dt), Tensor::scalar(double(cfg_.pad_token_id), dt, dev))), 1.0).view({B, L, 1});
-  w = add(mul(w, not_pad), mul(embedding(word_emb_.detach(), idd), add(neg(not_pad), 1.0)));
-  Tensor pos = embedding(pos_emb_, Tensor::arange(L, DType::I64, dev)).view({1, L, d});
+  Tensor mask = attention_mask.to(dev).to(word_emb_.dtype());
   Tensor tt = token_type_ids.defined() ? token_type_ids.to(dev) : Tensor::zeros({B, L}, DType::I64, dev);
-  Tensor x = ln_emb_(add(add(w, pos), embedding(type_emb_, tt)));
+  Tensor x = embed(ids.to(dev), Tensor::arange(L, DType::I64, dev).view({1, L}), tt);
   BertOutput out;
   if (keep_hidden_states) out.hidden_states.push_back(x);
-  double scale = 1.0 / std::sqrt(double(hd));
+  const double scale = 1.0 / std::sqrt(double(hd));
+  const Attend attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+    return attention(q.view({B, L, H, hd}), k.view({B, L, H, hd}), v.view({B, L, H, hd}), mask, scale).reshape({B, L, d});
+  };
   for (const Layer& layer : layers_) {
-    Tensor q = layer.q(x).view({B, L, H, hd});
-    Tensor k = layer.k(x).view({B, L, H, hd});
-    Tensor v = layer.v(x).view({B, L, H, hd});
-    Tensor a = attention(q, k, v, mask, scale).reshape({B, L, d});
-    x = layer.ln_attn.add(layer.o(a), x);  // post-LN: LayerNorm(sublayer(x) + x), the add fused in
-    x = layer.ln_ffn.add(layer.down(gelu(layer.up(x))), x);
+    x = layer_forward(layer, x, attend);
     if (keep_hidden_states) out.hidden_states.push_back(x);
   }
   out.last_hidden_state = x;
@@ -98,31 +107,24 @@ BertOutput BertModel::forward_packed(const Tensor& ids, const Tensor& token_type
   if (T == B * L) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);  // nothing to drop
   PE_CHECK(max_len <= cfg_.max_position_embeddings, "BertModel: sequence length ", max_len,
            " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
-  DType dt = word_emb_.dtype();
   Tensor keep_t = Tensor::from_vector(keep, {T}).to(dev);
-  Tensor idd = index_select(ids.to(dev).reshape({B * L}), 0, keep_t);  // [T]
-  Tensor w = embedding(word_emb_, idd);
-  Tensor not_pad = add(neg(eq(idd.to(dt), Tensor::scalar(double(cfg_.pad_token_id), dt, dev))), 1.0).view({T, 1});
-  w = add(mul(w, not_pad), mul(embedding(word_emb_.detach(), idd), add(neg(not_pad), 1.0)));
-  Tensor p = embedding(pos_emb_, Tensor::from_vector(pos, {T}).to(dev));
   Tensor tt = token_type_ids.defined() ? index_select(token_type_ids.to(dev).reshape({B * L}), 0, keep_t)
                                        : Tensor::zeros({T}, DType::I64, dev);
-  Tensor x = ln_emb_(add(add(w, p), embedding(type_emb_, tt)));  // [T, d]
+  Tensor x = embed(index_select(ids.to(dev).reshape({B * L}), 0, keep_t), Tensor::from_vector(pos, {T}).to(dev), tt);
   // Back to [B, L, d] with zeros at padding (the gradient of a padded position is dropped).
   auto unpack = [&](const Tensor& y) {
     return index_add(Tensor::zeros({B * L, d}, y.dtype(), dev), 0, keep_t, y).view({B, L, d});
   };
   BertOutput out;
   if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
-  Tensor cu_t = Tensor::from_vector(cu, {B + 1});
-  double scale = 1.0 / std::sqrt(double(hd));
+  const Tensor cu_t = Tensor::from_vector(cu, {B + 1});
+  const double scale = 1.0 / std::sqrt(double(hd));
+  const Attend attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+    return attention_varlen(q.view({T, H, hd}), k.view({T, H, hd}), v.view({T, H, hd}), cu_t, max_len, scale)
+        .reshape({T, d});
+  };
   for (const Layer& layer : layers_) {
-    Tensor q = layer.q(x).view({T, H, hd});
-    Tensor k = layer.k(x).view({T, H, hd});
-    Tensor v = layer.v(x).view({T, H, hd});
-    Tensor a = attention_varlen(q, k, v, cu_t, max_len, scale).reshape({T, d});
-    x = layer.ln_attn.add(layer.o(a), x);
-    x = layer.ln_ffn.add(layer.down(gelu(layer.up(x))), x);
+    x = layer_forward(layer, x, attend);
     if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
   }
   out.last_hidden_state = keep_hidden_states ? out.hidden_states.back() : unpack(x);

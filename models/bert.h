@@ -2,6 +2,7 @@
 // BERT exactly as transformers' BertModel computes it: word + absolute position + token type
 // embeddings, embedding LayerNorm, post-LN layers, erf GELU, optional tanh pooler. Loads BertModel
 // and BertForMaskedLM (e.g. PubMedBERT: "bert." prefix, "cls.*" head ignored) checkpoints.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,13 @@ class BertModel {
     Linear q, k, v, o, up, down;
     LayerNorm ln_attn, ln_ffn;
   };
+  // The attention of one layer: q, k, v projections [..., d] to its output [..., d] (padded or packed).
+  using Attend = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
+  // Word (with HF's padding_idx rule), position and token-type embeddings, then LayerNorm; ids and
+  // token_type_ids of one shape, pos_ids broadcastable against them.
+  Tensor embed(const Tensor& ids, const Tensor& pos_ids, const Tensor& token_type_ids) const;
+  // One post-LN layer (attention, then the GELU MLP), the same for the padded and packed layouts.
+  Tensor layer_forward(const Layer& layer, const Tensor& x, const Attend& attend) const;
   BertConfig cfg_;
   ParamStore ps_;
   Tensor word_emb_, pos_emb_, type_emb_;
