@@ -179,11 +179,11 @@ int64_t embed_with_encoder(const EmbedOptions& o, const std::string& kind) {
     std::vector<Tensor> hs;
     Tensor last;
     if (enc.esm) {
-      EsmOutput out = enc.esm->forward(t_ids, t_mask, false, need_hidden);
+      EsmOutput out = enc.esm->forward_packed(t_ids, t_mask, false, need_hidden);
       hs = std::move(out.hidden_states);
       last = out.last_hidden_state;
     } else {
-      BertOutput out = enc.bert->forward(t_ids, Tensor::zeros({B, L}, DType::I64, dev), t_mask, need_hidden);
+      BertOutput out = enc.bert->forward_packed(t_ids, Tensor::zeros({B, L}, DType::I64, dev), t_mask, need_hidden);
       hs = std::move(out.hidden_states);
       last = out.last_hidden_state;
     }

@@ -646,16 +646,27 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 }
 
 // ------------------------------------------------------------------ model pieces
-Tensor rotary(const Tensor& x, double base) {
+Tensor rotary(const Tensor& x, double base, const Tensor& positions) {
   check_float("rotary", x);
-  PE_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "rotary: expected [batch, len, heads, even dim], got ", x.str());
-  Tensor xc = x.contiguous();
+  PE_CHECK(x.size(-1) % 2 == 0 && (x.dim() == 4 || (x.dim() == 3 && positions.defined())),
+           "rotary: expected [batch, len, heads, even dim] (or packed [tokens, heads, even dim] with positions), got ",
+           x.str());
+  Tensor pos;
+  if (positions.defined()) {
+    const int64_t rows = x.dim() == 4 ? x.size(0) * x.size(1) : x.size(0);
+    PE_CHECK(positions.dtype() == DType::I64 && positions.numel() == rows, "rotary: positions ", positions.str(),
+             " must be i64 with one entry per token (", rows, ") of ", x.str());
+    pos = positions.to(x.device()).contiguous().reshape({rows});
+  }
+  // The backend takes [batch, len, heads, dim]; a packed tensor is one batch row of all its tokens.
+  const Shape s4 = x.dim() == 4 ? x.shape() : Shape{1, x.size(0), x.size(1), x.size(2)};
+  Tensor xc = x.contiguous().view(s4);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (out.numel()) be(x).rotary(xc, out, base, false);
-  return record(out, "rotary", {x}, [base](const Tensor& g) {
-    Tensor gc = g.contiguous();
+  if (out.numel()) be(x).rotary(xc, out.view(s4), base, false, pos);
+  return record(out, "rotary", {x}, [base, pos, s4](const Tensor& g) {
+    Tensor gc = g.contiguous().view(s4);
     Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
-    if (gx.numel()) be(g).rotary(gc, gx, base, true);
+    if (gx.numel()) be(g).rotary(gc, gx.view(s4), base, true, pos);
     return Grads{gx};
   });
 }

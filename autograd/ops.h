@@ -95,8 +95,10 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx);  // torch.gather
 Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& idx, const Tensor& src);
 
 // ---- model pieces
-// x: [B, L, H, D]; rotate-half rotary with positions 0..L-1.
-Tensor rotary(const Tensor& x, double base = 10000.0);
+// x: [B, L, H, D]; rotate-half rotary with positions 0..L-1. With positions (i64, one per token:
+// [B, L] or [B * L]) the given positions instead; then x may also be packed [T, H, D] (the tokens of
+// several sequences back to back, each sequence's positions restarting at 0).
+Tensor rotary(const Tensor& x, double base = 10000.0, const Tensor& positions = Tensor());
 // Inverted dropout; identity when !train or p == 0. Draws from gen.
 Tensor dropout(const Tensor& x, double p, bool train, Generator& gen);
 // BatchNorm over channels (last dim) of x [N, C], statistics from the rows where row_mask

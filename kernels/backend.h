@@ -136,9 +136,12 @@ class Backend {
   virtual void scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) = 0;
 
   // Rotary embedding, rotate-half convention. x, out: [batch, L, heads, dim] contiguous, dim even;
-  // position of row l is l; inv_freq[i] = base^(-2i/dim). inverse=true applies the transpose rotation
-  // (the backward).
-  virtual void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) = 0;
+  // inv_freq[i] = base^(-2i/dim). inverse=true applies the transpose rotation (the backward).
+  // The position of row (b, l) is l, or positions[b * L + l] when positions (i64 [batch * L],
+  // contiguous, on x's device) is given: packed variable-length batches, where each sequence's
+  // tokens restart at 0.
+  virtual void rotary(const Tensor& x, const Tensor& out, double base, bool inverse,
+                      const Tensor& positions = Tensor()) = 0;
 
   // One Adam/AdamW step in place on param, m, v (all same shape, contiguous; m, v f32/f64).
   virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,

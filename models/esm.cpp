@@ -1,5 +1,6 @@
 #include "models/esm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/checkpoint.h"
@@ -34,6 +35,32 @@ EsmModel::EsmModel(const EsmConfig& cfg, Generator& gen, const InitSpec& spec) :
   lm_bias_ = ps_.add("lm_head.bias", Tensor::zeros({cfg.vocab_size}, spec.dtype, spec.device));
 }
 
+Tensor EsmModel::embed(const Tensor& ids, const Tensor& seq_of_token, const Tensor& mask_counts,
+                       const Tensor& lengths) const {
+  Tensor x = embedding(word_emb_, ids);  // [..., d]
+  if (!cfg_.token_dropout) return x;
+  DType dt = word_emb_.dtype();
+  Device dev = word_emb_.device();
+  // Zero <mask> embeddings and rescale by (1 - 0.15*0.8) / (1 - observed mask ratio over real tokens).
+  Tensor not_mask = add(neg(eq(ids.to(dt), Tensor::scalar(double(cfg_.mask_token_id), dt, dev))), 1.0);
+  Tensor ratio = div(mask_counts, lengths);
+  Tensor scale = div(Tensor::scalar(1.0 - 0.15 * 0.8, dt, dev), add(neg(ratio), 1.0));  // [B]
+  if (!seq_of_token.defined()) {
+    const int64_t B = ids.size(0);
+    return mul(mul(x, not_mask.view({B, ids.size(1), 1})), scale.view({B, 1, 1}));
+  }
+  // Packed: one factor per token (0 or its sequence's scale; the product is exact, so x is rounded once
+  // as in the padded form).
+  return mul(x, mul(not_mask, index_select(scale, 0, seq_of_token)).view({ids.size(0), 1}));
+}
+
+Tensor EsmModel::layer_forward(const Layer& layer, const Tensor& x_in, const Attend& attend) const {
+  const double qscale = 1.0 / std::sqrt(double(cfg_.head_dim()));
+  Tensor h = layer.ln_attn(x_in);
+  Tensor x = add(x_in, layer.o(attend(mul(layer.q(h), qscale), layer.k(h), layer.v(h))));
+  return add(x, layer.down(gelu(layer.up(layer.ln_ffn(x)))));
+}
+
 EsmOutput EsmModel::forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head,
                             bool keep_hidden_states) const {
   PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "EsmModel: ids must be i64 [B, L], got ", ids.str());
@@ -43,34 +70,86 @@ EsmOutput EsmModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   DType dt = word_emb_.dtype();
   Device dev = word_emb_.device();
   Tensor mask = attention_mask.to(dev).to(dt);  // [B, L]
-  Tensor x = embedding(word_emb_, ids.to(dev));  // [B, L, d]
+  Tensor x;
   if (cfg_.token_dropout) {
-    // Zero <mask> embeddings and rescale by (1 - 0.15*0.8) / (1 - observed mask ratio over real tokens).
     Tensor is_mask = eq(ids.to(dev).to(dt), Tensor::scalar(double(cfg_.mask_token_id), dt, dev));  // [B, L]
-    x = mul(x, add(neg(is_mask), 1.0).view({B, L, 1}));
-    Tensor ratio = div(sum(mul(is_mask, mask), {1}), sum(mask, {1}));
-    Tensor scale = div(Tensor::scalar(1.0 - 0.15 * 0.8, dt, dev), add(neg(ratio), 1.0));
-    x = mul(x, scale.view({B, 1, 1}));
+    x = embed(ids.to(dev), Tensor(), sum(mul(is_mask, mask), {1}), sum(mask, {1}));
+  } else {
+    x = embed(ids.to(dev), Tensor(), Tensor(), Tensor());
   }
   x = mul(x, mask.view({B, L, 1}));
   EsmOutput out;
   if (keep_hidden_states) out.hidden_states.push_back(x);
-  double qscale = 1.0 / std::sqrt(double(hd));
+  const Attend attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+    Tensor qr = rotary(q.view({B, L, H, hd}), cfg_.rope_theta);
+    Tensor kr = rotary(k.view({B, L, H, hd}), cfg_.rope_theta);
+    return attention(qr, kr, v.view({B, L, H, hd}), mask, 1.0).reshape({B, L, d});
+  };
   for (const Layer& layer : layers_) {
-    Tensor h = layer.ln_attn(x);
-    Tensor q = mul(layer.q(h), qscale).view({B, L, H, hd});
-    Tensor k = layer.k(h).view({B, L, H, hd});
-    Tensor v = layer.v(h).view({B, L, H, hd});
-    q = rotary(q, cfg_.rope_theta);
-    k = rotary(k, cfg_.rope_theta);
-    Tensor a = attention(q, k, v, mask, 1.0).reshape({B, L, d});
-    x = add(x, layer.o(a));
-    Tensor f = layer.down(gelu(layer.up(layer.ln_ffn(x))));
-    x = add(x, f);
+    x = layer_forward(layer, x, attend);
     if (keep_hidden_states) out.hidden_states.push_back(x);
   }
   out.last_hidden_state = ln_after_(x);
   if (lm_head) out.logits = lm_logits(out.last_hidden_state);
+  return out;
+}
+
+EsmOutput EsmModel::forward_packed(const Tensor& ids, const Tensor& attention_mask, bool lm_head,
+                                   bool keep_hidden_states) const {
+  PE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "EsmModel: ids must be i64 [B, L], got ", ids.str());
+  PE_CHECK(attention_mask.shape() == ids.shape(), "EsmModel: attention mask ", attention_mask.str(),
+           " does not match ids ", ids.str());
+  const int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
+  DType dt = word_emb_.dtype();
+  Device dev = word_emb_.device();
+  if (!fused_attention(dev) || B == 0 || L == 0) return forward(ids, attention_mask, lm_head, keep_hidden_states);
+  // Lengths from the mask (on the host): each row must be a run of ones, then zeros.
+  const std::vector<int64_t> m = attention_mask.to(Device::cpu()).to_int_vector();
+  const std::vector<int64_t> id = ids.to(Device::cpu()).to_int_vector();
+  std::vector<int64_t> cu(size_t(B + 1), 0), keep, pos, seq;
+  std::vector<double> counts(size_t(B), 0.0), lengths(size_t(B), 0.0);
+  int64_t max_len = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    while (n < L && m[size_t(b * L + n)] != 0) ++n;
+    for (int64_t l = n; l < L; ++l)
+      if (m[size_t(b * L + l)] != 0) return forward(ids, attention_mask, lm_head, keep_hidden_states);
+    for (int64_t l = 0; l < n; ++l) {
+      keep.push_back(b * L + l);
+      pos.push_back(l);
+      seq.push_back(b);
+      if (id[size_t(b * L + l)] == cfg_.mask_token_id) counts[size_t(b)] += 1.0;
+    }
+    lengths[size_t(b)] = double(n);
+    cu[size_t(b + 1)] = cu[size_t(b)] + n;
+    max_len = std::max(max_len, n);
+  }
+  const int64_t T = cu[size_t(B)];
+  if (T == B * L) return forward(ids, attention_mask, lm_head, keep_hidden_states);  // nothing to drop
+  Tensor keep_t = Tensor::from_vector(keep, {T}).to(dev);
+  Tensor x = embed(index_select(ids.to(dev).reshape({B * L}), 0, keep_t), Tensor::from_vector(seq, {T}).to(dev),
+                   Tensor::from_vector(counts, {B}).to(dt).to(dev), Tensor::from_vector(lengths, {B}).to(dt).to(dev));
+  // Back to [B, L, d] with zeros at padding (the gradient of a padded position is dropped).
+  auto unpack = [&](const Tensor& y) {
+    return index_add(Tensor::zeros({B * L, d}, y.dtype(), dev), 0, keep_t, y).view({B, L, d});
+  };
+  EsmOutput out;
+  if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
+  const Tensor cu_t = Tensor::from_vector(cu, {B + 1});
+  const Tensor pos_t = Tensor::from_vector(pos, {T}).to(dev);
+  const Attend attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+    Tensor qr = rotary(q.view({T, H, hd}), cfg_.rope_theta, pos_t);
+    Tensor kr = rotary(k.view({T, H, hd}), cfg_.rope_theta, pos_t);
+    return attention_varlen(qr, kr, v.view({T, H, hd}), cu_t, max_len, 1.0).reshape({T, d});
+  };
+  for (const Layer& layer : layers_) {
+    x = layer_forward(layer, x, attend);
+    if (keep_hidden_states) out.hidden_states.push_back(unpack(x));
+  }
+  Tensor last = ln_after_(x);  // [T, d]
+  out.last_hidden_state = unpack(last);
+  if (lm_head) out.logits = index_add(Tensor::zeros({B * L, cfg_.vocab_size}, last.dtype(), dev), 0, keep_t,
+                                      lm_logits(last)).view({B, L, cfg_.vocab_size});
   return out;
 }
 

@@ -2,6 +2,7 @@
 // ESM-2 exactly as transformers' EsmForMaskedLM computes it (see tests/fixtures/hf/README.md):
 // token dropout (also in eval), pre-LN layers, q scaled by head_dim^-0.5 before rotate-half rotary,
 // final emb_layer_norm_after, LM head dense -> gelu -> LayerNorm -> decoder tied to the word embedding.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,13 @@ class EsmModel {
   // ids, attention_mask: [B, L] i64 (mask 1 = real token). Padded positions are computed as HF does.
   EsmOutput forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head = true,
                     bool keep_hidden_states = false) const;
+  // The same model on the real tokens only: the rows are packed back to back (no work on padding),
+  // rotary positions restart at 0 in each sequence, attention is the variable-length kernel. Outputs
+  // have forward's [B, L, ...] shapes with zeros at padded positions (HF computes values there that
+  // nothing should read). Falls back to forward when a mask row is not a run of ones followed by
+  // zeros, when nothing is padding, or when the fused attention is off (PE_FUSED=0).
+  EsmOutput forward_packed(const Tensor& ids, const Tensor& attention_mask, bool lm_head = true,
+                           bool keep_hidden_states = false) const;
   // The LM head on hidden states of any leading shape [..., d] -> [..., vocab].
   Tensor lm_logits(const Tensor& hidden) const;
   const EsmConfig& config() const { return cfg_; }
@@ -59,6 +67,16 @@ class EsmModel {
     LayerNorm ln_attn, ln_ffn;
     Linear q, k, v, o, up, down;
   };
+  // (q scaled, k, v) as [tokens..., d] -> attention output [tokens..., d]: rotary and the attention
+  // kernel of the padded or the packed layout.
+  using Attend = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
+  // Word embeddings with ESM's token dropout: <mask> rows zeroed and every row of sequence b scaled by
+  // (1 - 0.15 * 0.8) / (1 - mask_count_b / length_b). ids: [N] or [B, L] on the model's device;
+  // seq_of_token: the sequence of each token ([N] i64, packed) or undefined (padded: row b of ids);
+  // counts/lengths: per sequence [B] in the model dtype.
+  Tensor embed(const Tensor& ids, const Tensor& seq_of_token, const Tensor& mask_counts, const Tensor& lengths) const;
+  // Pre-LN layer: x + o(attn(LN(x))), then + down(gelu(up(LN(.)))).
+  Tensor layer_forward(const Layer& layer, const Tensor& x, const Attend& attend) const;
   EsmConfig cfg_;
   ParamStore ps_;
   Tensor word_emb_;

@@ -87,7 +87,8 @@ void ProtSTModel::freeze_text_encoder(bool frozen) {
 }
 
 Tensor ProtSTModel::protein_hidden(const Tensor& ids, const Tensor& mask) const {
-  return protein_.forward(ids, mask, /*lm_head=*/false).last_hidden_state;
+  // Packed, as the text side: no work on padding; padding positions come back as zeros.
+  return protein_.forward_packed(ids, mask, /*lm_head=*/false).last_hidden_state;
 }
 
 Tensor ProtSTModel::text_hidden(const Tensor& ids, const Tensor& mask) const {

@@ -76,8 +76,14 @@ void CpuBackend::scatter_add_rows(const Tensor& dst, const Tensor& idx, const Te
   });
 }
 
-void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool inverse) {
+void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool inverse, const Tensor& positions) {
   int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
+  const int64_t* pos = nullptr;
+  if (positions.defined()) {
+    PE_CHECK(positions.dtype() == DType::I64 && positions.is_contiguous() && positions.numel() == B * L,
+             "rotary: positions must be contiguous i64 [", B * L, "], got ", positions.str());
+    pos = positions.data<int64_t>();
+  }
   // inv_freq[i] = base^(-2i/dim), in double. (Stock transformers builds this buffer in float32, a
   // relative difference of ~1e-7 in the angles; the f64 fixtures use the exact values.)
   std::vector<double> inv_freq(static_cast<size_t>(half));
@@ -89,7 +95,7 @@ void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool in
     double sign = inverse ? -1.0 : 1.0;
 #pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
     for (int64_t bl = 0; bl < B * L; ++bl) {
-      int64_t l = bl % L;
+      int64_t l = pos ? pos[bl] : bl % L;
       for (int64_t i = 0; i < half; ++i) {
         T ang = T(double(l)) * T(inv_freq[size_t(i)]);
         T c = std::cos(ang), s = T(sign) * std::sin(ang);

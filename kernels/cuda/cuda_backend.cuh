@@ -45,7 +45,8 @@ class CudaBackend final : public Backend {
   void index_add(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
   void gather_rows(const Tensor& x, const Tensor& idx, const Tensor& out) override;
   void scatter_add_rows(const Tensor& dst, const Tensor& idx, const Tensor& src) override;
-  void rotary(const Tensor& x, const Tensor& out, double base, bool inverse) override;
+  void rotary(const Tensor& x, const Tensor& out, double base, bool inverse,
+              const Tensor& positions = Tensor()) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                  const AdamParams& p) override;
   void synchronize() override;

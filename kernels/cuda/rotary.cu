@@ -1,4 +1,4 @@
-// Rotary embedding, rotate-half convention, positions 0..L-1. inv_freq = base^(-2i/dim) is computed
+// Rotary embedding, rotate-half convention, positions 0..L-1 or given per row (packed batches). inv_freq = base^(-2i/dim) is computed
 // on the host in double and cached on the device per (base, dim); the kernel rounds it to the
 // accumulation type (float for f32/bf16, double for f64), as the CPU backend does.
 #include <cmath>
@@ -24,12 +24,13 @@ __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(
 // One thread per (b*L + l, i < half); the angle is shared by all heads.
 template <typename T>
 __global__ void rotary_kernel(const T* __restrict__ x, T* __restrict__ out, const double* __restrict__ inv_freq,
-                              int64_t BL, int64_t L, int64_t H, int64_t D, acc_t<T> sign) {
+                              const int64_t* __restrict__ pos, int64_t BL, int64_t L, int64_t H, int64_t D,
+                              acc_t<T> sign) {
   using A = acc_t<T>;
   int64_t half = D / 2, total = BL * half;
   int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    int64_t i = e % half, bl = e / half, l = bl % L;
+    int64_t i = e % half, bl = e / half, l = pos ? pos[bl] : bl % L;
     A ang = mul_rn(A(l), A(inv_freq[i]));
     A s, c;
     m_sincos(ang, &s, &c);
@@ -66,19 +67,26 @@ const double* inv_freq_on_device(double base, int64_t D) {
 
 }  // namespace
 
-void CudaBackend::rotary(const Tensor& x, const Tensor& out, double base, bool inverse) {
+void CudaBackend::rotary(const Tensor& x, const Tensor& out, double base, bool inverse, const Tensor& positions) {
   check_contiguous(x, "rotary", "input");
   check_contiguous(out, "rotary", "output");
   PE_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "rotary: expected [batch, len, heads, even dim], got ", x.str());
   PE_CHECK(out.shape() == x.shape() && out.dtype() == x.dtype(), "rotary: output ", out.str(), " does not match ",
            x.str());
   int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
+  const int64_t* pos = nullptr;
+  if (positions.defined()) {
+    check_contiguous(positions, "rotary", "positions");
+    PE_CHECK(positions.dtype() == DType::I64 && positions.numel() == B * L && positions.device() == x.device(),
+             "rotary: positions must be i64 [", B * L, "] on ", x.device().str(), ", got ", positions.str());
+    pos = positions.data<int64_t>();
+  }
   if (x.numel() == 0) return;
   const double* inv_freq = inv_freq_on_device(base, D);
   dispatch_float(x.dtype(), "rotary", [&](auto tag) {
     using T = decltype(tag);
     int64_t work = B * L * (D / 2);
-    rotary_kernel<T><<<grid_for(work, 256), 256, 0, stream()>>>(x.data<T>(), out.data<T>(), inv_freq, B * L, L, H, D,
+    rotary_kernel<T><<<grid_for(work, 256), 256, 0, stream()>>>(x.data<T>(), out.data<T>(), inv_freq, pos, B * L, L, H, D,
                                                                acc_t<T>(inverse ? -1.0 : 1.0));
     PE_CUDA_LAUNCH_CHECK("rotary");
   });

@@ -646,6 +646,38 @@ TEST_SUITE("cuda") {
     }
   }
 
+  TEST_CASE("cuda rotary with per-token positions (packed rows) forward and inverse") {
+    if (skip_without_cuda()) return;
+    // Packed layouts [1, T, H, D]: positions restart per sequence; and [B, L] rows with offsets.
+    struct Case {
+      Shape s;
+      std::vector<int64_t> lens;  // sequence lengths summing to B * L (positions 0..len-1 each)
+    };
+    const Case cases[] = {{{1, 1, 1, 2}, {1}}, {{1, 40, 3, 24}, {17, 1, 22}}, {{2, 9, 20, 16}, {5, 13}},
+                          {{1, 530, 2, 34}, {7, 511, 12}}};
+    for (DType dt : kFloatTypes) {
+      for (const Case& c : cases) {
+        std::vector<int64_t> pos;
+        for (int64_t n : c.lens)
+          for (int64_t l = 0; l < n; ++l) pos.push_back(l);
+        Input p = index_input(pos, {int64_t(pos.size())});
+        for (bool inverse : {false, true}) {
+          Input x = random_input(c.s, dt);
+          Tensor od = poisoned(c.s, dt), orf = ref_empty(c.s);
+          gpu().rotary(x.dev, od, 10000.0, inverse, p.dev);
+          cpu().rotary(x.ref, orf, 10000.0, inverse, p.ref);
+          std::string what = label(inverse ? "rotary positions inverse" : "rotary positions", dt, c.s);
+          expect_close(od, orf, dt == DType::F32 ? 3e-4 : rtol_for(dt), what);
+          if (dt == DType::F32) {
+            Tensor o32 = Tensor::empty(c.s, DType::F32);
+            cpu().rotary(x.ref.to(DType::F32), o32, 10000.0, inverse, p.ref);
+            expect_close(od, o32, 1e-5, what + " vs CPU f32");
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("cuda adam_step for f32 f64 and bf16 parameters") {
     if (skip_without_cuda()) return;
     for (DType dt : kFloatTypes) {
