@@ -231,6 +231,13 @@ void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T
 // key blocks above the diagonal are never touched; inside that range the rows' own horizons are
 // masked with -inf (the diagonal part). About half the work of the non-causal product for nq == nk.
 constexpr int64_t kAttnBlock = 128;
+// Rows per query block for a sequence of n queries: n split into ceil(n / kAttnBlock) blocks of equal
+// size (so 130 rows are two blocks of 65, not 128 and a 2-row block whose products run at a fraction
+// of the GEMM's speed).
+inline int64_t attn_block_rows(int64_t n) {
+  const int64_t blocks = (n + kAttnBlock - 1) / kAttnBlock;
+  return blocks > 0 ? (n + blocks - 1) / blocks : kAttnBlock;
+}
 
 // -inf at the keys of the block's rows i0 .. i0+rows-1 beyond each row's causal horizon; S holds the
 // first kend keys (kend = the last row's horizon).
@@ -274,8 +281,8 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
   std::vector<Task> tasks;
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.H; ++h)
-      for (int64_t i0 = 0; i0 < s.nq[size_t(b)]; i0 += kAttnBlock)
-        tasks.push_back({b, h, i0, std::min(kAttnBlock, s.nq[size_t(b)] - i0)});
+      for (int64_t i0 = 0, bs = attn_block_rows(s.nq[size_t(b)]); i0 < s.nq[size_t(b)]; i0 += bs)
+        tasks.push_back({b, h, i0, std::min(bs, s.nq[size_t(b)] - i0)});
   std::vector<std::vector<T>> biases(size_t(s.B));
   for (int64_t b = 0; b < s.B; ++b) biases[size_t(b)] = key_bias<T>(s, b);
   const T inf = std::numeric_limits<T>::infinity();
@@ -351,8 +358,9 @@ void attention_backward_blocked(const Sequences& s, const T* q, const T* k, cons
         dK.setZero();
         dV.setZero();
         std::vector<T> bias = key_bias<T>(s, b);
-        for (int64_t i0 = 0; i0 < s.nq[size_t(b)]; i0 += kAttnBlock) {
-          const int64_t n = std::min(kAttnBlock, s.nq[size_t(b)] - i0);
+        const int64_t bs = attn_block_rows(s.nq[size_t(b)]);
+        for (int64_t i0 = 0; i0 < s.nq[size_t(b)]; i0 += bs) {
+          const int64_t n = std::min(bs, s.nq[size_t(b)] - i0);
           const int64_t qrow = s.q0[size_t(b)] + i0;
           typename M::CMap Q(q + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));
           typename M::CMap O(out + qrow * HD + h * D, n, D, Eigen::OuterStride<>(HD));

@@ -1,4 +1,5 @@
 // Index ops. Accumulating ops run in index order so results are deterministic.
+#include <algorithm>
 #include <type_traits>
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
@@ -88,23 +89,41 @@ void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool in
   // relative difference of ~1e-7 in the angles; the f64 fixtures use the exact values.)
   std::vector<double> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = std::pow(base, -double(2 * i) / double(D));
+  int64_t npos = L;  // positions 0 .. npos - 1 occur
+  if (pos) {
+    npos = 0;
+    for (int64_t r = 0; r < B * L; ++r) {
+      PE_CHECK(pos[r] >= 0, "rotary: position ", pos[r], " at row ", r, " is negative");
+      npos = std::max(npos, pos[r] + 1);
+    }
+  }
   dispatch_float(x.dtype(), "rotary", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* op_ = out.data<T>();
-    double sign = inverse ? -1.0 : 1.0;
-#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
-    for (int64_t bl = 0; bl < B * L; ++bl) {
-      int64_t l = pos ? pos[bl] : bl % L;
+    const T sign = T(inverse ? -1.0 : 1.0);
+    // cos and sin of every (position, frequency) once: a batch repeats each position B times (packed:
+    // once per sequence), and sincos was the largest cost of this op. The same expression as a direct
+    // evaluation, so the values do not depend on the table.
+    std::vector<T> cs(size_t(npos * half * 2));
+#pragma omp parallel for schedule(static) if (npos * half > 4096)
+    for (int64_t l = 0; l < npos; ++l)
       for (int64_t i = 0; i < half; ++i) {
         T ang = T(double(l)) * T(inv_freq[size_t(i)]);
-        T c = std::cos(ang), s = T(sign) * std::sin(ang);
-        for (int64_t h = 0; h < H; ++h) {
-          const T* xr = xp + (bl * H + h) * D;
-          T* orow = op_ + (bl * H + h) * D;
+        cs[size_t((l * half + i) * 2)] = std::cos(ang);
+        cs[size_t((l * half + i) * 2 + 1)] = sign * std::sin(ang);
+      }
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
+    for (int64_t bl = 0; bl < B * L; ++bl) {
+      const T* row = cs.data() + (pos ? pos[bl] : bl % L) * half * 2;
+      for (int64_t h = 0; h < H; ++h) {
+        const T* xr = xp + (bl * H + h) * D;
+        T* orow = op_ + (bl * H + h) * D;
+        for (int64_t i = 0; i < half; ++i) {
+          const T c = row[2 * i], sn = row[2 * i + 1];
           T x1 = xr[i], x2 = xr[i + half];
-          orow[i] = x1 * c - x2 * s;
-          orow[i + half] = x2 * c + x1 * s;
+          orow[i] = x1 * c - x2 * sn;
+          orow[i + half] = x2 * c + x1 * sn;
         }
       }
     }
