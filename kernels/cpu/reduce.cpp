@@ -126,6 +126,30 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tenso
   });
 }
 
+// Sums over i < n in double with 8 independent partial sums (lane k takes i = k mod 8), added
+// pairwise at the end: the loop vectorises, where one running sum is a chain of dependent additions
+// (layer norm rows were latency-bound on it). The order is fixed: results do not depend on threads.
+template <typename F>
+inline double lane_sum(int64_t n, F f) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += f(i + k);
+  for (int k = 0; i < n; ++i, ++k) acc[k] += f(i);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+// Two sums at once, as lane_sum: f(i, a, b) adds its terms to a and b.
+template <typename F>
+inline void lane_sum2(int64_t n, F f, double& sa, double& sb) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) f(i + k, a[k], b[k]);
+  for (int k = 0; i < n; ++i, ++k) f(i, a[k], b[k]);
+  sa = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+  sb = ((b[0] + b[4]) + (b[1] + b[5])) + ((b[2] + b[6]) + (b[3] + b[7]));
+}
+
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
                             const Tensor& mean, const Tensor& rstd) {
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
@@ -141,12 +165,11 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
 #pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = xp + r * n;
-      double mu = 0;
-      for (int64_t i = 0; i < n; ++i) mu += double(xr[i]);
-      mu /= double(n);
-      double var = 0;
-      for (int64_t i = 0; i < n; ++i) var += (double(xr[i]) - mu) * (double(xr[i]) - mu);
-      var /= double(n);
+      const double mu = lane_sum(n, [&](int64_t i) { return double(xr[i]); }) / double(n);
+      const double var = lane_sum(n, [&](int64_t i) {
+                           const double c = double(xr[i]) - mu;
+                           return c * c;
+                         }) / double(n);
       double rs = 1.0 / std::sqrt(var + eps);
       mp[r] = T(mu);
       rp[r] = T(rs);
@@ -184,12 +207,14 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, cons
       const T* gr = gp + r * n;
       double mu = double(mp[r]), rs = double(rp[r]);
       double mean_g = 0, mean_gx = 0;  // mean(g), mean(g * xhat) with g = gy * w
-      for (int64_t i = 0; i < n; ++i) {
-        double g = double(gr[i]) * (wp ? double(wp[i]) : 1.0);
-        double xh = (double(xr[i]) - mu) * rs;
-        mean_g += g;
-        mean_gx += g * xh;
-      }
+      lane_sum2(
+          n,
+          [&](int64_t i, double& a, double& b) {
+            const double g = double(gr[i]) * (wp ? double(wp[i]) : 1.0);
+            a += g;
+            b += g * ((double(xr[i]) - mu) * rs);
+          },
+          mean_g, mean_gx);
       mean_g /= double(n);
       mean_gx /= double(n);
       for (int64_t i = 0; i < n; ++i) {
