@@ -450,6 +450,33 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                 });
 }
 
+Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, UnaryOp act) {
+  PE_CHECK(act == UnaryOp::Gelu || act == UnaryOp::Relu, "linear_act: the activation must be gelu or relu, got ",
+           unary_name(act));
+  if (!bias.defined()) return unary_op(act, linear(x, weight, Tensor()), 0);
+  check_same("linear_act", x, bias);
+  PE_CHECK(bias.shape() == Shape{weight.size(0)}, "linear_act: bias ", bias.str(), " does not match weight ",
+           weight.str());
+  Tensor y = linear(x, weight, Tensor());  // a fresh buffer: nothing else reads its values
+  const Tensor bd = bias.detach().contiguous();
+  if (!any_requires_grad({y, bias})) {
+    if (y.numel()) be(y).bias_act(y, bd, act, Tensor(), y);  // in place: no graph keeps y
+    return y;
+  }
+  Tensor out = Tensor::empty(y.shape(), y.dtype(), y.device());
+  const Tensor pre = y.detach();  // y's buffer becomes y + bias, which the backward reads
+  if (y.numel()) be(y).bias_act(pre, bd, act, pre, out);
+  const Tensor od = out.detach();
+  const int64_t n = bias.numel();
+  const bool need_b = bias.requires_grad();
+  return record(out, "linear_act", {y, bias}, [act, pre, od, n, need_b](const Tensor& g) {
+    Tensor gp = Tensor::empty(pre.shape(), pre.dtype(), pre.device());
+    if (gp.numel()) be(pre).unary_backward(act, pre, od, g.contiguous(), gp, 0.0);
+    Tensor gb = need_b ? sum(gp.reshape({gp.numel() / n, n}), {0}) : Tensor();
+    return Grads{gp, gb};
+  });
+}
+
 // ------------------------------------------------------------------ softmax, norms
 namespace {
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {

@@ -62,6 +62,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // Under an AutocastBf16 scope on CUDA, f32 inputs are multiplied as bf16 (fp32 accumulation) and the
 // result returned in f32; gradients flow back to the f32 (master) weights.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// act(linear(x, weight, bias)) with act Gelu or Relu: the bias add and the activation in one pass
+// (Backend::bias_act), in place when no gradient is recorded. Same values as the composition.
+Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, UnaryOp act);
 
 // Mixed precision: bf16 matrix products on CUDA inside the scope (no effect on the CPU, whose
 // reference backend computes in f32/f64).

@@ -165,6 +165,12 @@ class Backend {
                                  const std::vector<Tensor>& m, const std::vector<Tensor>& v,
                                  const std::vector<Tensor>& working, const AdamParams& p);
 
+  // out = act(y + bias) over the rows of y ([rows, n], bias [n], contiguous, one floating dtype); act is
+  // Gelu or Relu. pre, when defined, receives y + bias (what the activation's backward reads). pre and
+  // out may alias y. The base implementation is binary add + unary (any backend); the CPU does it in
+  // one pass per row.
+  virtual void bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const Tensor& pre, const Tensor& out);
+
   // ---- appended: fused attention and losses (autograd/fused.h). The CPU reference is kernels/cpu/fused.cpp,
   // the CUDA kernels kernels/cuda/{attention,info_nce,masked_ce}.cu. Statistics and per-row losses are in
   // the accumulation dtype: f64 for f64 inputs, f32 for f32 and bf16. All tensors contiguous; every

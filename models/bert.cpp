@@ -49,7 +49,7 @@ Tensor BertModel::embed(const Tensor& ids, const Tensor& pos_ids, const Tensor& 
 Tensor BertModel::layer_forward(const Layer& layer, const Tensor& x, const Attend& attend) const {
   Tensor a = attend(layer.q(x), layer.k(x), layer.v(x));
   Tensor y = layer.ln_attn.add(layer.o(a), x);  // post-LN: LayerNorm(sublayer(x) + x), the add fused in
-  return layer.ln_ffn.add(layer.down(gelu(layer.up(y))), y);
+  return layer.ln_ffn.add(layer.down(layer.up.act(y, UnaryOp::Gelu)), y);
 }
 
 BertOutput BertModel::forward(const Tensor& ids, const Tensor& token_type_ids, const Tensor& attention_mask,

@@ -58,7 +58,7 @@ Tensor EsmModel::layer_forward(const Layer& layer, const Tensor& x_in, const Att
   const double qscale = 1.0 / std::sqrt(double(cfg_.head_dim()));
   Tensor h = layer.ln_attn(x_in);
   Tensor x = add(x_in, layer.o(attend(mul(layer.q(h), qscale), layer.k(h), layer.v(h))));
-  return add(x, layer.down(gelu(layer.up(layer.ln_ffn(x)))));
+  return add(x, layer.down(layer.up.act(layer.ln_ffn(x), UnaryOp::Gelu)));
 }
 
 EsmOutput EsmModel::forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head,
@@ -154,7 +154,7 @@ EsmOutput EsmModel::forward_packed(const Tensor& ids, const Tensor& attention_ma
 }
 
 Tensor EsmModel::lm_logits(const Tensor& hidden) const {
-  Tensor h = lm_ln_(gelu(lm_dense_(hidden)));
+  Tensor h = lm_ln_(lm_dense_.act(hidden, UnaryOp::Gelu));
   return linear(h, word_emb_, lm_bias_);  // decoder tied to the word embedding
 }
 

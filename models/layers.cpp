@@ -94,10 +94,7 @@ LayerNorm make_layer_norm(ParamStore& ps, const std::string& name, int64_t dim, 
 
 Tensor MLP::operator()(const Tensor& x) const {
   Tensor h = x;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    h = layers[i](h);
-    if (i + 1 < layers.size()) h = relu(h);
-  }
+  for (size_t i = 0; i < layers.size(); ++i) h = i + 1 < layers.size() ? layers[i].act(h, UnaryOp::Relu) : layers[i](h);
   return h;
 }
 

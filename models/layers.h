@@ -45,6 +45,8 @@ Tensor init_normal(const Shape& shape, Generator& gen, const InitSpec& spec, dou
 struct Linear {
   Tensor weight, bias;  // weight [out, in] as in PyTorch; bias may be undefined
   Tensor operator()(const Tensor& x) const { return linear(x, weight, bias); }
+  // act(this(x)) for act Gelu or Relu, fused (linear_act).
+  Tensor act(const Tensor& x, UnaryOp op) const { return linear_act(x, weight, bias, op); }
 };
 // HF-style init: weight ~ N(0, std), bias 0.
 Linear make_linear(ParamStore& ps, const std::string& name, int64_t in, int64_t out, bool bias, double std,

@@ -127,6 +127,31 @@ static bool unary_backward_f32_vectorised(UnaryOp op, const float* x, const floa
   return true;
 }
 
+// f32 GELU/ReLU after a linear layer: bias add and activation in one pass per row (in L1), the same
+// expressions as the separate binary add and unary_f32_vectorised / the scalar ReLU, so the values are
+// those of the unfused ops.
+void CpuBackend::bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const Tensor& pre, const Tensor& out) {
+  const int64_t n = bias.numel(), rows = n ? y.numel() / n : 0;
+  if (y.dtype() != DType::F32 || (act != UnaryOp::Gelu && act != UnaryOp::Relu) || rows * n != y.numel() ||
+      !y.is_contiguous() || !bias.is_contiguous() || !out.is_contiguous() || (pre.defined() && !pre.is_contiguous()))
+    return Backend::bias_act(y, bias, act, pre, out);
+  PE_CHECK(out.numel() == y.numel() && (!pre.defined() || pre.numel() == y.numel()), "bias_act: y ", y.str(), ", out ",
+           out.str(), " do not match");
+  const float* yp = y.data<float>();
+  const float* bp = bias.data<float>();
+  float* pp = pre.defined() ? pre.data<float>() : nullptr;
+  float* op_ = out.data<float>();
+#pragma omp parallel for schedule(static) if (y.numel() > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    CMapF yr(yp + r * n, n), b(bp, n);
+    MapF d(pp ? pp + r * n : op_ + r * n, n);
+    d = yr + b;
+    MapF o(op_ + r * n, n);
+    if (act == UnaryOp::Gelu) o = 0.5f * d * (1.0f + (d * float(kInvSqrt2)).erf());
+    else o = (d > 0.0f).select(d, 0.0f);
+  }
+}
+
 void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) {
   if (x.dtype() == DType::F32 && unary_f32_vectorised(op, x.data<float>(), out.data<float>(), x.numel())) return;
   dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {

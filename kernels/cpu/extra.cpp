@@ -35,6 +35,15 @@ bool Backend::has_nonfinite(const Tensor& x) {
   return found != 0;
 }
 
+void Backend::bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const Tensor& pre, const Tensor& out) {
+  const int64_t n = bias.numel(), rows = n ? y.numel() / n : 0;
+  PE_CHECK(n > 0 && rows * n == y.numel() && out.numel() == y.numel() && (!pre.defined() || pre.numel() == y.numel()),
+           "bias_act: y ", y.str(), ", bias ", bias.str(), ", out ", out.str(), " do not match");
+  const Tensor dst = (pre.defined() ? pre : out).view({rows, n});
+  binary(BinaryOp::Add, y.view({rows, n}), bias.view({1, n}).expand({rows, n}), dst);
+  unary(act, dst, out.view({rows, n}), 0.0);
+}
+
 bool Backend::any_nonfinite(const std::vector<Tensor>& xs) {
   bool any = false;
   for (const Tensor& x : xs) any = has_nonfinite(x) || any;

@@ -678,6 +678,27 @@ TEST_SUITE("cuda") {
     }
   }
 
+  TEST_CASE("cuda bias_act (bias add + gelu or relu, with and without pre) against the CPU") {
+    if (skip_without_cuda()) return;
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1}, {7, 33}, {130, 257}};
+    for (DType dt : kFloatTypes) {
+      for (auto [rows, n] : shapes) {
+        for (UnaryOp op : {UnaryOp::Gelu, UnaryOp::Relu}) {
+          for (bool with_pre : {false, true}) {
+            Input y = random_input({rows, n}, dt), b = random_input({n}, dt);
+            Tensor od = poisoned({rows, n}, dt), pd = with_pre ? poisoned({rows, n}, dt) : Tensor();
+            Tensor orf = ref_empty({rows, n}), prf = with_pre ? ref_empty({rows, n}) : Tensor();
+            gpu().bias_act(y.dev, b.dev, op, pd, od);
+            cpu().bias_act(y.ref, b.ref, op, prf, orf);
+            std::string what = label(op == UnaryOp::Gelu ? "bias_act gelu" : "bias_act relu", dt, {rows, n});
+            expect_close(od, orf, rtol_for(dt), what);
+            if (with_pre) expect_close(pd, prf, rtol_for(dt), what + " pre");
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("cuda adam_step for f32 f64 and bf16 parameters") {
     if (skip_without_cuda()) return;
     for (DType dt : kFloatTypes) {
