@@ -36,11 +36,19 @@ void CpuBackend::index_add(const Tensor& dst, const Tensor& idx, const Tensor& s
     using T = decltype(tag);
     T* dp = dst.data<T>();
     const T* sp = src.data<T>();
-    // Parallel over (outer, inner) columns; each column accumulates over j in order.
-#pragma omp parallel for schedule(static) if (src.numel() > kParallelGrain)
-    for (int64_t c = 0; c < outer * inner; ++c) {
-      int64_t o = c / inner, i = c % inner;
-      for (int64_t j = 0; j < k; ++j) dp[(o * n + ip[j]) * inner + i] += sp[(o * k + j) * inner + i];
+    // Tasks are (outer, chunk of kCols columns); each walks j in order adding contiguous row pieces
+    // (vectorised), so every element still accumulates over j in order (deterministic, the same sums
+    // as one column at a time, which strided through memory once per column).
+    constexpr int64_t kCols = 256;
+    const int64_t chunks = (inner + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (src.numel() > kParallelGrain && outer * chunks > 1)
+    for (int64_t c = 0; c < outer * chunks; ++c) {
+      const int64_t o = c / chunks, i0 = (c % chunks) * kCols, len = std::min(kCols, inner - i0);
+      for (int64_t j = 0; j < k; ++j) {
+        T* __restrict d = dp + (o * n + ip[j]) * inner + i0;
+        const T* __restrict sr = sp + (o * k + j) * inner + i0;
+        for (int64_t i = 0; i < len; ++i) d[i] += sr[i];
+      }
     }
   });
 }
