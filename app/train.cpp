@@ -177,15 +177,31 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   std::vector<ParamGroup> groups;
   groups.push_back({model->params().parameters("protein_model."), o.protein_lr_ratio, true});
   groups.push_back({model->params().parameters("text_model."), 1.0, true});
+  // Heads: every other trainable tensor, by its name in the model's store (an encoder's tensors keep
+  // their own store's names, without the "protein_model."/"text_model." prefix, so Tensor::name()
+  // cannot tell them apart: selecting by it listed both encoders a second time, and Adam stepped them
+  // twice per step, the second time at the full learning rate).
   std::vector<Tensor> heads;
-  for (const Tensor& p : model->params().parameters())
-    if (p.name().rfind("protein_model.", 0) != 0 && p.name().rfind("text_model.", 0) != 0) heads.push_back(p);
+  const ParamStore& store = model->params();
+  for (const std::string& n : store.names())
+    if (n.rfind("protein_model.", 0) != 0 && n.rfind("text_model.", 0) != 0 && !store.is_buffer(n) &&
+        store.get(n).requires_grad())
+      heads.push_back(store.get(n));
   groups.push_back({heads, 1.0, true});
+  PE_CHECK(groups[0].params.size() + groups[1].params.size() + heads.size() == store.parameters().size(),
+           "protst train: the optimiser's groups do not list every trainable tensor exactly once");
   Adam opt(groups, ao);
   std::vector<Tensor> all_params = model->params().parameters();
   TrainProgress prog;
   if (resumed) {
-    opt.load_state(resumed->optim, resumed->meta.value("adam_step", int64_t(0)));
+    const int64_t adam_step = resumed->meta.value("adam_step", int64_t(0));
+    size_t moments = 0;
+    for (const auto& kv : resumed->optim) moments += kv.first.rfind("m.", 0) == 0;
+    PE_CHECK(moments == store.parameters().size(), resumed->path, " holds Adam moments for ", moments,
+             " tensors, this model trains ", store.parameters().size(),
+             ": a checkpoint written before each parameter was listed once in the optimiser (protst train listed "
+             "the encoders' tensors twice); start a new run (--no-resume), e.g. from its exported final/ folders");
+    opt.load_state(resumed->optim, adam_step);
     prog = resumed->progress;
   }
 
