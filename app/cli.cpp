@@ -97,6 +97,11 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_flag("--local-batchnorm", t.local_batchnorm,
                "Data-parallel runs: normalise the fusion BatchNorm with each rank's own statistics (as ProtST's DDP did) "
                "instead of synchronised statistics over all ranks (the default, which equals one process)");
+  tr->add_option("--bucket-mb", t.bucket_mb,
+                 "Data-parallel runs: all-reduce the gradients in buckets of about this many MB, each started as soon "
+                 "as its gradients are final, overlapped with the rest of the backward (0 = one all-reduce per "
+                 "parameter tensor after the backward)")
+      ->capture_default_str();
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();

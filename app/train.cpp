@@ -16,6 +16,7 @@
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
 #include "dist/autograd_collectives.h"
+#include "dist/grad_buckets.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -192,6 +193,21 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
            "protst train: the optimiser's groups do not list every trainable tensor exactly once");
   Adam opt(groups, ao);
   std::vector<Tensor> all_params = model->params().parameters();
+  // Data-parallel gradient all-reduce: buckets started during the backward (--bucket-mb), or one
+  // all-reduce per tensor after it (--bucket-mb 0).
+  std::unique_ptr<dist::GradBucketReducer> buckets;
+  if (dp && o.bucket_mb > 0) {
+    buckets = std::make_unique<dist::GradBucketReducer>(comm, all_params, int64_t(o.bucket_mb * 1e6),
+                                                        dist::Reduction::Sum);
+    if (lead) {
+      int64_t largest = 0;
+      for (int64_t n : buckets->bucket_numels()) largest = std::max(largest, n);
+      std::printf("gradient all-reduce: %lld bucket(s) of up to %.3g MB (--bucket-mb %g; largest %.3g MB), started "
+                  "during the backward\n",
+                  (long long)buckets->bucket_count(), o.bucket_mb, o.bucket_mb,
+                  double(largest) * double(dtype_size(param_dtype)) / 1e6);
+    }
+  }
   TrainProgress prog;
   if (resumed) {
     const int64_t adam_step = resumed->meta.value("adam_step", int64_t(0));
@@ -372,7 +388,14 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
         finite = false;
         continue;
       }
-      mul(step.share, 1.0 / double(o.grad_accum)).backward();
+      Tensor micro_loss = mul(step.share, 1.0 / double(o.grad_accum));
+      if (buckets && micro == o.grad_accum - 1) {
+        // Only the last micro-step communicates: the buckets start as its backward finalises them.
+        LeafGradReadyHookGuard ready(buckets->arm());
+        micro_loss.backward();
+      } else {
+        micro_loss.backward();
+      }
       for (int k = 0; k < 7; ++k) sums[k] += step.parts[k] / double(o.grad_accum);
       logit_scale = step.logit_scale;
       for (int k = 0; k < 3; ++k) accs[k] += step.accs[k] / double(o.grad_accum);
@@ -382,7 +405,13 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     }
     double gnorm = 0;
     // Per-rank shares of the global objective: their gradients are summed over ranks.
-    if (dp && finite) {
+    // Buckets started by the last micro-step are finished on every rank (each took the same decisions
+    // on the same global losses), also when an earlier micro-step makes this step a skipped one.
+    if (buckets && buckets->armed()) {
+      const auto t_ar = Clock::now();
+      buckets->finish();
+      allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
+    } else if (dp && finite && !buckets) {
       const auto t_ar = Clock::now();
       dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
@@ -447,9 +476,10 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
   if (dp && lead) {
     const double steps_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-    std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; one "
-                "all-reduce per parameter tensor, not overlapped with the backward)\n",
-                allreduce_seconds, steps_s, steps_s > 0 ? 100.0 * allreduce_seconds / steps_s : 0.0);
+    std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; %s)\n",
+                allreduce_seconds, steps_s, steps_s > 0 ? 100.0 * allreduce_seconds / steps_s : 0.0,
+                buckets ? "waiting for the buckets after the backward, the part not overlapped"
+                        : "one all-reduce per parameter tensor, not overlapped with the backward");
   }
   if (!lead) {
     comm.barrier();  // rank 0 exports and evaluates

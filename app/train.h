@@ -27,6 +27,10 @@ struct TrainOptions {
   // Data-parallel runs only: each rank normalises the fusion BatchNorm with its own tokens' statistics
   // (PyTorch DDP without SyncBatchNorm, as ProtST trained). Default: sync BatchNorm over all ranks.
   bool local_batchnorm = false;
+  // Data-parallel runs only: the gradient all-reduce in buckets of about this many MB (1e6 bytes),
+  // started as their gradients become final during the backward (dist/grad_buckets.h); 0 = one
+  // blocking all-reduce per parameter tensor after the backward.
+  double bucket_mb = 25;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;

@@ -1,0 +1,74 @@
+#pragma once
+// Data parallelism's gradient all-reduce in buckets, started while the backward still runs (PyTorch
+// DDP's design, our code).
+//
+// The trainable parameters (the same list on every rank) are assigned to buckets of about
+// bucket_bytes in the REVERSE of their registration order. ParamStore registers a model's tensors in
+// the order forward uses them (embeddings, layers, projections, heads), so their gradients become
+// final roughly in the reverse order: the order is fixed from the start, the same on every rank with
+// no extra collective (a first-backward trace would have to be agreed on first), and a parameter used
+// out of order only delays its bucket, never a wrong result. A parameter larger than a bucket has one
+// of its own. Frozen parameters are not in the list and never communicate.
+//
+// Per backward: arm() returns the autograd hook (autograd/graph.h, LeafGradReadyHook) to install for
+// the backward whose gradients are to be reduced -- with gradient accumulation only the last
+// micro-step's, so the earlier ones communicate nothing. When every parameter of a bucket is final,
+// the bucket copies its gradients into one flat buffer (plus one has-gradient flag per parameter)
+// and starts a non-blocking all-reduce (Communicator::all_reduce_async). Buckets start strictly in
+// bucket order, so every rank starts the same all-reduces in the same order even if its backward
+// finishes them in another. finish() starts the rest (parameters this rank's backward never reached:
+// their gradient so far, or zeros), waits for all and sets every parameter's .grad to its reduced
+// slice; like all_reduce_gradients, a parameter with a gradient on no rank keeps none (the optimiser
+// skips it, as in one process) and one with a gradient on some ranks gets the sum with zeros.
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "autograd/graph.h"
+#include "dist/communicator.h"
+
+namespace pe::dist {
+
+class GradBucketReducer {
+ public:
+  // params: trainable, contiguous, one floating dtype, on comm.device(), in registration order.
+  GradBucketReducer(Communicator& comm, std::vector<Tensor> params, int64_t bucket_bytes, Reduction op);
+
+  // Starts a reduction; install the returned hook for the backward (LeafGradReadyHookGuard).
+  LeafGradReadyHook arm();
+  bool armed() const { return armed_; }
+  // Starts the buckets not started yet, waits for all, writes the reduced gradients; disarms.
+  void finish();
+
+  int64_t bucket_count() const { return int64_t(buckets_.size()); }
+  // Element counts of the buckets' parameters (without the flags), in bucket order.
+  std::vector<int64_t> bucket_numels() const;
+  // Of the last finish(): buckets started by the hook while the backward ran (the rest by finish()).
+  int64_t started_during_backward() const { return started_early_; }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> params;  // indices into params_
+    int64_t numel = 0;
+    int64_t ready = 0;
+    Tensor flat;  // [numel + params.size()]: gradients, then one has-gradient flag per parameter
+    std::unique_ptr<Work> work;
+  };
+  void on_ready(const Tensor& leaf);
+  void start(Bucket& b);
+  void start_ready_prefix();
+
+  Communicator& comm_;
+  std::vector<Tensor> params_;
+  Reduction op_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;  // param index -> bucket index
+  std::unordered_map<TensorImpl*, size_t> index_;
+  std::vector<bool> final_;
+  size_t next_ = 0;  // the next bucket to start
+  bool armed_ = false;
+  int64_t started_early_ = 0;
+};
+
+}  // namespace pe::dist
