@@ -102,6 +102,11 @@ int protst_main(int argc, const char* const* argv) {
                  "as its gradients are final, overlapped with the rest of the backward (0 = one all-reduce per "
                  "parameter tensor after the backward)")
       ->capture_default_str();
+  tr->add_option("--zero", t.zero,
+                 "Data-parallel runs: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (gradient "
+                 "reduce-scatter after the backward, each rank updates its slice, parameters all-gathered; "
+                 "--bucket-mb does not apply); checkpoints stay complete and resume with or without it")
+      ->capture_default_str();
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();

@@ -17,6 +17,7 @@
 #include "data/tokenizer_esm.h"
 #include "dist/autograd_collectives.h"
 #include "dist/grad_buckets.h"
+#include "dist/zero_adam.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -191,12 +192,29 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   groups.push_back({heads, 1.0, true});
   PE_CHECK(groups[0].params.size() + groups[1].params.size() + heads.size() == store.parameters().size(),
            "protst train: the optimiser's groups do not list every trainable tensor exactly once");
-  Adam opt(groups, ao);
+  // ZeRO-1 (data-parallel with --zero 1): the Adam moments sharded over the ranks (dist/zero_adam.h);
+  // otherwise every rank holds the whole optimiser.
+  const bool zero = dp && o.zero == 1;
+  std::unique_ptr<Adam> opt;
+  std::unique_ptr<dist::ShardedAdam> zopt;
+  if (zero) zopt = std::make_unique<dist::ShardedAdam>(comm, groups, ao);
+  else opt = std::make_unique<Adam>(groups, ao);
+  if (zero && lead) {
+    std::string per_rank;
+    for (int r = 0; r < comm.world_size(); ++r)
+      per_rank += (r ? " / " : "") + format_bytes(double(zopt->state_bytes(r)));
+    std::printf("ZeRO-1: Adam moments sharded over %d ranks (%lld of %lld parameters each at most): %s per rank "
+                "(ranks 0..%d) instead of %s on every rank\n",
+                comm.world_size(), (long long)zopt->shard_counts()[0], (long long)zopt->numel(), per_rank.c_str(),
+                comm.world_size() - 1, format_bytes(double(zopt->unsharded_state_bytes())).c_str());
+  } else if (o.zero == 1 && lead) {
+    std::printf("note: --zero 1 shards the optimizer over the ranks of a data-parallel job; one process keeps it whole\n");
+  }
   std::vector<Tensor> all_params = model->params().parameters();
   // Data-parallel gradient all-reduce: buckets started during the backward (--bucket-mb), or one
   // all-reduce per tensor after it (--bucket-mb 0).
   std::unique_ptr<dist::GradBucketReducer> buckets;
-  if (dp && o.bucket_mb > 0) {
+  if (dp && !zero && o.bucket_mb > 0) {
     buckets = std::make_unique<dist::GradBucketReducer>(comm, all_params, int64_t(o.bucket_mb * 1e6),
                                                         dist::Reduction::Sum);
     if (lead) {
@@ -217,7 +235,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
              " tensors, this model trains ", store.parameters().size(),
              ": a checkpoint written before each parameter was listed once in the optimiser (protst train listed "
              "the encoders' tensors twice); start a new run (--no-resume), e.g. from its exported final/ folders");
-    opt.load_state(resumed->optim, adam_step);
+    if (zopt) zopt->load_state(resumed->optim, adam_step);  // this rank's slice of the complete state
+    else opt->load_state(resumed->optim, adam_step);
     prog = resumed->progress;
   }
 
@@ -319,13 +338,23 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   };
   int64_t saved_step = -1;
   auto save = [&] {
+    // ZeRO-1: every rank contributes its slice of the moments; rank 0 writes the complete state as an
+    // ordinary checkpoint (a transient unsharded optimiser on rank 0 only).
+    std::map<std::string, Tensor> zero_state;
+    if (zopt) zero_state = zopt->gather_state();
+    saved_step = prog.step;  // on every rank: the final save() below must be called by all or none
     if (!lead) return;
     PE_CHECK(weights_finite(), "the weights hold NaN or infinite values at step ", prog.step,
              ": no checkpoint is written and final/ is not exported; the newest checkpoint, ", newest_checkpoint(),
              ", is the last good one (lower --lr, set --clip, or check the inputs)");
-    saved_step = prog.step;
     std::string path = ckdir + "/step-" + std::to_string(prog.step) + ".safetensors";
-    save_checkpoint(path, *model, &opt, prog, vocab, train_meta);
+    if (zopt) {
+      Adam whole(groups, ao);
+      whole.load_state(zero_state, zopt->steps());
+      save_checkpoint(path, *model, &whole, prog, vocab, train_meta);
+    } else {
+      save_checkpoint(path, *model, opt.get(), prog, vocab, train_meta);
+    }
     prune_checkpoints(ckdir, o.keep);
     std::printf("saved %s\n", path.c_str());
   };
@@ -411,15 +440,25 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       const auto t_ar = Clock::now();
       buckets->finish();
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
-    } else if (dp && finite && !buckets) {
+    } else if (dp && finite && !buckets && !zero) {
       const auto t_ar = Clock::now();
       dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
     }
-    if (finite && grads_nonfinite(all_params)) finite = false;
+    double zero_norm = 0;
+    if (zero && finite) {
+      // Reduce-scatter: each rank receives the summed gradient of its slice; the norm is global.
+      const auto t_ar = Clock::now();
+      zero_norm = zopt->reduce_gradients();
+      allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
+      if (!std::isfinite(zero_norm)) finite = false;
+    } else if (finite && grads_nonfinite(all_params)) {
+      finite = false;
+    }
     if (!finite) {
       ++prog.skipped_steps;
-      opt.zero_grad();
+      if (zopt) zopt->zero_grad();
+      else opt->zero_grad();
       if (lead)
         std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
                     (long long)prog.skipped_steps);
@@ -431,11 +470,19 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       continue;
     }
     consecutive_skipped = 0;
-    gnorm = clip_grad_norm(all_params, o.clip);
     double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
-    opt.set_lr(lr);
-    opt.step();
-    opt.zero_grad();
+    if (zopt) {
+      gnorm = zero_norm;
+      zopt->clip(o.clip);
+      zopt->set_lr(lr);
+      zopt->step();  // this rank's slice, then the parameters all-gathered
+      zopt->zero_grad();
+    } else {
+      gnorm = clip_grad_norm(all_params, o.clip);
+      opt->set_lr(lr);
+      opt->step();
+      opt->zero_grad();
+    }
     ++prog.step;
     prog.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count();
 
@@ -478,8 +525,9 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     const double steps_s = std::chrono::duration<double>(Clock::now() - t_start).count();
     std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; %s)\n",
                 allreduce_seconds, steps_s, steps_s > 0 ? 100.0 * allreduce_seconds / steps_s : 0.0,
-                buckets ? "waiting for the buckets after the backward, the part not overlapped"
-                        : "one all-reduce per parameter tensor, not overlapped with the backward");
+                zero      ? "ZeRO-1: the gradient reduce-scatter and the global norm, after the backward"
+                : buckets ? "waiting for the buckets after the backward, the part not overlapped"
+                          : "one all-reduce per parameter tensor, not overlapped with the backward");
   }
   if (!lead) {
     comm.barrier();  // rank 0 exports and evaluates

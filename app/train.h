@@ -31,6 +31,9 @@ struct TrainOptions {
   // started as their gradients become final during the backward (dist/grad_buckets.h); 0 = one
   // blocking all-reduce per parameter tensor after the backward.
   double bucket_mb = 25;
+  // Data-parallel runs only: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (reduce-scatter
+  // of the gradient, each rank updates its slice, all-gather of the parameters); 0 = off.
+  int64_t zero = 0;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;
