@@ -107,6 +107,10 @@ int protst_main(int argc, const char* const* argv) {
                  "reduce-scatter after the backward, each rank updates its slice, parameters all-gathered; "
                  "--bucket-mb does not apply); checkpoints stay complete and resume with or without it")
       ->capture_default_str();
+  tr->add_option("--collective-timeout", t.collective_timeout,
+                 "Data-parallel runs: seconds a training step may make no progress (a rank that hangs without "
+                 "failing, a peer that stopped answering) before every rank is ended with a message (0 = off)")
+      ->capture_default_str();
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();

@@ -49,7 +49,8 @@ void check_same_configuration(dist::Communicator& comm, const TrainOptions& o);
 
 // TEST-ONLY fault injection, read here and nowhere else (tests/dist/mpi_cli.sh; never set these in a
 // real run): with PE_TEST_FAIL_AT_STEP=N, rank PE_TEST_FAIL_RANK (default 1) fails as it starts optimiser
-// step N (1-based) -- PE_TEST_FAIL_MODE=throw (default) throws pe::Error, sigkill raises SIGKILL.
+// step N (1-based) -- PE_TEST_FAIL_MODE=throw (default) throws pe::Error, sigkill raises SIGKILL, hang
+// sleeps for ever (a rank that stops without failing: the watchdog, --collective-timeout, must end the job).
 // Does nothing when PE_TEST_FAIL_AT_STEP is unset.
 void test_fault_injection(int rank, int64_t step);
 

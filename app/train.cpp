@@ -17,6 +17,7 @@
 #include "data/tokenizer_esm.h"
 #include "dist/autograd_collectives.h"
 #include "dist/grad_buckets.h"
+#include "dist/watchdog.h"
 #include "dist/zero_adam.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
@@ -375,7 +376,13 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   auto t_window = Clock::now();
   int64_t consecutive_skipped = 0;
   saved_step = prog.step;  // fresh: step 0; resumed: the checkpoint it came from
+  // Data-parallel: a rank that stops without failing must not leave the others waiting for ever
+  // (dist/watchdog.h; --collective-timeout, 0 = off). Covers the training steps, not start-up or the
+  // final export and evaluation.
+  auto watchdog = std::make_unique<dist::Watchdog>(comm.rank(), comm.world_size(), dp ? o.collective_timeout : 0);
+  auto at_step = [&](const char* what) { return "step " + std::to_string(prog.step + 1) + ": " + what; };
   while (prog.step < total) {
+    watchdog->progress(at_step("forward and backward"));
     test_fault_injection(comm.rank(), prog.step + 1);  // test-only (app/data_parallel.h); inert unless set
     // ---- one optimiser step over grad_accum micro-batches
     double sums[7] = {0, 0, 0, 0, 0, 0, 0};
@@ -434,6 +441,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
     }
     double gnorm = 0;
     // Per-rank shares of the global objective: their gradients are summed over ranks.
+    watchdog->progress(at_step("gradient all-reduce"));
     // Buckets started by the last micro-step are finished on every rank (each took the same decisions
     // on the same global losses), also when an earlier micro-step makes this step a skipped one.
     if (buckets && buckets->armed()) {
@@ -470,6 +478,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       continue;
     }
     consecutive_skipped = 0;
+    watchdog->progress(at_step("optimizer step"));
     double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
     if (zopt) {
       gnorm = zero_norm;
@@ -505,7 +514,10 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       tokens_window = 0;
       t_window = Clock::now();
     }
-    if (lead && o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
+    const bool eval_now = o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last;
+    // Rank 0 evaluates alone; the others wait at a barrier, with the watchdog's clock stopped.
+    if (eval_now) watchdog->pause("rank 0's evaluation after step " + std::to_string(prog.step));
+    if (lead && eval_now) {
       EvalReport r = evaluate(*model, eval_ds, tok, eo);
       std::printf("eval @ step %lld: recall@10 p->t %.4f (chance %.4f), t->p %.4f (chance %.4f)\n",
                   (long long)prog.step, r.retrieval.p2t.recall10, r.retrieval.p2t.chance_recall10,
@@ -514,13 +526,16 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                 {"eval_p2t_r1", r.retrieval.p2t.recall1}, {"eval_mlm_acc", r.mlm_acc}};
       metrics << m.dump() << "\n" << std::flush;
     }
+    if (eval_now && dp) comm.barrier();
     if ((o.save_every > 0 && prog.step % o.save_every == 0) || last) {
+      watchdog->progress("checkpoint after step " + std::to_string(prog.step));
       save();
       plot();
     }
   }
 
   if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
+  watchdog.reset();
   if (dp && lead) {
     const double steps_s = std::chrono::duration<double>(Clock::now() - t_start).count();
     std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; %s)\n",

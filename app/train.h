@@ -34,6 +34,9 @@ struct TrainOptions {
   // Data-parallel runs only: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (reduce-scatter
   // of the gradient, each rank updates its slice, all-gather of the parameters); 0 = off.
   int64_t zero = 0;
+  // Data-parallel runs only: end the job (every rank, non-zero) when a training step has made no
+  // progress for this many seconds -- a rank that hangs without failing (dist/watchdog.h); 0 = off.
+  double collective_timeout = 600;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;

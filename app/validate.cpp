@@ -178,6 +178,7 @@ void validate_train_options(const TrainOptions& o) {
   check_option_int("--grad-accum", o.grad_accum, 1, kMaxBatch);
   check_option_real("--bucket-mb", o.bucket_mb, 0, 1e6);
   check_option_int("--zero", o.zero, 0, 1);
+  check_option_real("--collective-timeout", o.collective_timeout, 0, 1e7);
   check_option_int("--batch-size", o.batch_size, 1, kMaxBatch);
   check_option_int("--steps", o.steps, 0, kMaxCount);
   check_option_int("--epochs", o.epochs, o.steps == 0 ? 1 : 0, 1 << 20);

@@ -12,6 +12,9 @@
 #                 order) must equal A to 1e-12 (f64 run; BERT's key biases, whose exact gradient is
 #                 zero, must stay at zero instead: checkpoint_diff.cpp) and print the note on the
 #                 world size.
+#   hang          rank 1 sleeps for ever at step 2 (PE_TEST_FAIL_MODE=hang), --collective-timeout 5: the
+#                 watchdog must end the job non-zero within 60 s with "no progress for 5 s" (with
+#                 --collective-timeout 0 the job runs into the 60-s limit: checked by hand)
 #   zero-resume   as resume, with --zero 1 (sharded optimizer state, complete checkpoints): killed at
 #                 step 5 and resumed on 2 ranks with --zero 1, bit for bit equal to the uninterrupted
 #                 --zero 1 run; resumed on 3 ranks with --zero 1 and on 2 ranks without --zero: 1e-12
@@ -69,6 +72,16 @@ case "$scenario" in
     fi
     [ ! -e "$work/run/checkpoints/step-6.safetensors" ] || fail "the run finished although rank 1 failed"
     echo "PASSED: $scenario: exit status $rc after $elapsed s"
+    ;;
+  hang)
+    extra=(--collective-timeout 5)
+    run 2 "$work/log" "$work/run" PE_TEST_FAIL_AT_STEP=2 PE_TEST_FAIL_RANK=1 PE_TEST_FAIL_MODE=hang
+    rc=$?
+    tail -n 20 "$work/log"
+    [ $rc -eq 124 ] && fail "the job was still running after 60 s (a hang the watchdog did not end)"
+    [ $rc -ne 0 ] || fail "the job exited 0 although rank 1 hung"
+    grep -Eq "protst: rank [01]/2: no progress for [0-9]+ s in step 2: " "$work/log" || fail "no 'no progress' line"
+    echo "PASSED: hang: exit status $rc after $elapsed s"
     ;;
   zero-resume)
     extra=(--zero 1)
