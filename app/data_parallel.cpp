@@ -140,7 +140,11 @@ void check_same_configuration(dist::Communicator& comm, const TrainOptions& o) {
   const int W = comm.world_size();
   if (W <= 1) return;
   static const uint64_t exe = file_hash("/proc/self/exe");  // the binary does not change while it runs
-  std::vector<int64_t> mine = {int64_t(fnv1a64(train_options_text(o))), int64_t(exe)};
+  // TEST-ONLY (tests/dist/mpi_cli.sh exe-mismatch; never set in a real run): the rank named by
+  // PE_TEST_EXE_HASH_RANK reports another executable hash, as if started with another binary.
+  static const char* perturb = std::getenv("PE_TEST_EXE_HASH_RANK");
+  const bool other_binary = perturb && *perturb && std::atoi(perturb) == comm.rank();
+  std::vector<int64_t> mine = {int64_t(fnv1a64(train_options_text(o))), int64_t(other_binary ? ~exe : exe)};
   Tensor t = Tensor::from_vector(mine, {2}).to(comm.device());
   Tensor all = Tensor::empty({2 * int64_t(W)}, DType::I64, comm.device());
   comm.all_gather(t, all);

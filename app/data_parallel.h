@@ -44,7 +44,8 @@ uint64_t file_hash(const std::string& path);
 // Start of a data-parallel run: every rank must run the same executable (hash of /proc/self/exe) with
 // the same resolved options (hash of train_options_text). One all-gather of both hashes; on any
 // difference every rank throws the same pe::Error naming the ranks that differ from rank 0 and in
-// what, so no rank goes on to wait for the others.
+// what, so no rank goes on to wait for the others. TEST-ONLY: PE_TEST_EXE_HASH_RANK=r (read here and
+// nowhere else; never set it in a real run) makes rank r report another executable hash.
 void check_same_configuration(dist::Communicator& comm, const TrainOptions& o);
 
 // TEST-ONLY fault injection, read here and nowhere else (tests/dist/mpi_cli.sh; never set these in a

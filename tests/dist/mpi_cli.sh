@@ -15,6 +15,8 @@
 #   hang          rank 1 sleeps for ever at step 2 (PE_TEST_FAIL_MODE=hang), --collective-timeout 5: the
 #                 watchdog must end the job non-zero within 60 s with "no progress for 5 s" (with
 #                 --collective-timeout 0 the job runs into the 60-s limit: checked by hand)
+#   exe-mismatch  rank 1 reports another executable hash (PE_TEST_EXE_HASH_RANK=1, test-only): every rank
+#                 must refuse to start, non-zero, the message naming rank 1/2 and "another executable"
 #   zero-resume   as resume, with --zero 1 (sharded optimizer state, complete checkpoints): killed at
 #                 step 5 and resumed on 2 ranks with --zero 1, bit for bit equal to the uninterrupted
 #                 --zero 1 run; resumed on 3 ranks with --zero 1 and on 2 ranks without --zero: 1e-12
@@ -82,6 +84,16 @@ case "$scenario" in
     [ $rc -ne 0 ] || fail "the job exited 0 although rank 1 hung"
     grep -Eq "protst: rank [01]/2: no progress for [0-9]+ s in step 2: " "$work/log" || fail "no 'no progress' line"
     echo "PASSED: hang: exit status $rc after $elapsed s"
+    ;;
+  exe-mismatch)
+    run 2 "$work/log" "$work/run" PE_TEST_EXE_HASH_RANK=1
+    rc=$?
+    tail -n 20 "$work/log"
+    [ $rc -eq 124 ] && fail "the job was still running after 60 s"
+    [ $rc -ne 0 ] || fail "the job exited 0 although rank 1 runs another executable"
+    grep -q "rank 1/2: another executable (file hash differs)" "$work/log" || fail "the message does not name rank 1/2"
+    [ ! -e "$work/run/checkpoints" ] || fail "a checkpoint folder was written"
+    echo "PASSED: exe-mismatch: exit status $rc after $elapsed s"
     ;;
   zero-resume)
     extra=(--zero 1)
