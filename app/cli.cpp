@@ -102,6 +102,11 @@ int protst_main(int argc, const char* const* argv) {
                  "as its gradients are final, overlapped with the rest of the backward (0 = one all-reduce per "
                  "parameter tensor after the backward)")
       ->capture_default_str();
+  tr->add_option("--grad-comm", t.grad_comm,
+                 "Data-parallel runs: the dtype the gradient buckets travel in, f32 (the gradients' own) or bf16 "
+                 "(half the bytes, rounded once per rank; sums accumulate in f32 on MPI); needs --bucket-mb > 0 "
+                 "and not --zero 1")
+      ->capture_default_str();
   tr->add_option("--zero", t.zero,
                  "Data-parallel runs: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (gradient "
                  "reduce-scatter after the backward, each rank updates its slice, parameters all-gathered; "

@@ -95,7 +95,7 @@ std::string train_options_text(const TrainOptions& o) {
       {"text_heads", o.text_heads}, {"embed_dim", o.embed_dim}, {"fusion_heads", o.fusion_heads},
       {"fusion_layers", o.fusion_layers}, {"freeze_text", o.freeze_text}, {"w_mlm", o.w_mlm}, {"w_mmp", o.w_mmp},
       {"w_cl", o.w_cl}, {"local_batchnorm", o.local_batchnorm},
-      {"bucket_mb", o.bucket_mb}, {"zero", o.zero}, {"collective_timeout", o.collective_timeout}, {"lr", o.lr}, {"protein_lr_ratio", o.protein_lr_ratio},
+      {"bucket_mb", o.bucket_mb}, {"grad_comm", o.grad_comm}, {"zero", o.zero}, {"collective_timeout", o.collective_timeout}, {"lr", o.lr}, {"protein_lr_ratio", o.protein_lr_ratio},
       {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"min_lr_ratio", o.min_lr_ratio}, {"adamw", o.adamw},
       {"schedule", o.schedule}, {"warmup", o.warmup}, {"grad_accum", o.grad_accum}, {"batch_size", o.batch_size},
       {"steps", o.steps}, {"epochs", o.epochs}, {"max_protein_len", o.max_protein_len},

@@ -217,14 +217,15 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   std::unique_ptr<dist::GradBucketReducer> buckets;
   if (dp && !zero && o.bucket_mb > 0) {
     buckets = std::make_unique<dist::GradBucketReducer>(comm, all_params, int64_t(o.bucket_mb * 1e6),
-                                                        dist::Reduction::Sum);
+                                                        dist::Reduction::Sum, o.grad_comm == "bf16");
     if (lead) {
       int64_t largest = 0;
       for (int64_t n : buckets->bucket_numels()) largest = std::max(largest, n);
       std::printf("gradient all-reduce: %lld bucket(s) of up to %.3g MB (--bucket-mb %g; largest %.3g MB), started "
-                  "during the backward\n",
+                  "during the backward%s\n",
                   (long long)buckets->bucket_count(), o.bucket_mb, o.bucket_mb,
-                  double(largest) * double(dtype_size(param_dtype)) / 1e6);
+                  double(largest) * double(dtype_size(param_dtype)) / 1e6,
+                  o.grad_comm == "bf16" ? ", sent as bf16 (--grad-comm bf16)" : "");
     }
   }
   TrainProgress prog;

@@ -31,6 +31,9 @@ struct TrainOptions {
   // started as their gradients become final during the backward (dist/grad_buckets.h); 0 = one
   // blocking all-reduce per parameter tensor after the backward.
   double bucket_mb = 25;
+  // Data-parallel runs only: the dtype the gradient buckets travel in: f32 (the gradients' own: f32,
+  // or f64 in --precision f64 runs) or bf16 (half the bytes; sums accumulate in f32 on MPI).
+  std::string grad_comm = "f32";
   // Data-parallel runs only: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (reduce-scatter
   // of the gradient, each rank updates its slice, all-gather of the parameters); 0 = off.
   int64_t zero = 0;

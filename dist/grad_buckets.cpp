@@ -5,8 +5,8 @@
 namespace pe::dist {
 
 GradBucketReducer::GradBucketReducer(Communicator& comm, std::vector<Tensor> params, int64_t bucket_bytes,
-                                     Reduction op)
-    : comm_(comm), params_(std::move(params)), op_(op) {
+                                     Reduction op, bool bf16_comm)
+    : comm_(comm), params_(std::move(params)), op_(op), bf16_comm_(bf16_comm) {
   PE_CHECK(bucket_bytes > 0, "gradient buckets: bucket size must be positive, got ", bucket_bytes, " bytes");
   bucket_of_.resize(params_.size());
   final_.resize(params_.size());
@@ -70,7 +70,8 @@ void GradBucketReducer::start(Bucket& b) {
   NoGradGuard ng;
   const Tensor& first = params_[b.params[0]];
   Backend& be = backend_for(first.device());
-  b.flat = Tensor::zeros({b.numel + int64_t(b.params.size())}, first.dtype(), first.device());
+  b.flat = Tensor::zeros({b.numel + int64_t(b.params.size())}, bf16_comm_ ? DType::BF16 : first.dtype(),
+                         first.device());
   std::vector<double> has;
   int64_t off = 0;
   for (size_t k : b.params) {
@@ -101,8 +102,9 @@ void GradBucketReducer::finish() {
     for (size_t j = 0; j < b.params.size(); ++j) {
       const Tensor& p = params_[b.params[j]];
       // Disjoint views of the bucket's buffer: the optimiser may scale each in place.
-      if (with[j] != 0) p.set_grad(b.flat.narrow(0, off, p.numel()).view(p.shape()));
-      else p.zero_grad();
+      if (with[j] == 0) p.zero_grad();
+      else if (bf16_comm_) p.set_grad(b.flat.narrow(0, off, p.numel()).view(p.shape()).to(p.dtype()));
+      else p.set_grad(b.flat.narrow(0, off, p.numel()).view(p.shape()));
       off += p.numel();
     }
     b.flat = Tensor();

@@ -33,7 +33,11 @@ namespace pe::dist {
 class GradBucketReducer {
  public:
   // params: trainable, contiguous, one floating dtype, on comm.device(), in registration order.
-  GradBucketReducer(Communicator& comm, std::vector<Tensor> params, int64_t bucket_bytes, Reduction op);
+  // bf16_comm: the buckets travel in bf16 instead of the parameters' dtype, half the bytes: gradients are rounded to bf16 once, summed over ranks
+  // (in f32 on MPI, as the communicator does for bf16; natively on NCCL) and widened back. bucket_bytes
+  // counts the parameters' dtype.
+  GradBucketReducer(Communicator& comm, std::vector<Tensor> params, int64_t bucket_bytes, Reduction op,
+                    bool bf16_comm = false);
 
   // Starts a reduction; install the returned hook for the backward (LeafGradReadyHookGuard).
   LeafGradReadyHook arm();
@@ -52,7 +56,7 @@ class GradBucketReducer {
     std::vector<size_t> params;  // indices into params_
     int64_t numel = 0;
     int64_t ready = 0;
-    Tensor flat;  // [numel + params.size()]: gradients, then one has-gradient flag per parameter
+    Tensor flat;  // [numel + params.size()]: gradients, then one has-gradient flag per parameter (bf16 with bf16_comm)
     std::unique_ptr<Work> work;
   };
   void on_ready(const Tensor& leaf);
@@ -62,6 +66,7 @@ class GradBucketReducer {
   Communicator& comm_;
   std::vector<Tensor> params_;
   Reduction op_;
+  bool bf16_comm_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // param index -> bucket index
   std::unordered_map<TensorImpl*, size_t> index_;
