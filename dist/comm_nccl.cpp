@@ -113,6 +113,12 @@ class NcclComm final : public Communicator {
   // The overlap path: t was written by kernels on the engine's stream; the communication stream waits
   // for them (event `ready_`), reduces, and records `done`, which Work::wait() makes the engine's
   // stream wait for. Compiled and linked in the CUDA build; never run on a GPU yet.
+  // Risk to check on GPUs: NCCL documents that operations of different communicators in flight at
+  // the same time must be submitted in the same order on every rank (their kernels may otherwise wait
+  // for each other). The gradient buckets are started at the same points of every rank's backward
+  // sweep as long as the ranks' graphs have the same structure (ProtST's do: every rank runs the same
+  // ops on its shard), so the order matches; if a job hangs there, --bucket-mb 0 avoids the second
+  // communicator and the watchdog (--collective-timeout) ends the job meanwhile.
   std::unique_ptr<Work> all_reduce_async(const Tensor& t, Reduction op) override {
     detail::check_reduce(*this, "all_reduce_async", t, op);
     cuda_check(cudaEventRecord(ready_, engine_stream()), "cudaEventRecord (all_reduce_async)");
