@@ -5,8 +5,10 @@
 // backpropagates its share of the global objective:
 //   InfoNCE with global negatives (dist::global_info_nce) + w_mlm * MLM + w_mmp * (MMP_p + MMP_t),
 // each masked term weighted by this rank's share of the batch's masked positions, so that the shares
-// sum to the one-process objective of the whole batch. Gradients are then summed over ranks
-// (dist::all_reduce_gradients, Sum). The fusion BatchNorm takes its statistics over every rank's
+// sum to the one-process objective of the whole batch. Gradients are then summed over ranks: in
+// buckets started during the backward (dist/grad_buckets.h, --bucket-mb), one all-reduce per tensor
+// (dist::all_reduce_gradients, --bucket-mb 0), or reduce-scattered to the optimiser shards
+// (dist/zero_adam.h, --zero 1). The fusion BatchNorm takes its statistics over every rank's
 // tokens (sync BatchNorm: ProtSTModel::sync_batch_norm with dist::sum_across), so N ranks equal one
 // process; --local-batchnorm keeps each rank's own statistics (PyTorch DDP without SyncBatchNorm).
 #include <cstdint>
