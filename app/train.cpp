@@ -373,6 +373,7 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   double allreduce_seconds = 0;  // data-parallel: wall time in the gradient all-reduce (this rank)
+  int64_t buckets_early = 0, buckets_total = 0;  // bucket all-reduces started during the backward / all
   int64_t tokens_window = 0;
   auto t_window = Clock::now();
   int64_t consecutive_skipped = 0;
@@ -449,6 +450,8 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       const auto t_ar = Clock::now();
       buckets->finish();
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
+      buckets_early += buckets->started_during_backward();
+      buckets_total += buckets->bucket_count();
     } else if (dp && finite && !buckets && !zero) {
       const auto t_ar = Clock::now();
       dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
@@ -544,6 +547,9 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                 zero      ? "ZeRO-1: the gradient reduce-scatter and the global norm, after the backward"
                 : buckets ? "waiting for the buckets after the backward, the part not overlapped"
                           : "one all-reduce per parameter tensor, not overlapped with the backward");
+    if (buckets)
+      std::printf("data-parallel: %lld of %lld bucket all-reduces were started during the backward\n",
+                  (long long)buckets_early, (long long)buckets_total);
   }
   if (!lead) {
     comm.barrier();  // rank 0 exports and evaluates
