@@ -442,16 +442,19 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       tokens_window += real;
     }
     double gnorm = 0;
+    int64_t step_buckets = 0, step_buckets_early = 0;
     // Per-rank shares of the global objective: their gradients are summed over ranks.
     watchdog->progress(at_step("gradient all-reduce"));
     // Buckets started by the last micro-step are finished on every rank (each took the same decisions
     // on the same global losses), also when an earlier micro-step makes this step a skipped one.
     if (buckets && buckets->armed()) {
       const auto t_ar = Clock::now();
+      step_buckets = buckets->bucket_count();  // finish() may rebuild them (after the first step)
       buckets->finish();
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
-      buckets_early += buckets->started_during_backward();
-      buckets_total += buckets->bucket_count();
+      step_buckets_early = buckets->started_during_backward();
+      buckets_early += step_buckets_early;
+      buckets_total += step_buckets;
     } else if (dp && finite && !buckets && !zero) {
       const auto t_ar = Clock::now();
       dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
@@ -514,6 +517,10 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                 {"mmp_text", sums[6]},     {"logit_scale", logit_scale}, {"lr", lr},          {"grad_norm", gnorm},
                 {"mlm_acc", accs[0]},      {"mmp_protein_acc", accs[1]}, {"mmp_text_acc", accs[2]},
                 {"tokens_per_s", tps},     {"tokens", prog.tokens}, {"seconds", prog.seconds}};
+      if (buckets) {  // how many of this step's bucket all-reduces overlapped the backward
+        m["grad_buckets"] = step_buckets;
+        m["grad_buckets_in_backward"] = step_buckets_early;
+      }
       metrics << m.dump() << "\n" << std::flush;
       tokens_window = 0;
       t_window = Clock::now();

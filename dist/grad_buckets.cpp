@@ -20,14 +20,35 @@ GradBucketReducer::GradBucketReducer(Communicator& comm, std::vector<Tensor> par
              ", the communicator on ", comm.device().str());
     PE_CHECK(index_.emplace(p.impl(), i).second, "gradient buckets: ", p.name(), " is listed twice");
   }
-  const int64_t cap = params_.empty() ? 1 : std::max<int64_t>(1, bucket_bytes / int64_t(dtype_size(params_[0].dtype())));
-  for (size_t k = params_.size(); k-- > 0;) {  // reverse registration order
+  cap_ = params_.empty() ? 1 : std::max<int64_t>(1, bucket_bytes / int64_t(dtype_size(params_[0].dtype())));
+  std::vector<size_t> order;
+  for (size_t k = params_.size(); k-- > 0;) order.push_back(k);  // reverse registration order
+  assign(order);
+}
+
+void GradBucketReducer::assign(const std::vector<size_t>& order) {
+  buckets_.clear();
+  for (size_t k : order) {
     int64_t n = params_[k].numel();
-    if (buckets_.empty() || (buckets_.back().numel > 0 && buckets_.back().numel + n > cap)) buckets_.emplace_back();
+    if (buckets_.empty() || (buckets_.back().numel > 0 && buckets_.back().numel + n > cap_)) buckets_.emplace_back();
     buckets_.back().params.push_back(k);
     buckets_.back().numel += n;
     bucket_of_[k] = buckets_.size() - 1;
   }
+}
+
+void GradBucketReducer::reorder_by_first_backward() {
+  // Rank 0's order, so that every rank builds the same buckets (one small broadcast, once).
+  std::vector<int64_t> order;
+  for (size_t k : fired_) order.push_back(int64_t(k));
+  for (size_t k = params_.size(); k-- > 0;)
+    if (!final_[k]) order.push_back(int64_t(k));
+  if (order.empty()) return;
+  Tensor t = Tensor::from_vector(order, {int64_t(order.size())}).to(comm_.device());
+  comm_.broadcast(t, 0);
+  std::vector<size_t> agreed;
+  for (int64_t k : t.to_int_vector()) agreed.push_back(size_t(k));
+  assign(agreed);
 }
 
 std::vector<int64_t> GradBucketReducer::bucket_numels() const {
@@ -42,6 +63,7 @@ LeafGradReadyHook GradBucketReducer::arm() {
   next_ = 0;
   started_early_ = 0;
   std::fill(final_.begin(), final_.end(), false);
+  fired_.clear();
   for (Bucket& b : buckets_) {
     b.ready = 0;
     b.work.reset();
@@ -54,6 +76,7 @@ void GradBucketReducer::on_ready(const Tensor& leaf) {
   auto it = index_.find(leaf.impl());
   if (it == index_.end() || final_[it->second]) return;  // not ours (or reported twice)
   final_[it->second] = true;
+  fired_.push_back(it->second);
   Bucket& b = buckets_[bucket_of_[it->second]];
   ++b.ready;
   size_t before = next_;
@@ -108,6 +131,10 @@ void GradBucketReducer::finish() {
       off += p.numel();
     }
     b.flat = Tensor();
+  }
+  if (!reordered_) {
+    reordered_ = true;
+    reorder_by_first_backward();
   }
 }
 

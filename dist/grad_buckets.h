@@ -3,12 +3,14 @@
 // DDP's design, our code).
 //
 // The trainable parameters (the same list on every rank) are assigned to buckets of about
-// bucket_bytes in the REVERSE of their registration order. ParamStore registers a model's tensors in
-// the order forward uses them (embeddings, layers, projections, heads), so their gradients become
-// final roughly in the reverse order: the order is fixed from the start, the same on every rank with
-// no extra collective (a first-backward trace would have to be agreed on first), and a parameter used
-// out of order only delays its bucket, never a wrong result. A parameter larger than a bucket has one
-// of its own. Frozen parameters are not in the list and never communicate.
+// bucket_bytes, first in the REVERSE of their registration order (ParamStore registers a model's
+// tensors roughly in the order forward uses them, so their gradients become final roughly in the
+// reverse order). After the first reduction the buckets are rebuilt once in the order rank 0's first
+// backward actually finalised the gradients, tensors it never reached last, broadcast from rank 0 so
+// every rank has the same buckets: buckets start strictly in order, so one tensor that the backward
+// never reaches (or reaches late) would otherwise hold back every later bucket until the backward
+// ends. The order only decides how much overlaps, never the result. A parameter larger than a bucket
+// has one of its own. Frozen parameters are not in the list and never communicate.
 //
 // Per backward: arm() returns the autograd hook (autograd/graph.h, LeafGradReadyHook) to install for
 // the backward whose gradients are to be reduced -- with gradient accumulation only the last
@@ -59,6 +61,8 @@ class GradBucketReducer {
     Tensor flat;  // [numel + params.size()]: gradients, then one has-gradient flag per parameter (bf16 with bf16_comm)
     std::unique_ptr<Work> work;
   };
+  void assign(const std::vector<size_t>& order);  // rebuilds buckets_ and bucket_of_
+  void reorder_by_first_backward();
   void on_ready(const Tensor& leaf);
   void start(Bucket& b);
   void start_ready_prefix();
@@ -71,6 +75,9 @@ class GradBucketReducer {
   std::vector<size_t> bucket_of_;  // param index -> bucket index
   std::unordered_map<TensorImpl*, size_t> index_;
   std::vector<bool> final_;
+  std::vector<size_t> fired_;  // parameters in the order this backward finalised them
+  int64_t cap_ = 1;            // elements per bucket
+  bool reordered_ = false;
   size_t next_ = 0;  // the next bucket to start
   bool armed_ = false;
   int64_t started_early_ = 0;
