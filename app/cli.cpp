@@ -97,6 +97,25 @@ int protst_main(int argc, const char* const* argv) {
   tr->add_flag("--local-batchnorm", t.local_batchnorm,
                "Data-parallel runs: normalise the fusion BatchNorm with each rank's own statistics (as ProtST's DDP did) "
                "instead of synchronised statistics over all ranks (the default, which equals one process)");
+  tr->add_option("--bucket-mb", t.bucket_mb,
+                 "Data-parallel runs: all-reduce the gradients in buckets of about this many MB, each started as soon "
+                 "as its gradients are final, overlapped with the rest of the backward (0 = one all-reduce per "
+                 "parameter tensor after the backward)")
+      ->capture_default_str();
+  tr->add_option("--grad-comm", t.grad_comm,
+                 "Data-parallel runs: the dtype the gradient buckets travel in, f32 (the gradients' own) or bf16 "
+                 "(half the bytes, rounded once per rank; sums accumulate in f32 on MPI); needs --bucket-mb > 0 "
+                 "and not --zero 1")
+      ->capture_default_str();
+  tr->add_option("--zero", t.zero,
+                 "Data-parallel runs: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (gradient "
+                 "reduce-scatter after the backward, each rank updates its slice, parameters all-gathered; "
+                 "--bucket-mb does not apply); checkpoints stay complete and resume with or without it")
+      ->capture_default_str();
+  tr->add_option("--collective-timeout", t.collective_timeout,
+                 "Data-parallel runs: seconds a training step may make no progress (a rank that hangs without "
+                 "failing, a peer that stopped answering) before every rank is ended with a message (0 = off)")
+      ->capture_default_str();
   tr->add_flag("--bert-mask", t.bert_mask, "BERT-style 80/10/10 protein masking instead of ProtST's all-<mask>");
   tr->add_option("--seed", t.seed, "Seed of initialisation, data order and masking")->capture_default_str();
   tr->add_option("--device", t.device, "cpu, cuda, cuda:N or auto (CUDA when present)")->capture_default_str();

@@ -1,6 +1,8 @@
 #include "app/data_parallel.h"
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -92,7 +94,8 @@ std::string train_options_text(const TrainOptions& o) {
       {"text_vocab_size", o.text_vocab_size}, {"text_layers", o.text_layers}, {"text_hidden", o.text_hidden},
       {"text_heads", o.text_heads}, {"embed_dim", o.embed_dim}, {"fusion_heads", o.fusion_heads},
       {"fusion_layers", o.fusion_layers}, {"freeze_text", o.freeze_text}, {"w_mlm", o.w_mlm}, {"w_mmp", o.w_mmp},
-      {"w_cl", o.w_cl}, {"local_batchnorm", o.local_batchnorm}, {"lr", o.lr}, {"protein_lr_ratio", o.protein_lr_ratio},
+      {"w_cl", o.w_cl}, {"local_batchnorm", o.local_batchnorm},
+      {"bucket_mb", o.bucket_mb}, {"grad_comm", o.grad_comm}, {"zero", o.zero}, {"collective_timeout", o.collective_timeout}, {"lr", o.lr}, {"protein_lr_ratio", o.protein_lr_ratio},
       {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"min_lr_ratio", o.min_lr_ratio}, {"adamw", o.adamw},
       {"schedule", o.schedule}, {"warmup", o.warmup}, {"grad_accum", o.grad_accum}, {"batch_size", o.batch_size},
       {"steps", o.steps}, {"epochs", o.epochs}, {"max_protein_len", o.max_protein_len},
@@ -137,7 +140,11 @@ void check_same_configuration(dist::Communicator& comm, const TrainOptions& o) {
   const int W = comm.world_size();
   if (W <= 1) return;
   static const uint64_t exe = file_hash("/proc/self/exe");  // the binary does not change while it runs
-  std::vector<int64_t> mine = {int64_t(fnv1a64(train_options_text(o))), int64_t(exe)};
+  // TEST-ONLY (tests/dist/mpi_cli.sh exe-mismatch; never set in a real run): the rank named by
+  // PE_TEST_EXE_HASH_RANK reports another executable hash, as if started with another binary.
+  static const char* perturb = std::getenv("PE_TEST_EXE_HASH_RANK");
+  const bool other_binary = perturb && *perturb && std::atoi(perturb) == comm.rank();
+  std::vector<int64_t> mine = {int64_t(fnv1a64(train_options_text(o))), int64_t(other_binary ? ~exe : exe)};
   Tensor t = Tensor::from_vector(mine, {2}).to(comm.device());
   Tensor all = Tensor::empty({2 * int64_t(W)}, DType::I64, comm.device());
   comm.all_gather(t, all);
@@ -163,6 +170,12 @@ void test_fault_injection(int rank, int64_t step) {
   static const int fail_rank = std::getenv("PE_TEST_FAIL_RANK") ? std::atoi(std::getenv("PE_TEST_FAIL_RANK")) : 1;
   static const std::string mode = std::getenv("PE_TEST_FAIL_MODE") ? std::getenv("PE_TEST_FAIL_MODE") : "throw";
   if (rank != fail_rank || step != fail_step) return;
+  if (mode == "hang") {  // stops without failing: only a timeout can end the job
+    std::fprintf(stderr, "protst: rank %d: PE_TEST_FAIL_MODE=hang at step %lld (test-only fault injection)\n", rank,
+                 (long long)step);
+    std::fflush(stderr);
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
   if (mode == "sigkill") {
     std::fprintf(stderr, "protst: rank %d: PE_TEST_FAIL_MODE=sigkill at step %lld (test-only fault injection)\n", rank,
                  (long long)step);

@@ -16,6 +16,9 @@
 #include "data/go_dataset.h"
 #include "data/tokenizer_esm.h"
 #include "dist/autograd_collectives.h"
+#include "dist/grad_buckets.h"
+#include "dist/watchdog.h"
+#include "dist/zero_adam.h"
 #include "kernels/backend.h"
 #include "models/checkpoint.h"
 
@@ -177,15 +180,65 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   std::vector<ParamGroup> groups;
   groups.push_back({model->params().parameters("protein_model."), o.protein_lr_ratio, true});
   groups.push_back({model->params().parameters("text_model."), 1.0, true});
+  // Heads: every other trainable tensor, by its name in the model's store (an encoder's tensors keep
+  // their own store's names, without the "protein_model."/"text_model." prefix, so Tensor::name()
+  // cannot tell them apart: selecting by it listed both encoders a second time, and Adam stepped them
+  // twice per step, the second time at the full learning rate).
   std::vector<Tensor> heads;
-  for (const Tensor& p : model->params().parameters())
-    if (p.name().rfind("protein_model.", 0) != 0 && p.name().rfind("text_model.", 0) != 0) heads.push_back(p);
+  const ParamStore& store = model->params();
+  for (const std::string& n : store.names())
+    if (n.rfind("protein_model.", 0) != 0 && n.rfind("text_model.", 0) != 0 && !store.is_buffer(n) &&
+        store.get(n).requires_grad())
+      heads.push_back(store.get(n));
   groups.push_back({heads, 1.0, true});
-  Adam opt(groups, ao);
+  PE_CHECK(groups[0].params.size() + groups[1].params.size() + heads.size() == store.parameters().size(),
+           "protst train: the optimiser's groups do not list every trainable tensor exactly once");
+  // ZeRO-1 (data-parallel with --zero 1): the Adam moments sharded over the ranks (dist/zero_adam.h);
+  // otherwise every rank holds the whole optimiser.
+  const bool zero = dp && o.zero == 1;
+  std::unique_ptr<Adam> opt;
+  std::unique_ptr<dist::ShardedAdam> zopt;
+  if (zero) zopt = std::make_unique<dist::ShardedAdam>(comm, groups, ao);
+  else opt = std::make_unique<Adam>(groups, ao);
+  if (zero && lead) {
+    std::string per_rank;
+    for (int r = 0; r < comm.world_size(); ++r)
+      per_rank += (r ? " / " : "") + format_bytes(double(zopt->state_bytes(r)));
+    std::printf("ZeRO-1: Adam moments sharded over %d ranks (%lld of %lld parameters each at most): %s per rank "
+                "(ranks 0..%d) instead of %s on every rank\n",
+                comm.world_size(), (long long)zopt->shard_counts()[0], (long long)zopt->numel(), per_rank.c_str(),
+                comm.world_size() - 1, format_bytes(double(zopt->unsharded_state_bytes())).c_str());
+  } else if (o.zero == 1 && lead) {
+    std::printf("note: --zero 1 shards the optimizer over the ranks of a data-parallel job; one process keeps it whole\n");
+  }
   std::vector<Tensor> all_params = model->params().parameters();
+  // Data-parallel gradient all-reduce: buckets started during the backward (--bucket-mb), or one
+  // all-reduce per tensor after it (--bucket-mb 0).
+  std::unique_ptr<dist::GradBucketReducer> buckets;
+  if (dp && !zero && o.bucket_mb > 0) {
+    buckets = std::make_unique<dist::GradBucketReducer>(comm, all_params, int64_t(o.bucket_mb * 1e6),
+                                                        dist::Reduction::Sum, o.grad_comm == "bf16");
+    if (lead) {
+      int64_t largest = 0;
+      for (int64_t n : buckets->bucket_numels()) largest = std::max(largest, n);
+      std::printf("gradient all-reduce: %lld bucket(s) of up to %.3g MB (--bucket-mb %g; largest %.3g MB), started "
+                  "during the backward%s\n",
+                  (long long)buckets->bucket_count(), o.bucket_mb, o.bucket_mb,
+                  double(largest) * double(dtype_size(param_dtype)) / 1e6,
+                  o.grad_comm == "bf16" ? ", sent as bf16 (--grad-comm bf16)" : "");
+    }
+  }
   TrainProgress prog;
   if (resumed) {
-    opt.load_state(resumed->optim, resumed->meta.value("adam_step", int64_t(0)));
+    const int64_t adam_step = resumed->meta.value("adam_step", int64_t(0));
+    size_t moments = 0;
+    for (const auto& kv : resumed->optim) moments += kv.first.rfind("m.", 0) == 0;
+    PE_CHECK(moments == store.parameters().size(), resumed->path, " holds Adam moments for ", moments,
+             " tensors, this model trains ", store.parameters().size(),
+             ": a checkpoint written before each parameter was listed once in the optimiser (protst train listed "
+             "the encoders' tensors twice); start a new run (--no-resume), e.g. from its exported final/ folders");
+    if (zopt) zopt->load_state(resumed->optim, adam_step);  // this rank's slice of the complete state
+    else opt->load_state(resumed->optim, adam_step);
     prog = resumed->progress;
   }
 
@@ -287,13 +340,23 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   };
   int64_t saved_step = -1;
   auto save = [&] {
+    // ZeRO-1: every rank contributes its slice of the moments; rank 0 writes the complete state as an
+    // ordinary checkpoint (a transient unsharded optimiser on rank 0 only).
+    std::map<std::string, Tensor> zero_state;
+    if (zopt) zero_state = zopt->gather_state();
+    saved_step = prog.step;  // on every rank: the final save() below must be called by all or none
     if (!lead) return;
     PE_CHECK(weights_finite(), "the weights hold NaN or infinite values at step ", prog.step,
              ": no checkpoint is written and final/ is not exported; the newest checkpoint, ", newest_checkpoint(),
              ", is the last good one (lower --lr, set --clip, or check the inputs)");
-    saved_step = prog.step;
     std::string path = ckdir + "/step-" + std::to_string(prog.step) + ".safetensors";
-    save_checkpoint(path, *model, &opt, prog, vocab, train_meta);
+    if (zopt) {
+      Adam whole(groups, ao);
+      whole.load_state(zero_state, zopt->steps());
+      save_checkpoint(path, *model, &whole, prog, vocab, train_meta);
+    } else {
+      save_checkpoint(path, *model, opt.get(), prog, vocab, train_meta);
+    }
     prune_checkpoints(ckdir, o.keep);
     std::printf("saved %s\n", path.c_str());
   };
@@ -310,11 +373,18 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
   auto t_start = Clock::now();
   double seconds_before = prog.seconds;
   double allreduce_seconds = 0;  // data-parallel: wall time in the gradient all-reduce (this rank)
+  int64_t buckets_early = 0, buckets_total = 0;  // bucket all-reduces started during the backward / all
   int64_t tokens_window = 0;
   auto t_window = Clock::now();
   int64_t consecutive_skipped = 0;
   saved_step = prog.step;  // fresh: step 0; resumed: the checkpoint it came from
+  // Data-parallel: a rank that stops without failing must not leave the others waiting for ever
+  // (dist/watchdog.h; --collective-timeout, 0 = off). Covers the training steps, not start-up or the
+  // final export and evaluation.
+  auto watchdog = std::make_unique<dist::Watchdog>(comm.rank(), comm.world_size(), dp ? o.collective_timeout : 0);
+  auto at_step = [&](const char* what) { return "step " + std::to_string(prog.step + 1) + ": " + what; };
   while (prog.step < total) {
+    watchdog->progress(at_step("forward and backward"));
     test_fault_injection(comm.rank(), prog.step + 1);  // test-only (app/data_parallel.h); inert unless set
     // ---- one optimiser step over grad_accum micro-batches
     double sums[7] = {0, 0, 0, 0, 0, 0, 0};
@@ -356,7 +426,14 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
         finite = false;
         continue;
       }
-      mul(step.share, 1.0 / double(o.grad_accum)).backward();
+      Tensor micro_loss = mul(step.share, 1.0 / double(o.grad_accum));
+      if (buckets && micro == o.grad_accum - 1) {
+        // Only the last micro-step communicates: the buckets start as its backward finalises them.
+        LeafGradReadyHookGuard ready(buckets->arm());
+        micro_loss.backward();
+      } else {
+        micro_loss.backward();
+      }
       for (int k = 0; k < 7; ++k) sums[k] += step.parts[k] / double(o.grad_accum);
       logit_scale = step.logit_scale;
       for (int k = 0; k < 3; ++k) accs[k] += step.accs[k] / double(o.grad_accum);
@@ -365,16 +442,38 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       tokens_window += real;
     }
     double gnorm = 0;
+    int64_t step_buckets = 0, step_buckets_early = 0;
     // Per-rank shares of the global objective: their gradients are summed over ranks.
-    if (dp && finite) {
+    watchdog->progress(at_step("gradient all-reduce"));
+    // Buckets started by the last micro-step are finished on every rank (each took the same decisions
+    // on the same global losses), also when an earlier micro-step makes this step a skipped one.
+    if (buckets && buckets->armed()) {
+      const auto t_ar = Clock::now();
+      step_buckets = buckets->bucket_count();  // finish() may rebuild them (after the first step)
+      buckets->finish();
+      allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
+      step_buckets_early = buckets->started_during_backward();
+      buckets_early += step_buckets_early;
+      buckets_total += step_buckets;
+    } else if (dp && finite && !buckets && !zero) {
       const auto t_ar = Clock::now();
       dist::all_reduce_gradients(comm, all_params, dist::Reduction::Sum);
       allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
     }
-    if (finite && grads_nonfinite(all_params)) finite = false;
+    double zero_norm = 0;
+    if (zero && finite) {
+      // Reduce-scatter: each rank receives the summed gradient of its slice; the norm is global.
+      const auto t_ar = Clock::now();
+      zero_norm = zopt->reduce_gradients();
+      allreduce_seconds += std::chrono::duration<double>(Clock::now() - t_ar).count();
+      if (!std::isfinite(zero_norm)) finite = false;
+    } else if (finite && grads_nonfinite(all_params)) {
+      finite = false;
+    }
     if (!finite) {
       ++prog.skipped_steps;
-      opt.zero_grad();
+      if (zopt) zopt->zero_grad();
+      else opt->zero_grad();
       if (lead)
         std::printf("step %lld: non-finite loss or gradient, step skipped (%lld so far)\n", (long long)prog.step + 1,
                     (long long)prog.skipped_steps);
@@ -386,11 +485,20 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
       continue;
     }
     consecutive_skipped = 0;
-    gnorm = clip_grad_norm(all_params, o.clip);
+    watchdog->progress(at_step("optimizer step"));
     double lr = lr_at(prog.step, total, o.warmup, o.lr, o.schedule, o.min_lr_ratio);
-    opt.set_lr(lr);
-    opt.step();
-    opt.zero_grad();
+    if (zopt) {
+      gnorm = zero_norm;
+      zopt->clip(o.clip);
+      zopt->set_lr(lr);
+      zopt->step();  // this rank's slice, then the parameters all-gathered
+      zopt->zero_grad();
+    } else {
+      gnorm = clip_grad_norm(all_params, o.clip);
+      opt->set_lr(lr);
+      opt->step();
+      opt->zero_grad();
+    }
     ++prog.step;
     prog.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count();
 
@@ -409,11 +517,18 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                 {"mmp_text", sums[6]},     {"logit_scale", logit_scale}, {"lr", lr},          {"grad_norm", gnorm},
                 {"mlm_acc", accs[0]},      {"mmp_protein_acc", accs[1]}, {"mmp_text_acc", accs[2]},
                 {"tokens_per_s", tps},     {"tokens", prog.tokens}, {"seconds", prog.seconds}};
+      if (buckets) {  // how many of this step's bucket all-reduces overlapped the backward
+        m["grad_buckets"] = step_buckets;
+        m["grad_buckets_in_backward"] = step_buckets_early;
+      }
       metrics << m.dump() << "\n" << std::flush;
       tokens_window = 0;
       t_window = Clock::now();
     }
-    if (lead && o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last) {
+    const bool eval_now = o.eval_every > 0 && !eval_ds.items.empty() && prog.step % o.eval_every == 0 && !last;
+    // Rank 0 evaluates alone; the others wait at a barrier, with the watchdog's clock stopped.
+    if (eval_now) watchdog->pause("rank 0's evaluation after step " + std::to_string(prog.step));
+    if (lead && eval_now) {
       EvalReport r = evaluate(*model, eval_ds, tok, eo);
       std::printf("eval @ step %lld: recall@10 p->t %.4f (chance %.4f), t->p %.4f (chance %.4f)\n",
                   (long long)prog.step, r.retrieval.p2t.recall10, r.retrieval.p2t.chance_recall10,
@@ -422,18 +537,26 @@ EvalReport train(const TrainOptions& o, dist::Communicator& comm) {
                 {"eval_p2t_r1", r.retrieval.p2t.recall1}, {"eval_mlm_acc", r.mlm_acc}};
       metrics << m.dump() << "\n" << std::flush;
     }
+    if (eval_now && dp) comm.barrier();
     if ((o.save_every > 0 && prog.step % o.save_every == 0) || last) {
+      watchdog->progress("checkpoint after step " + std::to_string(prog.step));
       save();
       plot();
     }
   }
 
   if (saved_step != prog.step) save();  // the last step was skipped: its checkpoint, if the weights allow
+  watchdog.reset();
   if (dp && lead) {
     const double steps_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-    std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; one "
-                "all-reduce per parameter tensor, not overlapped with the backward)\n",
-                allreduce_seconds, steps_s, steps_s > 0 ? 100.0 * allreduce_seconds / steps_s : 0.0);
+    std::printf("data-parallel: rank 0 spent %.2f s of %.2f s of steps in the gradient all-reduce (%.1f %%; %s)\n",
+                allreduce_seconds, steps_s, steps_s > 0 ? 100.0 * allreduce_seconds / steps_s : 0.0,
+                zero      ? "ZeRO-1: the gradient reduce-scatter and the global norm, after the backward"
+                : buckets ? "waiting for the buckets after the backward, the part not overlapped"
+                          : "one all-reduce per parameter tensor, not overlapped with the backward");
+    if (buckets)
+      std::printf("data-parallel: %lld of %lld bucket all-reduces were started during the backward\n",
+                  (long long)buckets_early, (long long)buckets_total);
   }
   if (!lead) {
     comm.barrier();  // rank 0 exports and evaluates

@@ -27,6 +27,19 @@ struct TrainOptions {
   // Data-parallel runs only: each rank normalises the fusion BatchNorm with its own tokens' statistics
   // (PyTorch DDP without SyncBatchNorm, as ProtST trained). Default: sync BatchNorm over all ranks.
   bool local_batchnorm = false;
+  // Data-parallel runs only: the gradient all-reduce in buckets of about this many MB (1e6 bytes),
+  // started as their gradients become final during the backward (dist/grad_buckets.h); 0 = one
+  // blocking all-reduce per parameter tensor after the backward.
+  double bucket_mb = 25;
+  // Data-parallel runs only: the dtype the gradient buckets travel in: f32 (the gradients' own: f32,
+  // or f64 in --precision f64 runs) or bf16 (half the bytes; sums accumulate in f32 on MPI).
+  std::string grad_comm = "f32";
+  // Data-parallel runs only: 1 = ZeRO stage 1, the Adam moments sharded over the ranks (reduce-scatter
+  // of the gradient, each rank updates its slice, all-gather of the parameters); 0 = off.
+  int64_t zero = 0;
+  // Data-parallel runs only: end the job (every rank, non-zero) when a training step has made no
+  // progress for this many seconds -- a rank that hangs without failing (dist/watchdog.h); 0 = off.
+  double collective_timeout = 600;
   // ---- optimisation
   double lr = 1e-5, protein_lr_ratio = 0.1, weight_decay = 0.0, clip = 0.0, min_lr_ratio = 0.0;
   bool adamw = false;

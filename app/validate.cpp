@@ -176,6 +176,12 @@ void validate_train_options(const TrainOptions& o) {
   check_option_choice("--schedule", o.schedule, {"constant", "cosine"});
   check_option_int("--warmup", o.warmup, 0, kMaxCount);
   check_option_int("--grad-accum", o.grad_accum, 1, kMaxBatch);
+  check_option_real("--bucket-mb", o.bucket_mb, 0, 1e6);
+  check_option_int("--zero", o.zero, 0, 1);
+  check_option_choice("--grad-comm", o.grad_comm, {"f32", "bf16"});
+  PE_CHECK(o.grad_comm == "f32" || (o.bucket_mb > 0 && o.zero == 0),
+           "--grad-comm bf16 applies to the gradient buckets: it needs --bucket-mb > 0 and cannot go with --zero 1");
+  check_option_real("--collective-timeout", o.collective_timeout, 0, 1e7);
   check_option_int("--batch-size", o.batch_size, 1, kMaxBatch);
   check_option_int("--steps", o.steps, 0, kMaxCount);
   check_option_int("--epochs", o.epochs, o.steps == 0 ? 1 : 0, 1 << 20);

@@ -1,5 +1,6 @@
 #include "autograd/graph.h"
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include "autograd/ops.h"
@@ -10,6 +11,12 @@ static thread_local bool g_grad_enabled = true;
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+
+static thread_local LeafGradReadyHook g_leaf_ready;
+LeafGradReadyHookGuard::LeafGradReadyHookGuard(LeafGradReadyHook hook) : prev_(std::move(g_leaf_ready)) {
+  g_leaf_ready = std::move(hook);
+}
+LeafGradReadyHookGuard::~LeafGradReadyHookGuard() { g_leaf_ready = std::move(prev_); }
 
 bool any_requires_grad(const std::vector<Tensor>& inputs) {
   if (!g_grad_enabled) return false;
@@ -53,6 +60,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     Tensor g = root.grad();
     accumulate(g, seed);
     root.set_grad(g.clone());
+    if (g_leaf_ready) g_leaf_ready(root);
     return;
   }
 
@@ -76,12 +84,34 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     }
   }
 
+  // With a ready hook: how many edges of the graph still lead into each leaf; a leaf is final when
+  // the last of its consumers has been swept.
+  std::unordered_map<TensorImpl*, std::pair<int64_t, Tensor>> pending;
+  const bool hook = bool(g_leaf_ready);
+  if (hook)
+    for (const auto& node : order)
+      for (size_t i = 0; i < node->inputs.size(); ++i)
+        if (node->needs[i] && !node->inputs[i].grad_fn()) {
+          auto& e = pending[node->inputs[i].impl()];
+          if (!e.first++) e.second = node->inputs[i];
+        }
+  auto consumed = [&](Node* node) {
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      if (!node->needs[i] || node->inputs[i].grad_fn()) continue;
+      auto it = pending.find(node->inputs[i].impl());
+      if (it != pending.end() && --it->second.first == 0) g_leaf_ready(it->second.second);
+    }
+  };
+
   root.grad_fn()->grad = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = it->get();
     PE_CHECK(node->backward || !node->grad.defined(), "backward: the graph through '", node->op,
              "' was already freed; pass retain_graph=true to backward twice");
-    if (!node->grad.defined()) continue;
+    if (!node->grad.defined()) {
+      if (hook) consumed(node);
+      continue;
+    }
     std::vector<Tensor> grads = node->backward(node->grad);
     node->grad = Tensor();
     PE_CHECK(grads.size() == node->inputs.size(), "backward of '", node->op, "': ", grads.size(),
@@ -102,6 +132,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         in.set_grad(lg);
       }
     }
+    if (hook) consumed(node);
     if (!retain_graph) {
       node->backward = nullptr;
       node->inputs.clear();

@@ -46,4 +46,23 @@ Tensor record(Tensor out, const char* op, std::vector<Tensor> inputs,
 
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
+// Called by run_backward once for every leaf that needs a gradient and is reached by the sweep, as
+// soon as this sweep will add nothing more to its .grad: the closures of all its consumers have run
+// (or were skipped for want of a gradient). leaf.grad() then holds its final value for this sweep
+// (with what earlier sweeps accumulated; undefined if it never got one). The order follows the
+// sweep: roughly the reverse of the order in which forward used the leaves. What data parallelism
+// needs to start a gradient's all-reduce while the rest of the backward runs (dist/grad_buckets.h);
+// autograd knows nothing of communication. Set per thread for the lifetime of the guard; a hook
+// must not start another backward.
+using LeafGradReadyHook = std::function<void(const Tensor& leaf)>;
+struct LeafGradReadyHookGuard {
+  explicit LeafGradReadyHookGuard(LeafGradReadyHook hook);
+  ~LeafGradReadyHookGuard();
+  LeafGradReadyHookGuard(const LeafGradReadyHookGuard&) = delete;
+  LeafGradReadyHookGuard& operator=(const LeafGradReadyHookGuard&) = delete;
+
+ private:
+  LeafGradReadyHook prev_;
+};
+
 }  // namespace pe

@@ -91,12 +91,45 @@ void divide(const Tensor& t, int world) {
   if (t.dtype() == DType::F64) divide(t.data<double>(), t.numel(), world);
 }
 
+// An MPI_Iallreduce in flight. bf16 travels widened to f32 (as the blocking all_reduce) and is narrowed
+// back into the caller's tensor by wait().
+class MpiWork final : public Work {
+ public:
+  MpiWork(MPI_Comm comm, Tensor t, Reduction op, int world) : comm_(comm), t_(std::move(t)), op_(op), world_(world) {}
+  MPI_Request* request() { return &req_; }
+  std::vector<float>& widened() { return wide_; }
+  void wait() override {
+    if (done_) return;
+    done_ = true;
+    PE_MPI(comm_, MPI_Wait(&req_, MPI_STATUS_IGNORE));
+    if (t_.dtype() == DType::BF16) {
+      if (op_ == Reduction::Avg) divide(wide_.data(), int64_t(wide_.size()), world_);
+      narrow_into(wide_, t_);
+    } else if (op_ == Reduction::Avg) {
+      divide(t_, world_);
+    }
+  }
+
+ private:
+  MPI_Comm comm_;
+  Tensor t_;  // held until the reduction has landed
+  Reduction op_;
+  int world_;
+  std::vector<float> wide_;
+  MPI_Request req_ = MPI_REQUEST_NULL;
+  bool done_ = false;
+};
+
 class MpiComm final : public Communicator {
  public:
   MpiComm() {
     mpi::ensure_initialized();
     PE_MPI(MPI_COMM_WORLD, MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     PE_MPI(comm_, MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    // The async all-reduces' own communicator: they are matched among themselves, whatever blocking
+    // collectives a rank calls while they are in flight.
+    PE_MPI(comm_, MPI_Comm_dup(comm_, &async_comm_));
+    PE_MPI(async_comm_, MPI_Comm_set_errhandler(async_comm_, MPI_ERRORS_RETURN));
     PE_MPI(comm_, MPI_Comm_rank(comm_, &rank_));
     PE_MPI(comm_, MPI_Comm_size(comm_, &size_));
     MPI_Comm local = MPI_COMM_NULL;
@@ -107,6 +140,7 @@ class MpiComm final : public Communicator {
   }
   ~MpiComm() override {
     if (comm_ != MPI_COMM_NULL && !mpi::finalized()) MPI_Comm_free(&comm_);
+    if (async_comm_ != MPI_COMM_NULL && !mpi::finalized()) MPI_Comm_free(&async_comm_);
   }
   CommKind kind() const override { return CommKind::Mpi; }
   int rank() const override { return rank_; }
@@ -127,6 +161,24 @@ class MpiComm final : public Communicator {
     }
     PE_MPI(comm_, MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(t.dtype()), MPI_SUM, comm_));
     if (op == Reduction::Avg) divide(t, size_);
+  }
+
+  // Only the main thread calls MPI (MPI_THREAD_FUNNELED is enough): Open MPI progresses the request
+  // inside later MPI calls and in MPI_Wait, so the result is right without a progress thread; how much
+  // of it overlaps the backward on the CPU depends on those calls.
+  std::unique_ptr<Work> all_reduce_async(const Tensor& t, Reduction op) override {
+    detail::check_reduce(*this, "all_reduce_async", t, op);
+    int n = count("all_reduce_async", t.numel());
+    auto w = std::make_unique<MpiWork>(async_comm_, t, op, size_);
+    if (t.dtype() == DType::BF16) {
+      w->widened() = widen(t);
+      PE_MPI(async_comm_, MPI_Iallreduce(MPI_IN_PLACE, w->widened().data(), n, MPI_FLOAT, MPI_SUM, async_comm_,
+                                         w->request()));
+    } else {
+      PE_MPI(async_comm_, MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(t.dtype()), MPI_SUM, async_comm_,
+                                         w->request()));
+    }
+    return w;
   }
 
   void all_gather(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts) override {
@@ -198,7 +250,7 @@ class MpiComm final : public Communicator {
     return total;
   }
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, async_comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 

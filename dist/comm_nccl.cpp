@@ -33,6 +33,29 @@ char* bytes(const Tensor& t, int64_t element_offset = 0) {
   return static_cast<char*>(t.raw_data()) + element_offset * int64_t(dtype_size(t.dtype()));
 }
 
+// An all-reduce enqueued on the communication stream; `done` is recorded after it there. wait() makes
+// the engine's stream wait for `done` (the host does not block): kernels enqueued after wait() read
+// the reduced values. The tensor is held until then, so its memory cannot return to the allocator
+// while NCCL may still write it.
+class NcclWork final : public Work {
+ public:
+  NcclWork(Tensor t, cudaEvent_t done) : t_(std::move(t)), done_(done) {}
+  ~NcclWork() override {
+    if (done_) cudaEventDestroy(done_);
+  }
+  void wait() override {
+    if (!done_) return;
+    cudaError_t rc = cudaStreamWaitEvent(engine_stream(), done_, 0);
+    cudaEventDestroy(done_);
+    done_ = nullptr;
+    PE_CHECK(rc == cudaSuccess, "cudaStreamWaitEvent (nccl all_reduce_async wait): ", cudaGetErrorString(rc));
+  }
+
+ private:
+  Tensor t_;
+  cudaEvent_t done_;
+};
+
 class NcclComm final : public Communicator {
  public:
   NcclComm() : mpi_(make_mpi_communicator()) {
@@ -53,10 +76,25 @@ class NcclComm final : public Communicator {
     mpi_->broadcast(buf, 0);
     std::memcpy(&id, buf.raw_data(), sizeof id);
     nccl_check(ncclCommInitRank(&comm_, mpi_->world_size(), id, mpi_->rank()), "ncclCommInitRank");
+    // The async all-reduces: a second communicator (NCCL operations on one communicator must not run
+    // concurrently from two streams) on a non-blocking stream (one the legacy default stream does not
+    // implicitly serialise with), so they overlap the kernels of the engine's stream.
+    if (mpi_->rank() == 0) {
+      nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId (async)");
+      std::memcpy(buf.raw_data(), &id, sizeof id);
+    }
+    mpi_->broadcast(buf, 0);
+    std::memcpy(&id, buf.raw_data(), sizeof id);
+    nccl_check(ncclCommInitRank(&async_comm_, mpi_->world_size(), id, mpi_->rank()), "ncclCommInitRank (async)");
+    cuda_check(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     scratch_ = Tensor::zeros({1}, DType::F32, device_);
   }
   ~NcclComm() override {
+    if (async_comm_) ncclCommDestroy(async_comm_);
     if (comm_) ncclCommDestroy(comm_);
+    if (ready_) cudaEventDestroy(ready_);
+    if (comm_stream_) cudaStreamDestroy(comm_stream_);
   }
   CommKind kind() const override { return CommKind::Nccl; }
   int rank() const override { return mpi_->rank(); }
@@ -70,6 +108,28 @@ class NcclComm final : public Communicator {
     nccl_check(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), red(op), comm_,
                              engine_stream()),
                "ncclAllReduce");
+  }
+
+  // The overlap path: t was written by kernels on the engine's stream; the communication stream waits
+  // for them (event `ready_`), reduces, and records `done`, which Work::wait() makes the engine's
+  // stream wait for. Compiled and linked in the CUDA build; never run on a GPU yet.
+  // Risk to check on GPUs: NCCL documents that operations of different communicators in flight at
+  // the same time must be submitted in the same order on every rank (their kernels may otherwise wait
+  // for each other). The gradient buckets are started at the same points of every rank's backward
+  // sweep as long as the ranks' graphs have the same structure (ProtST's do: every rank runs the same
+  // ops on its shard), so the order matches; if a job hangs there, --bucket-mb 0 avoids the second
+  // communicator and the watchdog (--collective-timeout) ends the job meanwhile.
+  std::unique_ptr<Work> all_reduce_async(const Tensor& t, Reduction op) override {
+    detail::check_reduce(*this, "all_reduce_async", t, op);
+    cuda_check(cudaEventRecord(ready_, engine_stream()), "cudaEventRecord (all_reduce_async)");
+    cuda_check(cudaStreamWaitEvent(comm_stream_, ready_, 0), "cudaStreamWaitEvent (all_reduce_async)");
+    nccl_check(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), red(op), async_comm_,
+                             comm_stream_),
+               "ncclAllReduce (async)");
+    cudaEvent_t done = nullptr;
+    cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    cuda_check(cudaEventRecord(done, comm_stream_), "cudaEventRecord (all_reduce_async done)");
+    return std::make_unique<NcclWork>(t, done);
   }
 
   void all_gather(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts) override {
@@ -166,7 +226,9 @@ class NcclComm final : public Communicator {
   }
 
   std::unique_ptr<Communicator> mpi_;
-  ncclComm_t comm_ = nullptr;
+  ncclComm_t comm_ = nullptr, async_comm_ = nullptr;
+  cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr;
   Device device_;
   Tensor scratch_;
 };

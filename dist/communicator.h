@@ -28,6 +28,15 @@
 namespace pe::dist {
 
 enum class Reduction : uint8_t { Sum, Avg };
+
+// A collective started by an *_async call. wait() returns when its result may be used: on MPI the
+// host has it; on NCCL the engine's CUDA stream waits for it (the host does not). Call wait() once;
+// until then the tensor given to the call must be neither read nor written.
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
 enum class CommKind : uint8_t { Auto, Single, Mpi, Nccl };
 const char* comm_kind_name(CommKind k);
 CommKind parse_comm_kind(const std::string& s);  // "auto", "single", "mpi", "nccl"
@@ -45,6 +54,13 @@ class Communicator {
 
   // In place: t = op over ranks of t (same shape on every rank).
   virtual void all_reduce(const Tensor& t, Reduction op) = 0;
+  // Starts the all_reduce of t and returns at once (overlap with computation: the gradient buckets of
+  // dist/grad_buckets.h). Async all-reduces are matched across ranks in the order they are started,
+  // independently of the blocking collectives, which may be called while some are in flight (MPI: a
+  // duplicate communicator, MPI_Iallreduce; NCCL: a second ncclComm on a communication stream of its
+  // own, ordered after the engine's stream by an event). Default (single process): the blocking
+  // all_reduce, complete on return.
+  virtual std::unique_ptr<Work> all_reduce_async(const Tensor& t, Reduction op);
   // out (sum of counts elements, the same on every rank) = concatenation in rank order of every
   // rank's `in` (flattened). counts[r]: the element count of rank r's in; empty: all equal in.numel().
   virtual void all_gather(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts = {}) = 0;

@@ -119,6 +119,36 @@ TEST_SUITE("app") {
     }
   }
 
+  TEST_CASE("the optimiser steps every tensor once: --protein-lr-ratio 0 leaves the protein encoder unchanged") {
+    // The groups once selected the heads by Tensor::name(), which for the encoders' tensors lacks the
+    // "protein_model."/"text_model." prefix: both encoders were in the heads group too, stepped a
+    // second time at the full learning rate.
+    TempDir td("lr_groups");
+    TrainOptions o = tiny_options(td.path("run"));
+    o.protein_lr_ratio = 0;
+    o.steps = 2;
+    o.save_every = 1;
+    train(o);
+    LoadedCheckpoint a = load_checkpoint_file(td.path("run") + "/checkpoints/step-1.safetensors");
+    LoadedCheckpoint b = load_checkpoint_file(td.path("run") + "/checkpoints/step-2.safetensors");
+    int protein = 0, moved = 0;
+    for (const auto& [name, t] : a.model) {
+      if (name.find("running_") != std::string::npos) continue;
+      bool same = t.to_double_vector() == b.model.at(name).to_double_vector();
+      if (name.rfind("protein_model.", 0) == 0) {
+        CHECK_MESSAGE(same, name, " moved with --protein-lr-ratio 0");
+        ++protein;
+      } else {
+        moved += !same;
+      }
+    }
+    CHECK(protein > 10);
+    CHECK(moved > 10);  // the text encoder and the heads learn
+    size_t moments = 0;
+    for (const auto& kv : b.optim) moments += kv.first.rfind("m.", 0) == 0;
+    CHECK(moments == model_from_checkpoint(b, Device::cpu())->params().parameters().size());  // each once
+  }
+
   TEST_CASE("a damaged checkpoint is detected and resume falls back to the previous one") {
     TempDir td("corrupt");
     std::string d = td.dir.string();

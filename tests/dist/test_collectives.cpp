@@ -104,6 +104,26 @@ void run_collectives(Communicator& c, double bf16_avg_tol) {
                    tol);
       }
     }
+    // all_reduce_async: several in flight at once, with a blocking collective started before them on
+    // even ranks and between them on odd ranks (async ones are matched among themselves only).
+    {
+      std::vector<std::pair<Tensor, std::unique_ptr<Work>>> flying;
+      std::vector<std::pair<int64_t, Reduction>> cases = {{7, Reduction::Sum}, {0, Reduction::Sum}, {1001, Reduction::Sum}};
+      if (is_floating(d)) cases.push_back({1001, Reduction::Avg});
+      Tensor blocking = input(me, 0, 5, d, dev);
+      for (size_t k = 0; k < cases.size(); ++k) {
+        if (k == size_t(me % 2) * 2) c.all_reduce(blocking, Reduction::Sum);
+        Tensor t = input(me, 0, cases[k].first, d, dev);
+        flying.push_back({t, c.all_reduce_async(t, cases[k].second)});
+      }
+      for (size_t k = 0; k < cases.size(); ++k) {
+        flying[k].second->wait();
+        const auto [n, op] = cases[k];
+        double tol = op == Reduction::Avg && d == DType::BF16 ? bf16_avg_tol : 0;
+        check_same(flying[k].first, reduced(W, 0, n, d, op), tag(c, "all_reduce_async", d, n), tol);
+      }
+      check_same(blocking, reduced(W, 0, 5, d, Reduction::Sum), tag(c, "all_reduce between async ones", d, 5));
+    }
     // all_gather: equal counts (none given), the balanced split of an odd count, rank r holding 2r+1.
     std::vector<std::vector<int64_t>> gather_counts = {{}, balanced_counts(1001, W), {}};
     for (int r = 0; r < W; ++r) gather_counts[2].push_back(2 * r + 1);

@@ -16,6 +16,32 @@ TEST_SUITE("unit") {
     CHECK_FALSE(x.grad().defined());
   }
 
+  TEST_CASE("the leaf-ready hook fires once per leaf, after its last consumer, with the final gradient") {
+    auto leaf = [](std::vector<double> v) { return Tensor::from_vector(v, {int64_t(v.size())}).requires_grad_(); };
+    Tensor a = leaf({1, 2}), b = leaf({3, 4}), c = leaf({5, 6}), unused = leaf({7, 8});
+    Tensor frozen = Tensor::from_vector(std::vector<double>{1, 1}, {2});  // no gradient: never reported
+    std::vector<std::pair<TensorImpl*, std::vector<double>>> fired;
+    {
+      LeafGradReadyHookGuard guard([&](const Tensor& t) { fired.push_back({t.impl(), t.grad().to_double_vector()}); });
+      // Forward uses a, then b, then c; a once more at the very end, so it is final only after that.
+      Tensor h = mul(mul(mul(mul(a, 2.0), b), c), frozen);
+      add(sum(h), sum(mul(a, a))).backward();
+    }
+    REQUIRE(fired.size() == 3);
+    // c and b in reverse order of use; a (whose first use is deepest) last.
+    CHECK(fired[0].first == c.impl());
+    CHECK(fired[1].first == b.impl());
+    CHECK(fired[2].first == a.impl());
+    for (const auto& [impl, g] : fired) {
+      const Tensor& t = impl == a.impl() ? a : impl == b.impl() ? b : c;
+      CHECK(g == t.grad().to_double_vector());  // nothing was added after the hook saw it
+    }
+    CHECK(fired[2].second == std::vector<double>{2 * 3 * 5 + 2 * 1, 2 * 4 * 6 + 2 * 2});
+    CHECK_FALSE(unused.grad().defined());
+    sum(a).backward();  // the guard has gone: no hook
+    CHECK(fired.size() == 3);
+  }
+
   TEST_CASE("no-grad scope records nothing and frozen parameters get no gradient") {
     Tensor w = Tensor::ones({2}, DType::F64).requires_grad_();
     Tensor frozen = Tensor::ones({2}, DType::F64);  // requires_grad false
