@@ -189,6 +189,9 @@ def proc_cpu_seconds(pid):
 STEP_LINE = re.compile(r"^step (\d+)/(\d+) \|")
 
 
+TRAIN_BATCH = 32  # pairs per training step, engine and twin
+
+
 def engine_train(protst, warmup, total, threads, go_cache, work, logdir, tag):
     """One quick-start training run with a progress line after every step. The child's CPU-seconds
     (/proc/<pid>/stat) and the wall clock are read when the line of step `warmup` and the line of the
@@ -196,7 +199,9 @@ def engine_train(protst, warmup, total, threads, go_cache, work, logdir, tag):
     and the final evaluation are not counted; tokens come from metrics.jsonl."""
     outdir = work / "engine_train"
     shutil.rmtree(outdir, ignore_errors=True)
+    # The quick-start model shapes at batch TRAIN_BATCH (the twin's), whatever batch the config sets.
     cmd = [protst, "--config", REPO / "configs/quickstart.toml", "train", "--steps", total, "--eval-every", 0,
+           "--batch-size", TRAIN_BATCH,
            "--save-every", 100000, "--log-every", 1, "--out", outdir, "--no-resume", "--go-cache", go_cache]
     env = dict(os.environ, **thread_env(threads))
     marks = {}
@@ -449,7 +454,8 @@ def main():
                             eng_train = False
                     try:
                         r = worker(py, ["twin-train", "--train", go[0], "--work", work, "--threads", threads,
-                                        "--steps", train_steps, "--warmup", warmup, "--attn", a.hf_attn],
+                                        "--steps", train_steps, "--warmup", warmup, "--attn", a.hf_attn,
+                                        "--batch-size", TRAIN_BATCH],
                                    threads, logdir, tag + "-twin")
                         r["tool"] = "PyTorch twin"
                         results.append(r)
