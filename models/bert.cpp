@@ -86,25 +86,11 @@ BertOutput BertModel::forward_packed(const Tensor& ids, const Tensor& token_type
            " does not match ids ", ids.str());
   const int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
   Device dev = word_emb_.device();
-  if (!fused_attention(dev) || B == 0 || L == 0) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
-  // Lengths from the mask (on the host): each row must be a run of ones, then zeros.
-  const std::vector<int64_t> m = attention_mask.to(Device::cpu()).to_int_vector();
-  std::vector<int64_t> cu(size_t(B + 1), 0), keep, pos;
-  int64_t max_len = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t n = 0;
-    while (n < L && m[size_t(b * L + n)] != 0) ++n;
-    for (int64_t l = n; l < L; ++l)
-      if (m[size_t(b * L + l)] != 0) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
-    for (int64_t l = 0; l < n; ++l) {
-      keep.push_back(b * L + l);
-      pos.push_back(l);
-    }
-    cu[size_t(b + 1)] = cu[size_t(b)] + n;
-    max_len = std::max(max_len, n);
-  }
-  const int64_t T = cu[size_t(B)];
-  if (T == B * L) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);  // nothing to drop
+  if (!fused_attention(dev)) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
+  const PackedLayout pl = packed_layout(attention_mask);
+  if (!pl.ok) return forward(ids, token_type_ids, attention_mask, keep_hidden_states);
+  const std::vector<int64_t>&keep = pl.keep, &pos = pl.pos, &cu = pl.cu;
+  const int64_t T = pl.total, max_len = pl.max_len;
   PE_CHECK(max_len <= cfg_.max_position_embeddings, "BertModel: sequence length ", max_len,
            " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
   Tensor keep_t = Tensor::from_vector(keep, {T}).to(dev);

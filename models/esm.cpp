@@ -102,32 +102,18 @@ EsmOutput EsmModel::forward_packed(const Tensor& ids, const Tensor& attention_ma
   const int64_t B = ids.size(0), L = ids.size(1), d = cfg_.hidden_size, H = cfg_.num_heads, hd = cfg_.head_dim();
   DType dt = word_emb_.dtype();
   Device dev = word_emb_.device();
-  if (!fused_attention(dev) || B == 0 || L == 0) return forward(ids, attention_mask, lm_head, keep_hidden_states);
-  // Lengths from the mask (on the host): each row must be a run of ones, then zeros.
-  const std::vector<int64_t> m = attention_mask.to(Device::cpu()).to_int_vector();
+  if (!fused_attention(dev)) return forward(ids, attention_mask, lm_head, keep_hidden_states);
+  const PackedLayout pl = packed_layout(attention_mask);
+  if (!pl.ok) return forward(ids, attention_mask, lm_head, keep_hidden_states);
+  const std::vector<int64_t>&keep = pl.keep, &pos = pl.pos, &cu = pl.cu;
+  const int64_t T = pl.total, max_len = pl.max_len;
+  // Token dropout's per-sequence statistics: <mask> count and length of each row.
   const std::vector<int64_t> id = ids.to(Device::cpu()).to_int_vector();
-  std::vector<int64_t> cu(size_t(B + 1), 0), keep, pos, seq;
   std::vector<double> counts(size_t(B), 0.0), lengths(size_t(B), 0.0);
-  int64_t max_len = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t n = 0;
-    while (n < L && m[size_t(b * L + n)] != 0) ++n;
-    for (int64_t l = n; l < L; ++l)
-      if (m[size_t(b * L + l)] != 0) return forward(ids, attention_mask, lm_head, keep_hidden_states);
-    for (int64_t l = 0; l < n; ++l) {
-      keep.push_back(b * L + l);
-      pos.push_back(l);
-      seq.push_back(b);
-      if (id[size_t(b * L + l)] == cfg_.mask_token_id) counts[size_t(b)] += 1.0;
-    }
-    lengths[size_t(b)] = double(n);
-    cu[size_t(b + 1)] = cu[size_t(b)] + n;
-    max_len = std::max(max_len, n);
-  }
-  const int64_t T = cu[size_t(B)];
-  if (T == B * L) return forward(ids, attention_mask, lm_head, keep_hidden_states);  // nothing to drop
+  for (int64_t t = 0; t < T; ++t) counts[size_t(pl.seq[size_t(t)])] += id[size_t(keep[size_t(t)])] == cfg_.mask_token_id;
+  for (int64_t b = 0; b < B; ++b) lengths[size_t(b)] = double(cu[size_t(b + 1)] - cu[size_t(b)]);
   Tensor keep_t = Tensor::from_vector(keep, {T}).to(dev);
-  Tensor x = embed(index_select(ids.to(dev).reshape({B * L}), 0, keep_t), Tensor::from_vector(seq, {T}).to(dev),
+  Tensor x = embed(index_select(ids.to(dev).reshape({B * L}), 0, keep_t), Tensor::from_vector(pl.seq, {T}).to(dev),
                    Tensor::from_vector(counts, {B}).to(dt).to(dev), Tensor::from_vector(lengths, {B}).to(dt).to(dev));
   // Back to [B, L, d] with zeros at padding (the gradient of a padded position is dropped).
   auto unpack = [&](const Tensor& y) {

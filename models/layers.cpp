@@ -1,5 +1,7 @@
 #include "models/layers.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -181,6 +183,30 @@ Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, co
   Tensor o = matmul(p, v.permute({0, 2, 1, 3}));  // [B, H, Lq, D]
   if (row_valid.defined()) o = mul(o, row_valid);
   return o.permute({0, 2, 1, 3});  // [B, Lq, H, D]
+}
+
+PackedLayout packed_layout(const Tensor& attention_mask) {
+  PackedLayout p;
+  const int64_t B = attention_mask.size(0), L = attention_mask.size(1);
+  if (B == 0 || L == 0) return p;
+  const std::vector<int64_t> m = attention_mask.to(Device::cpu()).to_int_vector();
+  p.cu.assign(size_t(B + 1), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    while (n < L && m[size_t(b * L + n)] != 0) ++n;
+    for (int64_t l = n; l < L; ++l)
+      if (m[size_t(b * L + l)] != 0) return PackedLayout{};  // a hole: not a prefix
+    for (int64_t l = 0; l < n; ++l) {
+      p.keep.push_back(b * L + l);
+      p.pos.push_back(l);
+      p.seq.push_back(b);
+    }
+    p.cu[size_t(b + 1)] = p.cu[size_t(b)] + n;
+    p.max_len = std::max(p.max_len, n);
+  }
+  p.total = p.cu[size_t(B)];
+  p.ok = p.total < B * L;  // nothing to drop otherwise
+  return p;
 }
 
 }  // namespace pe

@@ -89,6 +89,18 @@ Tensor attention_varlen(const Tensor& q, const Tensor& k, const Tensor& v, const
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask, double scale,
                            bool causal = false);
 
+// Where the real tokens of a padded batch go when it is packed (the encoders' forward_packed):
+// attention_mask [B, L] (nonzero = real). keep: flat index b * L + l of every real token in order; pos:
+// its position l; seq: its row b; cu [B + 1]: cumulative row lengths; max_len: the longest row.
+// ok is false when a row is not a run of ones followed by zeros, or when nothing is padding: then the
+// padded forward is the one to run.
+struct PackedLayout {
+  bool ok = false;
+  std::vector<int64_t> keep, pos, seq, cu;
+  int64_t max_len = 0, total = 0;
+};
+PackedLayout packed_layout(const Tensor& attention_mask);
+
 // Whether models use the fused kernels (attention, InfoNCE, masked cross-entropy) on CUDA.
 // Default on; the environment variable PE_FUSED=0 selects the compositions (for debugging a kernel
 // against its reference on the same device).
