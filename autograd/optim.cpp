@@ -6,6 +6,18 @@
 
 namespace pe {
 
+AdamParams adam_params(const AdamOptions& opt, const ParamGroup& g, int64_t step) {
+  AdamParams ap;
+  ap.lr = opt.lr * g.lr_scale;
+  ap.beta1 = opt.beta1;
+  ap.beta2 = opt.beta2;
+  ap.eps = opt.eps;
+  ap.weight_decay = g.weight_decay ? opt.weight_decay : 0.0;
+  ap.decoupled = opt.decoupled;
+  ap.step = step;
+  return ap;
+}
+
 Adam::Adam(std::vector<ParamGroup> groups, AdamOptions opt) : groups_(std::move(groups)), opt_(opt) {
   for (const auto& g : groups_)
     for (const Tensor& p : g.params) {
@@ -25,14 +37,7 @@ void Adam::step() {
       Tensor grad = p.grad();
       size_t i = k++;
       if (!grad.defined()) continue;
-      AdamParams ap;
-      ap.lr = opt_.lr * g.lr_scale;
-      ap.beta1 = opt_.beta1;
-      ap.beta2 = opt_.beta2;
-      ap.eps = opt_.eps;
-      ap.weight_decay = g.weight_decay ? opt_.weight_decay : 0.0;
-      ap.decoupled = opt_.decoupled;
-      ap.step = step_;
+      const AdamParams ap = adam_params(opt_, g, step_);
       Tensor gc = grad.contiguous();
       if (gc.dtype() != p.dtype()) gc = gc.to(p.dtype());
       backend_for(p.device()).adam_step(p, gc, m_[i], v_[i], ap);

@@ -22,6 +22,9 @@ struct ParamGroup {
   bool weight_decay = true;  // biases and norms usually opt out
 };
 
+// The backend's per-tensor Adam arguments for one parameter of group g at step `step` (1-based).
+AdamParams adam_params(const AdamOptions& opt, const ParamGroup& g, int64_t step);
+
 class Adam {
  public:
   Adam(std::vector<ParamGroup> groups, AdamOptions opt);

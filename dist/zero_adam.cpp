@@ -83,15 +83,7 @@ void ShardedAdam::step() {
     const Tensor& p = params_[s.param];
     Tensor slice = p.view({p.numel()}).narrow(0, s.in_param, s.len);
     if (has_grad_[s.param]) {
-      const ParamGroup& g = groups_[group_of_[s.param]];
-      AdamParams ap;
-      ap.lr = opt_.lr * g.lr_scale;
-      ap.beta1 = opt_.beta1;
-      ap.beta2 = opt_.beta2;
-      ap.eps = opt_.eps;
-      ap.weight_decay = g.weight_decay ? opt_.weight_decay : 0.0;
-      ap.decoupled = opt_.decoupled;
-      ap.step = step_;
+      const AdamParams ap = adam_params(opt_, groups_[group_of_[s.param]], step_);
       be.adam_step(slice, grad_.narrow(0, s.in_shard, s.len), m_.narrow(0, s.in_shard, s.len),
                    v_.narrow(0, s.in_shard, s.len), ap);
     }
