@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/vec_exp.h"
 
 namespace pe::cpu {
 
@@ -316,15 +318,22 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
       // instead of n x nk divisions (the softmax was 14 % of an ESM-2 8M embedding pass).
       inv.resize(size_t(tk.n));
       for (int64_t i = 0; i < tk.n; ++i) {
-        T mx = S.row(i).maxCoeff();
+        T mx;
+        if constexpr (std::is_same_v<T, float>) mx = row_max_f32(&S(i, 0), nk);
+        else mx = S.row(i).maxCoeff();
         if (mx == -inf) {  // no real key: zeros, lse +inf
           S.row(i).setZero();
           inv[size_t(i)] = T(0);
           L[i * s.H] = inf;
           continue;
         }
-        S.row(i) = (S.row(i).array() - mx).exp().matrix();
-        T sum = S.row(i).sum();
+        T sum;
+        if constexpr (std::is_same_v<T, float>) {
+          sum = exp_shift_sum_f32(&S(i, 0), nk, mx);  // exp and sum in one pass (kernels/cpu/vec_exp.h)
+        } else {
+          S.row(i) = (S.row(i).array() - mx).exp().matrix();
+          sum = S.row(i).sum();
+        }
         inv[size_t(i)] = T(1) / sum;
         L[i * s.H] = mx + std::log(sum);
       }
@@ -379,6 +388,7 @@ void attention_backward_blocked(const Sequences& s, const T* q, const T* k, cons
           for (int64_t i = 0; i < n; ++i) {
             T li = L[i * s.H];
             if (li == inf) P.row(i).setZero();  // no real key: no gradient
+            else if constexpr (std::is_same_v<T, float>) exp_shift_sum_f32(&P(i, 0), ke, li);
             else P.row(i) = (P.row(i).array() - li).exp().matrix();
           }
           ok &= gemm_rowmajor<T>(true, false, ke, D, n, T(1), P.data(), ke, dO.data(), HD, T(1), dV.data(), HD);
