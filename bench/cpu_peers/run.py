@@ -275,6 +275,51 @@ def versions():
             f"{transformers.__version__}, esm-cpp {esm_cpp.__version__} ({esm_cpp.current_isa()})")
 
 
+def engine_gemm_peak(protst):
+    """The best oneDNN GFLOP/CPU-s of the engine's bench_cpu_gemm (built beside the binary), or None."""
+    exe = Path(protst).resolve().parents[1] / "bench" / "bench_cpu_gemm"
+    if not exe.exists():
+        return None
+    try:
+        out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600, env=thread_env(1)).stdout
+    except Exception:  # noqa: BLE001
+        return None
+    rates = []
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and cells[5].replace(".", "", 1).isdigit():
+            rates.append(float(cells[5]))
+    return max(rates) if rates else None
+
+
+def roofline(py, protst, hf_dir, lens, rows, logdir, size):
+    """A markdown row: FLOP floor of the 1-thread embedding pass and the bound it puts on engine ÷ HF."""
+    if "engine" not in rows or "hf" not in rows:
+        return None
+    cfg = json.loads((Path(hf_dir) / "config.json").read_text())
+    d, layers, ff = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"]
+    toks = [n + 2 for n in lens]  # <cls> ... <eos>
+    flop = 2.0 * sum(toks) * layers * (4 * d * d + 2 * d * ff) + 4.0 * sum(t * t for t in toks) * d * layers
+    try:
+        mkl = worker(py, ["gemm-peak", "--hidden", d, "--ffn", ff, "--threads", 1], 1, logdir, f"gemm-peak-{size}")
+    except RuntimeError as e:
+        log(str(e))
+        return None
+    peaks = [(mkl["gflops"], "torch.mm")]
+    dnnl = engine_gemm_peak(protst)
+    if dnnl:
+        peaks.append((dnnl, "engine oneDNN"))
+    peak, where = max(peaks)
+    floor = flop / (peak * 1e9)
+    residues = sum(lens)
+    eng, hf = residues / rows["engine"]["cpu"], residues / rows["hf"]["cpu"]
+    log(f"roofline {size}: {flop / 1e9:.0f} GFLOP, peak {peak:.1f} GFLOP/CPU-s ({where}), floor {floor:.1f} CPU-s, "
+        f"engine {eng:.1f}, HF {hf:.1f}: engine ÷ HF at most {hf / floor:.2f}")
+    return (f"| ESM-2 {size} | {flop / 1e9:.0f} | {peak:.1f} ({where}; "
+            + ", ".join(f"{w} {p:.1f}" for p, w in peaks) + f") | {floor:.1f} | {eng:.1f} ({floor / eng:.2f}) | "
+            f"{hf:.1f} ({floor / hf:.2f}) | {hf / eng:.2f} | **{hf / floor:.2f}** |")
+
+
 def rate_rows(results, unit_key):
     """results: list of dicts with tool, wall, cpu and the unit count; medians per tool."""
     by = {}
@@ -371,7 +416,7 @@ def main():
             log("engine embed skipped:", engine_why)
 
     # ---- embedding
-    embed_rows, parity_rows = [], []
+    embed_rows, parity_rows, roofline_rows = [], [], []
     if "embed" in a.only:
         for size in a.models:
             hf_dir, ec_dir = work / f"esm2_{size}", work / f"esm2_{size}_esmcpp"
@@ -411,6 +456,10 @@ def main():
                         outputs.setdefault(tool, out)
                         log(f"{tag}: {residues / r['cpu']:.0f} res/CPU-s, {residues / r['wall']:.0f} res/s wall")
                 embed_rows.append((f"embed ESM-2 {size}", threads, rate_rows(results, "residues")))
+                if threads == 1:
+                    rl = roofline(py, protst, hf_dir, lens, embed_rows[-1][2], logdir, size)
+                    if rl:
+                        roofline_rows.append(rl)
             ref = outputs.get("hf")
             for tool in ("engine", "esm-cpp"):
                 if ref and tool in outputs:
@@ -499,6 +548,16 @@ def main():
     md.append("")
     if embed_rows:
         md += [table(embed_rows, "res"), ""]
+    if roofline_rows:
+        md += ["How far the 1-thread embedding can go (a roofline in f32 arithmetic): the matrix-product FLOPs of the "
+               "pass (Q/K/V/O and FFN over every real token incl. <cls>/<eos>, plus QK^T and PV per sequence; "
+               "softmax, layer norm, GELU not counted), divided by the fastest f32 GEMM measured on this CPU at one "
+               "thread (PyTorch/MKL `torch.mm` at the model's shapes and 1024^3; the engine's oneDNN "
+               "`bench_cpu_gemm` when built). No implementation doing these FLOPs in f32 on this core can take "
+               "fewer CPU-seconds than the floor, so HF's CPU-seconds over the floor bound engine ÷ HF.", "",
+               "| model | GFLOP | best f32 GEMM, GFLOP/CPU-s (where) | floor, CPU-s | engine CPU-s (floor ÷ engine) "
+               "| HF CPU-s (floor ÷ HF) | engine ÷ HF now | engine ÷ HF at most |",
+               "|---|---|---|---|---|---|---|---|", *roofline_rows, ""]
     if parity_rows:
         md += ["| model | outputs | max abs diff / max abs ref | min cosine | ≤ 1e-5 |", "|---|---|---|---|---|",
                *parity_rows, ""]
