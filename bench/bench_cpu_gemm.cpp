@@ -55,6 +55,10 @@ int main() {
       {"quick-start BERT FFN down", 2048, 128, 512, false, true},
       {"ESM-2 8M q/k/v/o, 8 x 300 tokens", 2400, 320, 320, false, true},
       {"ESM-2 8M FFN up", 2400, 1280, 320, false, true},
+      {"ESM-2 8M q, k, v in one product", 2400, 960, 320, false, true},
+      {"ESM-2 35M q/k/v/o", 2400, 480, 480, false, true},
+      {"ESM-2 35M q, k, v in one product", 2400, 1440, 480, false, true},
+      {"ESM-2 35M FFN up", 2400, 1920, 480, false, true},
       {"ESM-2 35M FFN down", 2400, 480, 1920, false, true},
   };
   const bool onednn = cpu::gemm_library_available(cpu::GemmLibrary::OneDnn);
