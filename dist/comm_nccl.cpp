@@ -112,7 +112,8 @@ class NcclComm final : public Communicator {
 
   // The overlap path: t was written by kernels on the engine's stream; the communication stream waits
   // for them (event `ready_`), reduces, and records `done`, which Work::wait() makes the engine's
-  // stream wait for. Compiled and linked in the CUDA build; never run on a GPU yet.
+  // stream wait for. Not yet run on a GPU; CI runs it on the SIMT emulator over a stand-in NCCL
+  // (tests/simt/fake_nccl.cpp), which checks the stream order (not real overlap).
   // Risk to check on GPUs: NCCL documents that operations of different communicators in flight at
   // the same time must be submitted in the same order on every rank (their kernels may otherwise wait
   // for each other). The gradient buckets are started at the same points of every rank's backward
@@ -216,7 +217,9 @@ class NcclComm final : public Communicator {
   }
   void nccl_check(ncclResult_t rc, const char* call) const {
     if (rc == ncclSuccess || rc == ncclInProgress) return;
-    const char* last = comm_ ? ncclGetLastError(comm_) : nullptr;
+    // NCCL's last error is per thread and ignores its argument (NULL allowed): also the reason a
+    // ncclCommInitRank failed, before comm_ exists.
+    const char* last = ncclGetLastError(comm_);
     PE_FAIL(call, " failed on rank ", mpi_->rank(), "/", mpi_->world_size(), " (nccl): ", ncclGetErrorString(rc),
             last && *last ? std::string(": ") + last : std::string());
   }

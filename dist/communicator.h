@@ -11,7 +11,9 @@
 //
 // Tensors: contiguous, on device(); dtypes f32, f64, bf16, i32, i64 (others are refused). Reductions
 // of bf16 accumulate in f32 on MPI (inputs widened, one rounding at the end) and natively on NCCL.
-// Avg is Sum divided by the world size, for floating dtypes only (integer avg is refused).
+// Avg is Sum divided by the world size, for floating dtypes only (integer avg is refused); NCCL's
+// (ncclAvg) multiplies every rank's input by 1/W rounded to the dtype before summing, so where 1/W is
+// not a power of two it differs from the once-rounded Sum / W in the last bits.
 //
 // Uneven shards: all_gather and reduce_scatter take per-rank element counts. Without counts every
 // rank contributes (all_gather) or receives (reduce_scatter) the same number of elements. The

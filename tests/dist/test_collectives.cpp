@@ -88,8 +88,14 @@ std::string tag(const Communicator& c, const char* op, DType d, int64_t n) {
 }
 
 // All collectives of `c` on its device. bf16_avg_tol: the tolerance of a bf16 avg (0 where the
-// reduction widens to f32 and rounds once; NCCL divides in bf16).
-void run_collectives(Communicator& c, double bf16_avg_tol) {
+// reduction widens to f32 and rounds once; NCCL rounds in bf16). avg_ulps: that of an f32 or f64 avg,
+// in units of the dtype's epsilon (0 where avg is the sum divided once; NCCL multiplies every input
+// by 1/W, rounded, before summing: a few roundings when 1/W is not a power of two).
+void run_collectives(Communicator& c, double bf16_avg_tol, double avg_ulps = 0) {
+  auto avg_tol = [&](DType d) {
+    if (d == DType::BF16) return bf16_avg_tol;
+    return avg_ulps * (d == DType::F64 ? 0x1p-52 : d == DType::F32 ? 0x1p-23 : 0.0);
+  };
   const int W = c.world_size(), me = c.rank();
   const Device dev = c.device();
   for (DType d : kDtypes) {
@@ -99,7 +105,7 @@ void run_collectives(Communicator& c, double bf16_avg_tol) {
         if (op == Reduction::Avg && !is_floating(d)) continue;
         Tensor t = input(me, 0, n, d, dev);
         c.all_reduce(t, op);
-        double tol = op == Reduction::Avg && d == DType::BF16 ? bf16_avg_tol : 0;
+        double tol = op == Reduction::Avg ? avg_tol(d) : 0;
         check_same(t, reduced(W, 0, n, d, op), tag(c, op == Reduction::Sum ? "all_reduce sum" : "all_reduce avg", d, n),
                    tol);
       }
@@ -119,7 +125,7 @@ void run_collectives(Communicator& c, double bf16_avg_tol) {
       for (size_t k = 0; k < cases.size(); ++k) {
         flying[k].second->wait();
         const auto [n, op] = cases[k];
-        double tol = op == Reduction::Avg && d == DType::BF16 ? bf16_avg_tol : 0;
+        double tol = op == Reduction::Avg ? avg_tol(d) : 0;
         check_same(flying[k].first, reduced(W, 0, n, d, op), tag(c, "all_reduce_async", d, n), tol);
       }
       check_same(blocking, reduced(W, 0, 5, d, Reduction::Sum), tag(c, "all_reduce between async ones", d, 5));
@@ -152,7 +158,7 @@ void run_collectives(Communicator& c, double bf16_avg_tol) {
         Tensor in = input(me, 0, total, d, dev);
         Tensor out = Tensor::empty({c_eff[size_t(me)]}, d, dev);
         c.reduce_scatter(in, out, op, counts);
-        double tol = op == Reduction::Avg && d == DType::BF16 ? bf16_avg_tol : 0;
+        double tol = op == Reduction::Avg ? avg_tol(d) : 0;
         check_same(out, reduced(W, off, c_eff[size_t(me)], d, op), tag(c, "reduce_scatter", d, total), tol);
       }
     }
@@ -312,8 +318,10 @@ TEST_CASE("NCCL collectives equal the local reference (one GPU per rank)") {
   CHECK(c->kind() == CommKind::Nccl);
   CHECK(c->rank() == job.rank());
   CHECK(c->device() == Device::cuda(job.local_rank()));
-  // NCCL's bf16 avg divides in bf16: one rounding more than the reference.
-  run_collectives(*c, 1.0 / 64);
+  // NCCL's avg (ncclAvg) of floating types pre-multiplies every rank's input by 1/W rounded to the
+  // dtype, then sums (its PreMulSum): bf16 rounds in bf16, and on W = 3 even f32 and f64 differ from
+  // the once-rounded sum / W in the last bits (the stand-in NCCL of tests/simt does the same).
+  run_collectives(*c, 1.0 / 64, 8);
   // Device tensors only.
   CHECK_THROWS_WITH_AS(c->all_reduce(Tensor::zeros({2}), Reduction::Sum), doctest::Contains("not on the communicator"),
                        Error);

@@ -112,7 +112,9 @@ const char* const kLossKeys[] = {"loss", "cl", "cl_p2t", "cl_t2p", "mlm", "mmp_p
 
 // Trains o on every rank of the job (rank 0 writes base/dp) and, on each rank, the same run in one
 // process (base/ref-<rank>); returns base. Uneven shards: a global batch of 7 is 4 + 3, 3 + 2 + 2.
-std::string train_both(TrainOptions& o, TrainOptions& r, const char* tag, Communicator* dp_comm = nullptr) {
+// `steps` steps (6; fewer where a step is slow, the emulated device's), the last one checkpointed.
+std::string train_both(TrainOptions& o, TrainOptions& r, const char* tag, Communicator* dp_comm = nullptr,
+                       int steps = 6) {
   Communicator& c = test_comm();
   static std::vector<std::unique_ptr<pe::testing::TempDir>> dirs;  // removed at exit
   std::string mine;
@@ -123,7 +125,8 @@ std::string train_both(TrainOptions& o, TrainOptions& r, const char* tag, Commun
   std::string base = broadcast_string(c, mine);
   o.out = base + "/dp";
   o.batch_size = 7;
-  o.steps = 6;
+  o.steps = steps;
+  if (steps != 6) o.save_every = steps;
   train(o, dp_comm ? *dp_comm : c);
   r = o;
   r.out = base + "/ref-" + std::to_string(c.rank());
@@ -155,17 +158,18 @@ double worst_metric_difference(const std::string& a_path, const std::string& b_p
 // Trains o on every rank of the job and, on each rank, the same run in one process; checks losses
 // of every step to loss_tol and every parameter and buffer at the end to param_tol (relative to its
 // magnitude).
-// Returns the data-parallel run's step-6 checkpoint path.
+// Returns the data-parallel run's last (step-6) checkpoint path.
 std::string check_equivalence(TrainOptions o, double loss_tol, double param_tol, bool skip_key_bias,
-                              Communicator* dp_comm = nullptr) {
+                              Communicator* dp_comm = nullptr, int steps = 6) {
   Communicator& c = test_comm();
   const int W = c.world_size();
   TrainOptions r;
-  train_both(o, r, "dist_train", dp_comm);
+  train_both(o, r, "dist_train", dp_comm, steps);
+  const std::string last = "/checkpoints/step-" + std::to_string(steps) + ".safetensors";
   CHECK(o.w_mmp > 0);  // every loss term, the fusion BatchNorm's included
   double worst_loss = worst_metric_difference(o.out + "/metrics.jsonl", r.out + "/metrics.jsonl", loss_tol);
-  LoadedCheckpoint a = load_checkpoint_file(o.out + "/checkpoints/step-6.safetensors");
-  LoadedCheckpoint b = load_checkpoint_file(r.out + "/checkpoints/step-6.safetensors");
+  LoadedCheckpoint a = load_checkpoint_file(o.out + last);
+  LoadedCheckpoint b = load_checkpoint_file(r.out + last);
   REQUIRE(a.model.size() == b.model.size());
   size_t compared = 0, running = 0;
   double worst = 0;
@@ -202,7 +206,7 @@ std::string check_equivalence(TrainOptions o, double loss_tol, double param_tol,
   MESSAGE("data-parallel (", o.precision, ") on ", W, " ranks vs one process: losses within ", worst_loss, "; ", compared,
           " tensors (", running, " BatchNorm running statistics), largest relative difference ", worst, " (",
           worst_name, ")");
-  return o.out + "/checkpoints/step-6.safetensors";
+  return o.out + last;
 }
 
 // Largest relative difference between two checkpoints' tensors (same names: the model's and the
@@ -456,6 +460,50 @@ TEST_CASE("protst train: ranks given different options all refuse to start, nami
   CHECK(what.find("another executable") == std::string::npos);  // the same test binary on every rank
   CHECK(!std::filesystem::exists(o.out + "/checkpoints"));       // refused before anything was written
   c.barrier();
+}
+
+// protst train on the NCCL communicator (device tensors, one GPU per rank; in CI the SIMT emulator's
+// devices with the stand-in NCCL of tests/simt): the gradient buckets' overlap path (all_reduce_async
+// on NCCL's second communicator and stream) and ZeRO-1 (reduce-scatter, all-gather) against the same
+// run in one process on the device. The CUDA backend computes in f32 (f64 is the CPU's), so the
+// tolerances are those of the f32 case above. 3 steps (an emulated step takes seconds): the first
+// backward's bucket order, then the rebuilt one. In this suite's namespace for the helpers above; they
+// run with the NCCL suite (-ts=nccl; the emulator's CTest runs the first on 2 ranks, the second on 3).
+std::unique_ptr<Communicator> nccl_train_comm() {
+  Communicator& c = test_comm();
+  if (!nccl_built() || cuda_device_count() < c.local_size()) {
+    std::printf("[cuda-skipped] NCCL: %s\n", !nccl_built() ? "not built" : "fewer GPUs than ranks on this machine");
+    return nullptr;
+  }
+  return make_communicator(CommKind::Nccl, Device::cuda(c.local_rank()));
+}
+TrainOptions nccl_train_options() {
+  TrainOptions o = tiny_options("");
+  o.device = "cuda";
+  o.precision = "f32";
+  o.lr = 1e-4;
+  return o;
+}
+
+TEST_CASE("protst train on NCCL (f32, device): small gradient buckets equal one process" * doctest::test_suite("nccl")) {
+  auto nccl = nccl_train_comm();
+  if (!nccl) return;
+  TrainOptions o = nccl_train_options();
+  o.bucket_mb = 0.0005;
+  CountingComm counted(*nccl);
+  check_equivalence(o, 1e-5, 1e-4, /*skip_key_bias=*/true, &counted, 3);
+  if (nccl->world_size() > 1) CHECK(counted.async_calls > 3);  // the buckets went through all_reduce_async
+  test_comm().barrier();
+}
+
+TEST_CASE("protst train on NCCL (f32, device): --zero 1 equals one process" * doctest::test_suite("nccl")) {
+  auto nccl = nccl_train_comm();
+  if (!nccl) return;
+  TrainOptions o = nccl_train_options();
+  o.zero = 1;
+  o.clip = 1.0;
+  check_equivalence(o, 1e-5, 1e-4, /*skip_key_bias=*/true, nccl.get(), 3);
+  test_comm().barrier();
 }
 
 }  // TEST_SUITE("dist")

@@ -95,6 +95,8 @@ enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
 #define cudaHostAllocMapped 0x02
 #define cudaEventDefault 0x00
 #define cudaEventDisableTiming 0x02
+#define cudaStreamDefault 0x00
+#define cudaStreamNonBlocking 0x01
 
 cudaError_t cudaGetDeviceCount(int* n);
 cudaError_t cudaGetDevice(int* d);
@@ -119,6 +121,11 @@ cudaError_t cudaMemset(void* dst, int value, size_t n);
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t s = nullptr);
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamCreate(cudaStream_t* s);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
+cudaError_t cudaStreamQuery(cudaStream_t s);
 cudaError_t cudaEventCreate(cudaEvent_t* e);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
@@ -155,6 +162,28 @@ unsigned char* dynamic_smem();
 // attribute (nullptr when the launch text names no single function). A configuration the CUDA
 // runtime would reject sets the last error and runs nothing.
 void launch(const char* name, const void* func, const LaunchConfig& cfg, const std::function<void()>& body);
+
+// Streams. Kernels, copies and memsets run synchronously on the host whatever their stream, so a
+// stream holds only what a stand-in library (fake_nccl.cpp) leaves in flight on it: enqueue() adds a
+// completion, which runs when the stream's work up to it must be done -- an event recorded after it
+// waited on (cudaStreamWaitEvent, cudaEventSynchronize), the stream synchronised or destroyed,
+// cudaDeviceSynchronize, or (streams created without cudaStreamNonBlocking, as CUDA's legacy default
+// stream serialises with them) any work on the legacy default stream. Work enqueued on the default
+// stream (nullptr, cudaStreamLegacy, cudaStreamPerThread) completes at once.
+bool is_default_stream(cudaStream_t s);
+bool stream_exists(cudaStream_t s);  // a default stream, or created and not destroyed
+void stream_enqueue(cudaStream_t s, std::function<void()> complete);
+// Before work that runs now on stream s: completes what s has pending (the legacy default stream:
+// what the streams created without cudaStreamNonBlocking have, as CUDA serialises them).
+void stream_before_work(cudaStream_t s);
+// Runs every pending completion of every stream (in the order each stream enqueued them).
+void complete_all_streams();
+// True when [p, p + n) lies inside one live cudaMalloc block (or mapped pinned memory): what a real
+// device pointer would be.
+bool is_device_range(const void* p, size_t n);
+// The device cudaSetDevice selected (0 .. count-1; SIMT_DEVICE_COUNT devices, default 1, all of them
+// this process's host memory: devices are not isolated from one another).
+int current_device();
 
 template <typename... P>
 const void* kernel_id(void (*f)(P...)) { return reinterpret_cast<const void*>(f); }

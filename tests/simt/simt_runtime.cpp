@@ -4,7 +4,9 @@
 #include <ucontext.h>
 
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -312,6 +314,7 @@ void log_kernel(const char* name) {
 }  // namespace
 
 void launch(const char* name, const void* func, const LaunchConfig& cfg, const std::function<void()>& body) {
+  if (stream_exists(cfg.stream)) stream_before_work(cfg.stream);
   std::lock_guard<std::mutex> lock(launch_mutex());
   log_kernel(name);
   const dim3 &g = cfg.grid, &bl = cfg.block;
@@ -341,7 +344,7 @@ void launch(const char* name, const void* func, const LaunchConfig& cfg, const s
                                                 " (raise it with cudaFuncSetAttribute before the launch)");
     return;
   }
-  if (cfg.stream != nullptr && cfg.stream != cudaStreamLegacy && cfg.stream != cudaStreamPerThread) {
+  if (!stream_exists(cfg.stream)) {
     set_launch_error(cudaErrorInvalidValue, where + ": unknown stream");
     return;
   }
@@ -544,18 +547,45 @@ cudaError_t check_copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind
 }
 }  // namespace
 
+namespace {
+// SIMT_DEVICE_COUNT (default 1) emulated devices; SIMT_NO_DEVICE=1: none. Every one of them is this
+// process's host memory: the count lets one process per device (mpirun, cuda:<local rank>) pick its
+// own, as on a machine with that many GPUs, not isolate memory between devices of one process.
+int device_count_setting() {
+  static const int n = [] {
+    const char* v = std::getenv("SIMT_NO_DEVICE");
+    if (v && *v && *v != '0') return 0;
+    const char* c = std::getenv("SIMT_DEVICE_COUNT");
+    int k = c && *c ? std::atoi(c) : 1;
+    return k > 0 ? k : 1;
+  }();
+  return n;
+}
+int g_device = 0;
+}  // namespace
+
+int simt::current_device() { return g_device; }
+bool simt::is_device_range(const void* p, size_t n) { return is_device(p, n ? n : 1); }
+
 cudaError_t cudaGetDeviceCount(int* n) {
-  const char* v = std::getenv("SIMT_NO_DEVICE");
-  *n = (v && *v && *v != '0') ? 0 : 1;
+  *n = device_count_setting();
   return *n ? cudaSuccess : cudaErrorNoDevice;
 }
 cudaError_t cudaGetDevice(int* d) {
-  *d = 0;
+  *d = g_device;
   return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice, "cudaSetDevice"); }
+cudaError_t cudaSetDevice(int d) {
+  if (d < 0 || d >= device_count_setting())
+    return fail(cudaErrorInvalidDevice, "cudaSetDevice(" + std::to_string(d) + "): the emulator has " +
+                                            std::to_string(device_count_setting()) +
+                                            " device(s) (SIMT_DEVICE_COUNT)");
+  g_device = d;
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute: no such device");
+  if (device < 0 || device >= device_count_setting())
+    return fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute: no such device");
   switch (attr) {
     case cudaDevAttrMultiProcessorCount: *value = sm_count_setting(); return cudaSuccess;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
@@ -564,8 +594,13 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   }
   return fail(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute not emulated");
 }
-cudaError_t cudaDeviceSynchronize() { return cudaStreamSynchronize(nullptr); }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaDeviceSynchronize() {
+  complete_all_streams();
+  return cudaStreamSynchronize(nullptr);
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaStreamSynchronize: unknown or destroyed stream");
+  stream_before_work(s);
   cudaError_t e = g_pending_error;
   g_pending_error = cudaSuccess;
   return e;
@@ -652,23 +687,33 @@ cudaError_t cudaHostGetDevicePointer(void** d, void* h, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  stream_before_work(nullptr);
   cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpy");
   if (e != cudaSuccess) return e;
   if (n) std::memmove(dst, src, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaMemcpyAsync: unknown or destroyed stream");
+  stream_before_work(s);
   cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpyAsync");
   if (e != cudaSuccess) return e;
   if (n) std::memmove(dst, src, n);
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* dst, int value, size_t n) {
+  stream_before_work(nullptr);
   if (n && !is_device(dst, n)) return fail(cudaErrorInvalidValue, "cudaMemset: range is not inside a device allocation");
   if (n) std::memset(dst, value, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t) { return cudaMemset(dst, value, n); }
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t s) {
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaMemsetAsync: unknown or destroyed stream");
+  stream_before_work(s);
+  if (n && !is_device(dst, n)) return fail(cudaErrorInvalidValue, "cudaMemsetAsync: range is not inside a device allocation");
+  if (n) std::memset(dst, value, n);
+  return cudaSuccess;
+}
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::mutex> lock(mem_mutex());
   *total_bytes = mem().capacity;
@@ -676,28 +721,156 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 
+// ------------------------------------------------------------------ streams and events
+// See simt_cuda.h: a stream is a queue of completions left by stand-in libraries; an event remembers
+// the stream and how much had been enqueued on it when it was recorded.
+struct CUstream_st {
+  bool non_blocking = false;
+  uint64_t enqueued = 0;  // completions ever enqueued
+  std::deque<std::pair<uint64_t, std::function<void()>>> pending;  // (sequence number, completion)
+};
 struct CUevent_st {
   int recorded = 0;
+  std::shared_ptr<CUstream_st> stream;  // where it was recorded (null: a default stream, always complete)
+  uint64_t upto = 0;                    // completions of `stream` it follows
 };
+namespace {
+std::mutex& stream_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+// Created streams, by handle; a destroyed one is removed (its handle then is an error, as in CUDA).
+std::map<cudaStream_t, std::shared_ptr<CUstream_st>>& streams() {
+  static std::map<cudaStream_t, std::shared_ptr<CUstream_st>> m;
+  return m;
+}
+std::shared_ptr<CUstream_st> find_stream(cudaStream_t s) {
+  std::lock_guard<std::mutex> lock(stream_mutex());
+  auto it = streams().find(s);
+  return it == streams().end() ? nullptr : it->second;
+}
+// Runs st's completions with sequence numbers <= upto, in order. A completion may enqueue more or
+// complete other streams: nothing is locked while it runs.
+void complete_upto(const std::shared_ptr<CUstream_st>& st, uint64_t upto) {
+  for (;;) {
+    std::function<void()> f;
+    {
+      std::lock_guard<std::mutex> lock(stream_mutex());
+      if (st->pending.empty() || st->pending.front().first > upto) return;
+      f = std::move(st->pending.front().second);
+      st->pending.pop_front();
+    }
+    f();
+  }
+}
+void complete_stream(const std::shared_ptr<CUstream_st>& st) { complete_upto(st, UINT64_MAX); }
+}  // namespace
+
+bool simt::is_default_stream(cudaStream_t s) {
+  return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread;
+}
+bool simt::stream_exists(cudaStream_t s) { return is_default_stream(s) || find_stream(s) != nullptr; }
+void simt::stream_enqueue(cudaStream_t s, std::function<void()> complete) {
+  std::shared_ptr<CUstream_st> st = is_default_stream(s) ? nullptr : find_stream(s);
+  if (!st) {  // the default stream runs everything at once (an unknown stream: the caller checked)
+    stream_before_work(s);
+    complete();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(stream_mutex());
+  st->pending.emplace_back(++st->enqueued, std::move(complete));
+}
+void simt::complete_all_streams() {
+  std::vector<std::shared_ptr<CUstream_st>> all;
+  {
+    std::lock_guard<std::mutex> lock(stream_mutex());
+    for (auto& [h, st] : streams()) all.push_back(st);
+  }
+  for (auto& st : all) complete_stream(st);
+}
+// Work about to run on stream s (synchronously): what s has in flight comes first; on the legacy
+// default stream also what the blocking streams have (CUDA's implicit synchronisation).
+// cudaStreamPerThread does not synchronise with other streams.
+void simt::stream_before_work(cudaStream_t s) {
+  if (s == cudaStreamPerThread) return;
+  if (!is_default_stream(s)) {
+    if (auto st = find_stream(s)) complete_stream(st);
+    return;
+  }
+  std::vector<std::shared_ptr<CUstream_st>> blocking;
+  {
+    std::lock_guard<std::mutex> lock(stream_mutex());
+    for (auto& [h, st] : streams())
+      if (!st->non_blocking && !st->pending.empty()) blocking.push_back(st);
+  }
+  for (auto& st : blocking) complete_stream(st);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  if (!s) return fail(cudaErrorInvalidValue, "cudaStreamCreateWithFlags: null pointer");
+  if (flags & ~unsigned(cudaStreamNonBlocking))
+    return fail(cudaErrorInvalidValue, "cudaStreamCreateWithFlags: unknown flags");
+  auto st = std::make_shared<CUstream_st>();
+  st->non_blocking = (flags & cudaStreamNonBlocking) != 0;
+  std::lock_guard<std::mutex> lock(stream_mutex());
+  *s = st.get();
+  streams()[*s] = st;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (is_default_stream(s)) return fail(cudaErrorInvalidValue, "cudaStreamDestroy of a default stream");
+  std::shared_ptr<CUstream_st> st = find_stream(s);
+  if (!st) return fail(cudaErrorInvalidValue, "cudaStreamDestroy: unknown or destroyed stream");
+  complete_stream(st);  // CUDA: work in flight still completes, the stream's resources go afterwards
+  std::lock_guard<std::mutex> lock(stream_mutex());
+  streams().erase(s);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
+  if (!e) return fail(cudaErrorInvalidValue, "cudaStreamWaitEvent: null event");
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaStreamWaitEvent: unknown or destroyed stream");
+  if (flags) return fail(cudaErrorInvalidValue, "cudaStreamWaitEvent: flags must be 0");
+  // Work enqueued on s after this runs at once on the host, so the awaited work completes now.
+  if (e->stream) complete_upto(e->stream, e->upto);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaStreamQuery: unknown or destroyed stream");
+  return cudaSuccess;  // never cudaErrorNotReady: whoever asks may proceed; the completions run when needed
+}
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
   *e = new CUevent_st();
   return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (!e) return fail(cudaErrorInvalidValue, "cudaEventRecord: null event");
+  if (!stream_exists(s)) return fail(cudaErrorInvalidValue, "cudaEventRecord: unknown or destroyed stream");
   e->recorded = 1;
+  if (is_default_stream(s)) {
+    // The legacy stream waits for the blocking streams: its event follows their work too.
+    stream_before_work(s);
+    e->stream = nullptr;
+    e->upto = 0;
+  } else {
+    e->stream = find_stream(s);
+    std::lock_guard<std::mutex> lock(stream_mutex());
+    e->upto = e->stream->enqueued;
+  }
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-  return e ? cudaSuccess : fail(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
+  if (!e) return fail(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
+  if (e->stream) complete_upto(e->stream, e->upto);
+  return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
   *ms = 0.f;
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete e;
+  delete e;  // work it follows still completes when its stream's does (as in CUDA)
   return cudaSuccess;
 }
 cudaError_t cudaFuncSetAttribute_impl(const void* func, cudaFuncAttribute attr, int value) {

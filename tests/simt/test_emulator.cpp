@@ -260,4 +260,45 @@ TEST_SUITE("simt") {
     CHECK(ko == std::vector<int64_t>{0, 1, 3, 3, 5, 5, 9});
     CHECK(vo == std::vector<int64_t>{3, 6, 1, 5, 0, 2, 4});
   }
+
+  TEST_CASE("emulator: created streams hold stand-in work until CUDA's ordering needs it") {
+    // What fake_nccl.cpp relies on: work enqueued on a created stream completes when an event recorded
+    // after it is waited on, the stream is synchronised, or (blocking streams only) the legacy
+    // default stream does work; the default streams complete it at once.
+    cudaStream_t nb = nullptr, bl = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&nb, cudaStreamNonBlocking) == cudaSuccess);
+    REQUIRE(cudaStreamCreate(&bl) == cudaSuccess);
+    std::vector<int> done;
+    simt::stream_enqueue(cudaStreamLegacy, [&] { done.push_back(0); });
+    CHECK(done == std::vector<int>{0});
+    simt::stream_enqueue(nb, [&] { done.push_back(1); });
+    cudaEvent_t e1 = nullptr, e2 = nullptr;
+    REQUIRE(cudaEventCreateWithFlags(&e1, cudaEventDisableTiming) == cudaSuccess);
+    REQUIRE(cudaEventCreateWithFlags(&e2, cudaEventDisableTiming) == cudaSuccess);
+    REQUIRE(cudaEventRecord(e1, nb) == cudaSuccess);
+    simt::stream_enqueue(nb, [&] { done.push_back(2); });
+    REQUIRE(cudaEventRecord(e2, nb) == cudaSuccess);
+    simt::stream_enqueue(bl, [&] { done.push_back(3); });
+    int* d = nullptr;
+    REQUIRE(cudaMalloc(&d, 4) == cudaSuccess);
+    REQUIRE(cudaMemset(d, 0, 4) == cudaSuccess);  // legacy-stream work: the blocking stream's comes first
+    CHECK(done == std::vector<int>{0, 3});
+    REQUIRE(cudaStreamWaitEvent(cudaStreamLegacy, e1, 0) == cudaSuccess);  // up to e1 only
+    CHECK(done == std::vector<int>{0, 3, 1});
+    REQUIRE(cudaEventSynchronize(e2) == cudaSuccess);
+    CHECK(done == std::vector<int>{0, 3, 1, 2});
+    simt::stream_enqueue(nb, [&] { done.push_back(4); });
+    REQUIRE(cudaStreamSynchronize(nb) == cudaSuccess);
+    CHECK(done.back() == 4);
+    simt::stream_enqueue(nb, [&] { done.push_back(5); });
+    REQUIRE(cudaStreamDestroy(nb) == cudaSuccess);  // in-flight work still completes
+    CHECK(done.back() == 5);
+    CHECK(!simt::stream_exists(nb));
+    CHECK(cudaStreamSynchronize(nb) == cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    cudaEventDestroy(e1);
+    cudaEventDestroy(e2);
+    cudaStreamDestroy(bl);
+    cudaFree(d);
+  }
 }

@@ -1,0 +1,231 @@
+// The NCCL communicator's training paths, on device tensors (one GPU per rank; in CI the SIMT
+// emulator's devices and tests/simt/fake_nccl.cpp, CTest simt/dist-nccl-np2 and -np3):
+//  - the overlap path: gradient buckets (dist/grad_buckets.h) started by the backward's hook, each
+//    an all_reduce_async on NCCL's second communicator and communication stream, waited on through
+//    events: reduced gradients equal the sum (f64: exactly; Avg: to NCCL's pre-multiplied rounding)
+//    over every rank's gradients, which each rank computes locally, and the same reducer on the job's
+//    MPI (or single-process) communicator;
+//  - --grad-comm bf16 on NCCL: buckets travel in bf16 and are summed natively; gradients exact in bf16
+//    (multiples of 1/8, sums too) come back exactly;
+//  - ZeRO-1 (dist/zero_adam.h): reduce-scatter and all-gather of uneven shards on NCCL, the sharded
+//    Adam on the device, against Adam on the CPU on the summed gradients (f64, clipping, resume).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "autograd/graph.h"
+#include "autograd/ops.h"
+#include "autograd/optim.h"
+#include "dist/grad_buckets.h"
+#include "dist/zero_adam.h"
+#include "tests/common/compare.h"
+#include "tests/dist/dist_env.h"
+
+using namespace pe;
+using namespace pe::dist;
+
+namespace {
+
+// The NCCL communicator of this job, or null (with "[cuda-skipped]") without NCCL or a GPU per rank.
+std::unique_ptr<Communicator> nccl_or_skip() {
+  Communicator& job = test_comm();
+  if (!nccl_built() || cuda_device_count() < job.local_size()) {
+    std::printf("[cuda-skipped] NCCL: %s\n", !nccl_built() ? "not built" : "fewer GPUs than ranks on this machine");
+    return nullptr;
+  }
+  return make_communicator(CommKind::Nccl, Device::cuda(job.local_rank()));
+}
+
+// Parameters of the bucket tests: 3 + 35 + 1 + 14 + 40 elements. Tensor 2 is used by no rank (no
+// gradient anywhere), tensor 3 by rank 0 only.
+const Shape kShapes[] = {{3}, {5, 7}, {1}, {14}, {4, 10}};
+
+// Rank r's gradient of tensor k at step t: multiples of 1/8 in [-2, 2) (exact in bf16, and so are
+// sums over 3 ranks).
+Tensor bucket_grad(int r, size_t k, int t) {
+  std::vector<double> v(size_t(shape_numel(kShapes[k])));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = double((r * 13 + int(k) * 7 + int(i) * 5 + t * 3) % 32 - 16) / 8;
+  return Tensor::from_vector(v, kShapes[k]);
+}
+bool uses(int r, size_t k) { return k != 2 && (k != 3 || r == 0); }
+
+// Two steps (the second after the buckets were rebuilt in the first backward's order) of a
+// GradBucketReducer on `c` with `dtype` parameters; returns each step's reduced gradients (on the
+// CPU, f64; undefined: no gradient) and counts the buckets started during the backward.
+std::vector<std::vector<Tensor>> reduce_buckets(Communicator& c, DType dtype, Reduction op, bool bf16_comm,
+                                                int64_t bucket_bytes, int64_t* early) {
+  const Device dev = c.device();
+  std::vector<Tensor> ps;
+  for (const Shape& s : kShapes) ps.push_back(Tensor::zeros(s, dtype, dev).requires_grad_());
+  GradBucketReducer red(c, ps, bucket_bytes, op, bf16_comm);
+  std::vector<std::vector<Tensor>> out;
+  *early = 0;
+  for (int t = 0; t < 2; ++t) {
+    Tensor loss;
+    for (size_t k = 0; k < ps.size(); ++k) {
+      if (!uses(c.rank(), k)) continue;
+      Tensor term = sum(mul(ps[k], bucket_grad(c.rank(), k, t).to(dtype).to(dev)));
+      loss = loss.defined() ? add(loss, term) : term;
+    }
+    {
+      LeafGradReadyHookGuard ready(red.arm());
+      loss.backward();
+    }
+    *early += red.started_during_backward();
+    red.finish();
+    std::vector<Tensor> grads;
+    for (Tensor& p : ps) {
+      grads.push_back(p.grad().defined() ? p.grad().to(Device::cpu()).to(DType::F64) : Tensor());
+      p.zero_grad();
+    }
+    out.push_back(grads);
+  }
+  return out;
+}
+
+// Sum (or NCCL's avg) over ranks of tensor k's gradients at step t; undefined when no rank has one.
+Tensor reference_grad(int W, size_t k, int t, Reduction op) {
+  Tensor s;
+  for (int r = 0; r < W; ++r)
+    if (uses(r, k)) s = s.defined() ? add(s, bucket_grad(r, k, t)) : bucket_grad(r, k, t);
+  if (!s.defined()) return s;
+  return op == Reduction::Avg ? mul(s, 1.0 / W) : s;
+}
+
+// ZeRO-1's parameters and gradients (as tests/dist/test_zero_adam.cpp): 53 elements, uneven shards on
+// 2 and 3 ranks that cut through tensors; tensor 2 without a gradient anywhere, tensor 3 on rank 0 only.
+const Shape kZeroShapes[] = {{3}, {5, 7}, {1}, {14}};
+std::vector<Tensor> zero_params(Device dev) {
+  std::vector<Tensor> ps;
+  int k = 0;
+  for (const Shape& s : kZeroShapes) {
+    std::vector<double> v(size_t(shape_numel(s)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * double((k * 13 + int(i) * 7) % 11) - 0.5;
+    ps.push_back(Tensor::from_vector(v, s).to(dev).requires_grad_());
+    ++k;
+  }
+  return ps;
+}
+Tensor zero_grad_of(int r, size_t k, int t) {
+  if (k == 2 || (k == 3 && r != 0)) return Tensor();
+  std::vector<double> v(size_t(shape_numel(kZeroShapes[k])));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(r * 31 + int(k) * 17 + int(i) * 5 + t * 3)) * (1 + r);
+  return Tensor::from_vector(v, kZeroShapes[k]);
+}
+std::vector<ParamGroup> zero_groups(const std::vector<Tensor>& ps) {
+  return {{{ps[0], ps[1]}, 0.1, true}, {{ps[2], ps[3]}, 1.0, false}};
+}
+// Sets the reference's summed gradients and this rank's own on the sharded optimiser's parameters.
+void set_zero_grads(int W, int me, int t, std::vector<Tensor>& ref_p, std::vector<Tensor>& z_p, Device dev) {
+  for (size_t k = 0; k < ref_p.size(); ++k) {
+    Tensor sum_g;
+    for (int r = 0; r < W; ++r) {
+      Tensor g = zero_grad_of(r, k, t);
+      if (g.defined()) sum_g = sum_g.defined() ? add(sum_g, g) : g;
+    }
+    if (sum_g.defined()) ref_p[k].set_grad(sum_g);
+    Tensor mine = zero_grad_of(me, k, t);
+    if (mine.defined()) z_p[k].set_grad(mine.to(dev));
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("nccl") {
+
+TEST_CASE("NCCL overlap path: gradient buckets on the async communicator equal the summed gradients (f64, bf16 comm)") {
+  auto c = nccl_or_skip();
+  if (!c) return;
+  Communicator& job = test_comm();
+  const int W = c->world_size();
+  struct Case {
+    const char* what;
+    DType dtype;
+    Reduction op;
+    bool bf16_comm;
+    double tol;  // relative to each tensor's largest magnitude
+  };
+  // NCCL's Avg pre-multiplies every input by 1/W (rounded), so it is not the once-rounded sum / W.
+  const Case cases[] = {{"f64 sum", DType::F64, Reduction::Sum, false, 0},
+                        {"f64 avg", DType::F64, Reduction::Avg, false, 4e-16},
+                        {"f32 sum, bf16 comm", DType::F32, Reduction::Sum, true, 0}};
+  for (const Case& cs : cases) {
+    // 64 bytes: many buckets, some tensors larger than a bucket (one of their own); 1 MB: one bucket.
+    for (int64_t bytes : {int64_t(64), int64_t(1) << 20}) {
+      INFO(std::string(cs.what), ", buckets of ", bytes, " bytes on ", c->describe());
+      int64_t early = 0, early_job = 0;
+      auto got = reduce_buckets(*c, cs.dtype, cs.op, cs.bf16_comm, bytes, &early);
+      // The same reducer on the job's communicator (MPI on the CPU; one process: the identity).
+      auto via_job = reduce_buckets(job, cs.dtype, cs.op, cs.bf16_comm, bytes, &early_job);
+      for (int t = 0; t < 2; ++t)
+        for (size_t k = 0; k < got[size_t(t)].size(); ++k) {
+          INFO("step ", t + 1, ", tensor ", k);
+          Tensor ref = reference_grad(W, k, t, cs.op);
+          const Tensor& g = got[size_t(t)][k];
+          REQUIRE(g.defined() == ref.defined());
+          if (!ref.defined()) continue;
+          CHECK(pe::testing::rel_err(g, ref) <= cs.tol);
+          CHECK(pe::testing::rel_err(g, via_job[size_t(t)][k]) <= cs.tol);
+        }
+      // Small buckets do start inside the backward (the hook), not only in finish(); one bucket holds
+      // a tensor the backward never reaches and starts in finish().
+      if (bytes == 64) CHECK(early > 0);
+    }
+  }
+}
+
+TEST_CASE("NCCL ZeRO-1: sharded Adam on device tensors equals Adam on the summed gradients (f64, uneven shards, clipping, resume)") {
+  auto cp = nccl_or_skip();
+  if (!cp) return;
+  Communicator& c = *cp;
+  const int W = c.world_size(), me = c.rank();
+  const Device dev = c.device();
+  AdamOptions ao;
+  ao.lr = 1e-2;
+  ao.weight_decay = 0.1;
+  std::vector<Tensor> ref_p = zero_params(Device::cpu()), z_p = zero_params(dev);
+  Adam ref(zero_groups(ref_p), ao);
+  ShardedAdam zero(c, zero_groups(z_p), ao);
+  CHECK(zero.numel() == 53);
+  const double max_norm = 3.0;
+  int clipped = 0;
+  double worst = 0;
+  for (int t = 0; t < 5; ++t) {
+    set_zero_grads(W, me, t, ref_p, z_p, dev);
+    double ref_norm = clip_grad_norm(ref_p, max_norm);
+    double z_norm = zero.reduce_gradients();
+    CHECK(std::fabs(z_norm - ref_norm) <= 1e-13 * ref_norm);
+    clipped += ref_norm > max_norm;
+    zero.clip(max_norm);
+    ref.step();
+    ref.zero_grad();
+    zero.step();
+    zero.zero_grad();
+    for (size_t k = 0; k < ref_p.size(); ++k) {
+      INFO("tensor ", k, " after step ", t + 1, " on ", c.describe());
+      CHECK(z_p[k].device() == dev);
+      double e = pe::testing::rel_err(z_p[k].to(Device::cpu()), ref_p[k]);
+      CHECK(e <= 1e-13);
+      worst = std::max(worst, e);
+    }
+  }
+  MESSAGE("ZeRO-1 on NCCL, ", W, " rank(s): parameters within ", worst, " of Adam after 5 steps (", clipped, " clipped)");
+  CHECK(clipped >= 2);
+  CHECK(z_p[2].to(Device::cpu()).to_double_vector() == zero_params(Device::cpu())[2].to_double_vector());
+  // The gathered state is Adam's; loaded into a fresh sharded optimiser, the next step equals the reference's.
+  std::map<std::string, Tensor> st = zero.gather_state(), rs = ref.state();
+  REQUIRE(st.size() == rs.size());
+  for (const auto& [k, t] : rs) CHECK_MESSAGE(pe::testing::rel_err(st.at(k).to(Device::cpu()), t) <= 1e-13, k);
+  std::vector<Tensor> resumed_p;
+  for (const Tensor& p : z_p) resumed_p.push_back(p.detach().clone().requires_grad_());
+  ShardedAdam resumed(c, zero_groups(resumed_p), ao);
+  resumed.load_state(st, zero.steps());
+  set_zero_grads(W, me, 9, ref_p, resumed_p, dev);
+  resumed.reduce_gradients();
+  ref.step();
+  resumed.step();
+  for (size_t k = 0; k < ref_p.size(); ++k) CHECK(pe::testing::rel_err(resumed_p[k].to(Device::cpu()), ref_p[k]) <= 1e-13);
+}
+
+}  // TEST_SUITE("nccl")
