@@ -96,6 +96,11 @@ void divide(const Tensor& t, int world) {
 class MpiWork final : public Work {
  public:
   MpiWork(MPI_Comm comm, Tensor t, Reduction op, int world) : comm_(comm), t_(std::move(t)), op_(op), world_(world) {}
+  // Dropped without wait() (an exception between start and wait): complete the request first, so MPI
+  // never writes into the tensor or the widened buffer after they are freed.
+  ~MpiWork() override {
+    if (!done_ && req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
+  }
   MPI_Request* request() { return &req_; }
   std::vector<float>& widened() { return wide_; }
   void wait() override {

@@ -40,8 +40,13 @@ char* bytes(const Tensor& t, int64_t element_offset = 0) {
 class NcclWork final : public Work {
  public:
   NcclWork(Tensor t, cudaEvent_t done) : t_(std::move(t)), done_(done) {}
+  // Dropped without wait() (an exception between launch and wait): the engine's stream still waits
+  // for the collective, so the tensor's memory, returned to the stream-ordered allocator now, is not
+  // handed to a kernel that could run while NCCL writes it.
   ~NcclWork() override {
-    if (done_) cudaEventDestroy(done_);
+    if (!done_) return;
+    cudaStreamWaitEvent(engine_stream(), done_, 0);
+    cudaEventDestroy(done_);
   }
   void wait() override {
     if (!done_) return;
@@ -54,6 +59,27 @@ class NcclWork final : public Work {
  private:
   Tensor t_;
   cudaEvent_t done_;
+};
+
+// ncclGroupStart .. ncclGroupEnd that closes the group when a call inside it throws, so that later
+// collectives on this thread are not left queued in an open group.
+class NcclGroup {
+ public:
+  NcclGroup() { started_ = ncclGroupStart(); }
+  ncclResult_t started() const { return started_; }
+  ncclResult_t end() {
+    open_ = false;
+    return ncclGroupEnd();
+  }
+  ~NcclGroup() {
+    if (open_ && started_ == ncclSuccess) ncclGroupEnd();
+  }
+  NcclGroup(const NcclGroup&) = delete;
+  NcclGroup& operator=(const NcclGroup&) = delete;
+
+ private:
+  ncclResult_t started_;
+  bool open_ = true;
 };
 
 class NcclComm final : public Communicator {
@@ -148,7 +174,8 @@ class NcclComm final : public Communicator {
       return;
     }
     // Uneven: one broadcast per rank into its slice of out, grouped into one launch.
-    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    NcclGroup group;
+    nccl_check(group.started(), "ncclGroupStart");
     for (int r = 0; r < world_size(); ++r) {
       if (c[size_t(r)] == 0) continue;
       char* dst = bytes(out, shard_offset(c, r));
@@ -156,7 +183,7 @@ class NcclComm final : public Communicator {
                                engine_stream()),
                  "ncclBroadcast");
     }
-    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+    nccl_check(group.end(), "ncclGroupEnd");
   }
 
   void reduce_scatter(const Tensor& in, const Tensor& out, Reduction op, const std::vector<int64_t>& counts) override {
@@ -177,7 +204,8 @@ class NcclComm final : public Communicator {
       return;
     }
     // Uneven: one reduce per rank onto its owner, grouped into one launch.
-    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    NcclGroup group;
+    nccl_check(group.started(), "ncclGroupStart");
     for (int r = 0; r < world_size(); ++r) {
       if (c[size_t(r)] == 0) continue;
       char* src = bytes(in, shard_offset(c, r));
@@ -185,7 +213,7 @@ class NcclComm final : public Communicator {
                             engine_stream()),
                  "ncclReduce");
     }
-    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+    nccl_check(group.end(), "ncclGroupEnd");
   }
 
   void broadcast(const Tensor& t, int root) override {
