@@ -70,7 +70,7 @@ void train_arm(const TrainOptions& o) {
   const ArmTask task = parse_arm_task(o.task);
   PE_CHECK(!o.from_checkpoint.empty(), "--task ", o.task,
            " trains a generative arm on a trained ProtST model: give its checkpoint with --from-checkpoint "
-           "(e.g. runs/quickstart/checkpoints/step-1200.safetensors)");
+           "(e.g. runs/quickstart/checkpoints/step-2000.safetensors)");
   Device dev = resolve_device(o.device);
   PE_CHECK(o.precision != "bf16" && o.precision != "f64", "--task ", o.task, ": --precision ", o.precision,
            " is not supported for the generative arms yet (auto or f32)");
