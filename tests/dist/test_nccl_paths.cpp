@@ -21,6 +21,7 @@
 #include "dist/zero_adam.h"
 #include "tests/common/compare.h"
 #include "tests/dist/dist_env.h"
+#include "tests/dist/zero_fixture.h"
 
 using namespace pe;
 using namespace pe::dist;
@@ -93,42 +94,8 @@ Tensor reference_grad(int W, size_t k, int t, Reduction op) {
   return op == Reduction::Avg ? mul(s, 1.0 / W) : s;
 }
 
-// ZeRO-1's parameters and gradients (as tests/dist/test_zero_adam.cpp): 53 elements, uneven shards on
-// 2 and 3 ranks that cut through tensors; tensor 2 without a gradient anywhere, tensor 3 on rank 0 only.
-const Shape kZeroShapes[] = {{3}, {5, 7}, {1}, {14}};
-std::vector<Tensor> zero_params(Device dev) {
-  std::vector<Tensor> ps;
-  int k = 0;
-  for (const Shape& s : kZeroShapes) {
-    std::vector<double> v(size_t(shape_numel(s)));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * double((k * 13 + int(i) * 7) % 11) - 0.5;
-    ps.push_back(Tensor::from_vector(v, s).to(dev).requires_grad_());
-    ++k;
-  }
-  return ps;
-}
-Tensor zero_grad_of(int r, size_t k, int t) {
-  if (k == 2 || (k == 3 && r != 0)) return Tensor();
-  std::vector<double> v(size_t(shape_numel(kZeroShapes[k])));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(r * 31 + int(k) * 17 + int(i) * 5 + t * 3)) * (1 + r);
-  return Tensor::from_vector(v, kZeroShapes[k]);
-}
-std::vector<ParamGroup> zero_groups(const std::vector<Tensor>& ps) {
-  return {{{ps[0], ps[1]}, 0.1, true}, {{ps[2], ps[3]}, 1.0, false}};
-}
-// Sets the reference's summed gradients and this rank's own on the sharded optimiser's parameters.
-void set_zero_grads(int W, int me, int t, std::vector<Tensor>& ref_p, std::vector<Tensor>& z_p, Device dev) {
-  for (size_t k = 0; k < ref_p.size(); ++k) {
-    Tensor sum_g;
-    for (int r = 0; r < W; ++r) {
-      Tensor g = zero_grad_of(r, k, t);
-      if (g.defined()) sum_g = sum_g.defined() ? add(sum_g, g) : g;
-    }
-    if (sum_g.defined()) ref_p[k].set_grad(sum_g);
-    Tensor mine = zero_grad_of(me, k, t);
-    if (mine.defined()) z_p[k].set_grad(mine.to(dev));
-  }
-}
+// ZeRO-1's parameters and gradients: tests/dist/zero_fixture.h, shared with test_zero_adam.cpp.
+using namespace pe::zero_fixture;
 
 }  // namespace
 
@@ -184,15 +151,15 @@ TEST_CASE("NCCL ZeRO-1: sharded Adam on device tensors equals Adam on the summed
   AdamOptions ao;
   ao.lr = 1e-2;
   ao.weight_decay = 0.1;
-  std::vector<Tensor> ref_p = zero_params(Device::cpu()), z_p = zero_params(dev);
-  Adam ref(zero_groups(ref_p), ao);
-  ShardedAdam zero(c, zero_groups(z_p), ao);
+  std::vector<Tensor> ref_p = params(Device::cpu()), z_p = params(dev);
+  Adam ref(groups(ref_p), ao);
+  ShardedAdam zero(c, groups(z_p), ao);
   CHECK(zero.numel() == 53);
   const double max_norm = 3.0;
   int clipped = 0;
   double worst = 0;
   for (int t = 0; t < 5; ++t) {
-    set_zero_grads(W, me, t, ref_p, z_p, dev);
+    set_grads(W, me, t, ref_p, z_p, dev);
     double ref_norm = clip_grad_norm(ref_p, max_norm);
     double z_norm = zero.reduce_gradients();
     CHECK(std::fabs(z_norm - ref_norm) <= 1e-13 * ref_norm);
@@ -212,16 +179,16 @@ TEST_CASE("NCCL ZeRO-1: sharded Adam on device tensors equals Adam on the summed
   }
   MESSAGE("ZeRO-1 on NCCL, ", W, " rank(s): parameters within ", worst, " of Adam after 5 steps (", clipped, " clipped)");
   CHECK(clipped >= 2);
-  CHECK(z_p[2].to(Device::cpu()).to_double_vector() == zero_params(Device::cpu())[2].to_double_vector());
+  CHECK(z_p[2].to(Device::cpu()).to_double_vector() == params(Device::cpu())[2].to_double_vector());
   // The gathered state is Adam's; loaded into a fresh sharded optimiser, the next step equals the reference's.
   std::map<std::string, Tensor> st = zero.gather_state(), rs = ref.state();
   REQUIRE(st.size() == rs.size());
   for (const auto& [k, t] : rs) CHECK_MESSAGE(pe::testing::rel_err(st.at(k).to(Device::cpu()), t) <= 1e-13, k);
   std::vector<Tensor> resumed_p;
   for (const Tensor& p : z_p) resumed_p.push_back(p.detach().clone().requires_grad_());
-  ShardedAdam resumed(c, zero_groups(resumed_p), ao);
+  ShardedAdam resumed(c, groups(resumed_p), ao);
   resumed.load_state(st, zero.steps());
-  set_zero_grads(W, me, 9, ref_p, resumed_p, dev);
+  set_grads(W, me, 9, ref_p, resumed_p, dev);
   resumed.reduce_gradients();
   ref.step();
   resumed.step();

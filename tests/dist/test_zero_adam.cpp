@@ -14,38 +14,13 @@
 #include "dist/zero_adam.h"
 #include "tests/common/compare.h"
 #include "tests/dist/dist_env.h"
+#include "tests/dist/zero_fixture.h"
 
 using namespace pe;
 using namespace pe::dist;
 
 namespace {
-
-const Shape kShapes[] = {{3}, {5, 7}, {1}, {14}};
-
-std::vector<Tensor> make_params() {
-  std::vector<Tensor> ps;
-  int k = 0;
-  for (const Shape& s : kShapes) {
-    std::vector<double> v(size_t(shape_numel(s)));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * double((k * 13 + int(i) * 7) % 11) - 0.5;
-    ps.push_back(Tensor::from_vector(v, s).requires_grad_());
-    ++k;
-  }
-  return ps;
-}
-
-// Rank r's gradient of tensor k at step t; tensor 2 has none anywhere, tensor 3 only on rank 0.
-Tensor rank_grad(int r, size_t k, int t) {
-  if (k == 2 || (k == 3 && r != 0)) return Tensor();
-  std::vector<double> v(size_t(shape_numel(kShapes[k])));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(r * 31 + int(k) * 17 + int(i) * 5 + t * 3)) * (1 + r);
-  return Tensor::from_vector(v, kShapes[k]);
-}
-
-std::vector<ParamGroup> groups_of(const std::vector<Tensor>& ps) {
-  return {{{ps[0], ps[1]}, 0.1, true}, {{ps[2], ps[3]}, 1.0, false}};
-}
-
+using namespace pe::zero_fixture;
 }  // namespace
 
 TEST_SUITE("dist") {
@@ -56,9 +31,9 @@ TEST_CASE("ZeRO-1: sharded Adam equals Adam on the summed gradients (f64, uneven
   AdamOptions ao;
   ao.lr = 1e-2;
   ao.weight_decay = 0.1;
-  std::vector<Tensor> ref_p = make_params(), z_p = make_params();
-  Adam ref(groups_of(ref_p), ao);
-  ShardedAdam zero(c, groups_of(z_p), ao);
+  std::vector<Tensor> ref_p = params(), z_p = params();
+  Adam ref(groups(ref_p), ao);
+  ShardedAdam zero(c, groups(z_p), ao);
   CHECK(zero.numel() == 53);
   CHECK(zero.state_bytes(0) == 2 * balanced_counts(53, W)[0] * 8);
   CHECK(zero.unsharded_state_bytes() == 2 * 53 * 8);
@@ -66,16 +41,7 @@ TEST_CASE("ZeRO-1: sharded Adam equals Adam on the summed gradients (f64, uneven
   int clipped = 0;
   double worst = 0;
   for (int t = 0; t < 5; ++t) {
-    for (size_t k = 0; k < ref_p.size(); ++k) {
-      Tensor sum;
-      for (int r = 0; r < W; ++r) {
-        Tensor g = rank_grad(r, k, t);
-        if (g.defined()) sum = sum.defined() ? add(sum, g) : g;
-      }
-      if (sum.defined()) ref_p[k].set_grad(sum);
-      Tensor mine = rank_grad(c.rank(), k, t);
-      if (mine.defined()) z_p[k].set_grad(mine);
-    }
+    set_grads(W, c.rank(), t, ref_p, z_p);
     double ref_norm = clip_grad_norm(ref_p, max_norm);
     double z_norm = zero.reduce_gradients();
     CHECK(std::fabs(z_norm - ref_norm) <= 1e-13 * ref_norm);
@@ -95,7 +61,7 @@ TEST_CASE("ZeRO-1: sharded Adam equals Adam on the summed gradients (f64, uneven
   MESSAGE("ZeRO-1 on ", W, " rank(s), shards ", balanced_counts(53, W)[0], "..", balanced_counts(53, W)[size_t(W - 1)],
           " of 53: parameters within ", worst, " of Adam after 5 steps (", clipped, " clipped)");
   CHECK(clipped >= 2);
-  std::vector<double> untouched = make_params()[2].to_double_vector();
+  std::vector<double> untouched = params()[2].to_double_vector();
   CHECK(z_p[2].to_double_vector() == untouched);
   // The gathered state is Adam's, tensor by tensor; loaded into a fresh sharded optimiser (also on
   // another world size, as a checkpoint would be), the next step equals the reference's.
@@ -104,18 +70,9 @@ TEST_CASE("ZeRO-1: sharded Adam equals Adam on the summed gradients (f64, uneven
   for (const auto& [k, t] : rs) CHECK_MESSAGE(pe::testing::rel_err(st.at(k), t) <= 1e-13, k);
   std::vector<Tensor> resumed_p;
   for (const Tensor& p : z_p) resumed_p.push_back(p.detach().clone().requires_grad_());
-  ShardedAdam resumed(c, groups_of(resumed_p), ao);
+  ShardedAdam resumed(c, groups(resumed_p), ao);
   resumed.load_state(st, zero.steps());
-  for (size_t k = 0; k < ref_p.size(); ++k) {
-    Tensor sum;
-    for (int r = 0; r < W; ++r) {
-      Tensor g = rank_grad(r, k, 9);
-      if (g.defined()) sum = sum.defined() ? add(sum, g) : g;
-    }
-    if (sum.defined()) ref_p[k].set_grad(sum);
-    Tensor mine = rank_grad(c.rank(), k, 9);
-    if (mine.defined()) resumed_p[k].set_grad(mine);
-  }
+  set_grads(W, c.rank(), 9, ref_p, resumed_p);
   resumed.reduce_gradients();
   ref.step();
   resumed.step();
