@@ -145,54 +145,7 @@ TEST_CASE("NCCL overlap path: gradient buckets on the async communicator equal t
 TEST_CASE("NCCL ZeRO-1: sharded Adam on device tensors equals Adam on the summed gradients (f64, uneven shards, clipping, resume)") {
   auto cp = nccl_or_skip();
   if (!cp) return;
-  Communicator& c = *cp;
-  const int W = c.world_size(), me = c.rank();
-  const Device dev = c.device();
-  AdamOptions ao;
-  ao.lr = 1e-2;
-  ao.weight_decay = 0.1;
-  std::vector<Tensor> ref_p = params(Device::cpu()), z_p = params(dev);
-  Adam ref(groups(ref_p), ao);
-  ShardedAdam zero(c, groups(z_p), ao);
-  CHECK(zero.numel() == 53);
-  const double max_norm = 3.0;
-  int clipped = 0;
-  double worst = 0;
-  for (int t = 0; t < 5; ++t) {
-    set_grads(W, me, t, ref_p, z_p, dev);
-    double ref_norm = clip_grad_norm(ref_p, max_norm);
-    double z_norm = zero.reduce_gradients();
-    CHECK(std::fabs(z_norm - ref_norm) <= 1e-13 * ref_norm);
-    clipped += ref_norm > max_norm;
-    zero.clip(max_norm);
-    ref.step();
-    ref.zero_grad();
-    zero.step();
-    zero.zero_grad();
-    for (size_t k = 0; k < ref_p.size(); ++k) {
-      INFO("tensor ", k, " after step ", t + 1, " on ", c.describe());
-      CHECK(z_p[k].device() == dev);
-      double e = pe::testing::rel_err(z_p[k].to(Device::cpu()), ref_p[k]);
-      CHECK(e <= 1e-13);
-      worst = std::max(worst, e);
-    }
-  }
-  MESSAGE("ZeRO-1 on NCCL, ", W, " rank(s): parameters within ", worst, " of Adam after 5 steps (", clipped, " clipped)");
-  CHECK(clipped >= 2);
-  CHECK(z_p[2].to(Device::cpu()).to_double_vector() == params(Device::cpu())[2].to_double_vector());
-  // The gathered state is Adam's; loaded into a fresh sharded optimiser, the next step equals the reference's.
-  std::map<std::string, Tensor> st = zero.gather_state(), rs = ref.state();
-  REQUIRE(st.size() == rs.size());
-  for (const auto& [k, t] : rs) CHECK_MESSAGE(pe::testing::rel_err(st.at(k).to(Device::cpu()), t) <= 1e-13, k);
-  std::vector<Tensor> resumed_p;
-  for (const Tensor& p : z_p) resumed_p.push_back(p.detach().clone().requires_grad_());
-  ShardedAdam resumed(c, groups(resumed_p), ao);
-  resumed.load_state(st, zero.steps());
-  set_grads(W, me, 9, ref_p, resumed_p, dev);
-  resumed.reduce_gradients();
-  ref.step();
-  resumed.step();
-  for (size_t k = 0; k < ref_p.size(); ++k) CHECK(pe::testing::rel_err(resumed_p[k].to(Device::cpu()), ref_p[k]) <= 1e-13);
+  check_against_adam(*cp, "NCCL");
 }
 
 }  // TEST_SUITE("nccl")
