@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import functools
 import json
 import os
 import platform
@@ -275,8 +276,10 @@ def versions():
             f"{transformers.__version__}, esm-cpp {esm_cpp.__version__} ({esm_cpp.current_isa()})")
 
 
+@functools.lru_cache(maxsize=None)
 def engine_gemm_peak(protst):
-    """The best oneDNN GFLOP/CPU-s of the engine's bench_cpu_gemm (built beside the binary), or None."""
+    """The best oneDNN GFLOP/CPU-s of the engine's bench_cpu_gemm (built beside the binary), or None;
+    measured once per run (its shapes do not depend on the model)."""
     exe = Path(protst).resolve().parents[1] / "bench" / "bench_cpu_gemm"
     if not exe.exists():
         return None
