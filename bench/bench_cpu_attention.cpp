@@ -7,6 +7,7 @@
 // skipped, so about half the work), and a decode step against a KV cache (attention_decode).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -111,6 +112,44 @@ int main() {
     std::printf("| %s | %lld x %lld x %lld x %lld | %s | %.2f | %.2f | %.2f |\n", s.name, (long long)s.B,
                 (long long)s.Lq, (long long)s.H, (long long)s.D, s.backward ? "fwd+bwd" : "fwd", full, causal,
                 full / causal);
+  }
+
+  // The embedding's attention (packed sequences, no mask, f32 forward) at ESM-2's small head dims:
+  // the two products through the GEMM library against the register kernels (attn_small.h), the two
+  // alternated call by call so both see the same machine; medians of 9 each.
+  std::printf("\n| packed f32 forward | sequences x L x H x D | GEMM-library products CPU-ms | register kernels CPU-ms | library / register |\n"
+              "|---|---|---|---|---|\n");
+  const Shape4 small_shapes[] = {
+      {"ESM-2 8M", 8, 300, 300, 20, 16, false},
+      {"ESM-2 35M", 8, 300, 300, 20, 24, false},
+      {"ESM-2 150M", 8, 300, 300, 20, 32, false},
+  };
+  for (const Shape4& s : small_shapes) {
+    const int64_t T = s.B * s.Lq;
+    Tensor q = randn({T, s.H, s.D}, gen), k = randn({T, s.H, s.D}, gen), v = randn({T, s.H, s.D}, gen);
+    std::vector<int64_t> cu(size_t(s.B + 1));
+    for (int64_t b = 0; b <= s.B; ++b) cu[size_t(b)] = b * s.Lq;
+    Tensor cut = Tensor::from_vector(cu, {s.B + 1});
+    NoGradGuard ng;
+    auto once = [&](bool reg) {
+      bool old = cpu::set_small_head_attention(reg);
+      double t0 = cpu_ms();
+      Tensor o = flash_attention_varlen(q, k, v, cut, cut, s.Lq, s.Lq, 1.0 / std::sqrt(double(s.D)));
+      double t = cpu_ms() - t0;
+      cpu::set_small_head_attention(old);
+      return t;
+    };
+    once(false);
+    once(true);
+    std::vector<double> lib, reg;
+    for (int r = 0; r < 9; ++r) {
+      lib.push_back(once(false));
+      reg.push_back(once(true));
+    }
+    std::sort(lib.begin(), lib.end());
+    std::sort(reg.begin(), reg.end());
+    std::printf("| %s | %lld x %lld x %lld x %lld | %.2f | %.2f | %.2f |\n", s.name, (long long)s.B, (long long)s.Lq,
+                (long long)s.H, (long long)s.D, lib[4], reg[4], lib[4] / reg[4]);
   }
 
   // One decode step (a new token per row) against caches of 1024 tokens, and the same queries

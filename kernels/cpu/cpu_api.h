@@ -34,6 +34,11 @@ void reduce_leading(ReduceOp op, const Tensor& x, int64_t rows, int64_t cols, co
 // (the reference the CUDA kernels were written against; also PE_FUSED_SIMPLE=1). Returns the old value.
 bool set_simple_attention(bool on);
 
+// f32 attention at head dims 16 / 24 / 32 computes its two products with the register kernels of
+// kernels/cpu/attn_small.h (on AVX2 + FMA builds); false sends them to the GEMM library as for other
+// head dims (also PE_ATTN_SMALL=0): for comparing the two side by side. Returns the old value.
+bool set_small_head_attention(bool on);
+
 // Which library computes f32 GEMMs (matmul, matmul_bias) on the CPU. oneDNN's sgemm (Debian
 // libdnnl, the library PyTorch's CPU path also uses) is 1.5-1.7x Eigen's at the training step's
 // shapes (K = 64..512); Eigen stays the fallback, computes every other dtype (f64 is the reference),

@@ -22,6 +22,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/attn_small.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_exp.h"
 
@@ -275,6 +276,8 @@ std::vector<T> key_bias(const Sequences& s, int64_t b) {
   return bias;
 }
 
+std::atomic<bool>& small_head_flag();  // set_small_head_attention (below)
+
 template <typename T>
 void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const T* v, double scale, T* out, T* lse) {
   using M = AttnMaps<T>;
@@ -289,10 +292,19 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
   for (int64_t b = 0; b < s.B; ++b) biases[size_t(b)] = key_bias<T>(s, b);
   const T inf = std::numeric_limits<T>::infinity();
   std::atomic<bool> failed{false};
+  // f32 at head dims 16 / 24 / 32 (ESM-2 8M / 35M / 150M): both products in registers (attn_small.h).
+  bool small = false;
+  if constexpr (std::is_same_v<T, float>) small = attn_small_supported(D) && small_head_flag().load();
 #pragma omp parallel if (tasks.size() > 1)
   {
-    typename M::RowMat S;
+    // Eigen's aligned storage for S: the GEMM (seen with Eigen's f64 product) rounds differently at
+    // another alignment, and malloc's 16-byte alignment varies between calls; the result must not.
+    Eigen::Matrix<T, Eigen::Dynamic, 1> Sbuf;
     std::vector<T> inv;
+    // The small-head-dim path's packed K and V of one (sequence, head), reused by that pair's next
+    // query blocks when this thread takes them (tasks are in (b, h, block) order).
+    Eigen::Matrix<float, Eigen::Dynamic, 1> Kp, Vp;
+    int64_t packed_b = -1, packed_h = -1;
 #pragma omp for schedule(dynamic)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& tk = tasks[t];
@@ -309,9 +321,30 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
       typename M::CMap K(k + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
       typename M::CMap V(v + s.k0[size_t(tk.b)] * HD + tk.h * D, nk, D, Eigen::OuterStride<>(HD));
       const std::vector<T>& bias = biases[size_t(tk.b)];
-      S.resize(tk.n, nk);
-      if (!gemm_rowmajor<T>(false, true, tk.n, nk, D, T(scale), Q.data(), HD, K.data(), HD, T(0), S.data(), nk))
-        failed = true;
+      // S = scale Q K^T into rows of lds >= nk values.
+      int64_t lds = nk;
+      if constexpr (std::is_same_v<T, float>) {
+        if (small) {
+          if (tk.b != packed_b || tk.h != packed_h) {  // every key any block of the sequence sees
+            const int64_t all = s.key_end(tk.b, s.nq[size_t(tk.b)] - 1);
+            Kp.resize(attn_small_keys_padded(all) * D);
+            Vp.resize(all * D);
+            attn_pack_k(K.data(), HD, all, D, Kp.data());
+            attn_pack_v(V.data(), HD, all, D, Vp.data());
+            packed_b = tk.b;
+            packed_h = tk.h;
+          }
+          lds = attn_small_keys_padded(nk);
+          Sbuf.resize(tk.n * lds);
+          attn_qk_small(Q.data(), HD, Kp.data(), nk, Sbuf.data(), lds, tk.n, D, float(scale));
+        }
+      }
+      if (!small) {
+        Sbuf.resize(tk.n * nk);
+        if (!gemm_rowmajor<T>(false, true, tk.n, nk, D, T(scale), Q.data(), HD, K.data(), HD, T(0), Sbuf.data(), nk))
+          failed = true;
+      }
+      typename M::MMap S(Sbuf.data(), tk.n, nk, Eigen::OuterStride<>(lds));
       if (!bias.empty()) S.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), nk);
       mask_diagonal(s, tk.b, tk.i0, S);
       // Unnormalised P = exp(S - max) times V, then each output row times 1 / sum: n x D multiplies
@@ -337,7 +370,13 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
         inv[size_t(i)] = T(1) / sum;
         L[i * s.H] = mx + std::log(sum);
       }
-      if (!gemm_rowmajor<T>(false, false, tk.n, D, nk, T(1), S.data(), nk, V.data(), HD, T(0), O.data(), HD))
+      if constexpr (std::is_same_v<T, float>) {
+        if (small) {
+          attn_pv_small(Sbuf.data(), lds, Vp.data(), D, O.data(), HD, tk.n, nk, D, inv.data());
+          continue;
+        }
+      }
+      if (!gemm_rowmajor<T>(false, false, tk.n, D, nk, T(1), Sbuf.data(), lds, V.data(), HD, T(0), O.data(), HD))
         failed = true;
       for (int64_t i = 0; i < tk.n; ++i) O.row(i) *= inv[size_t(i)];
     }
@@ -414,6 +453,13 @@ std::atomic<bool>& simple_attention_flag() {
   return on;
 }
 bool use_simple_attention() { return simple_attention_flag().load(); }
+std::atomic<bool>& small_head_flag() {
+  static std::atomic<bool> on([] {
+    const char* e = std::getenv("PE_ATTN_SMALL");
+    return !(e && std::string(e) == "0");
+  }());
+  return on;
+}
 
 // ------------------------------------------------------------------ cross-entropy of rows against columns
 // The engine behind info_nce_* and masked_ce_* (see the file comment).
@@ -630,6 +676,7 @@ Xent masked_ce_problem(const char* op, const Tensor& hidden, const Tensor& weigh
 
 // ------------------------------------------------------------------ Backend methods
 bool set_simple_attention(bool on) { return simple_attention_flag().exchange(on); }
+bool set_small_head_attention(bool on) { return small_head_flag().exchange(on); }
 
 void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionLayout& layout,
                                    const Tensor& out, const Tensor& lse) {

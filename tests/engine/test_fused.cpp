@@ -103,6 +103,7 @@ TEST_SUITE("unit") {
     // Query blocks are 128 rows: lengths above that (and odd ones) exercise several blocks.
     const AttnCase cases[] = {
         {2, 300, 257, 3, 24, 1, true}, {1, 129, 5, 2, 8, 2, false}, {3, 7, 1, 1, 16, 1, true}, {2, 1, 200, 4, 20, 2, true},
+        {1, 140, 150, 2, 32, 2, true},  // head dims 16 / 24 / 32: the f32 register kernels (attn_small.h)
     };
     Generator gen(17);
     for (const AttnCase& c : cases) {
