@@ -60,6 +60,23 @@ inline __m256 exp_nonpos_f32x8(__m256 x) {
 }
 #endif
 
+// y[j] = exp(x[j]) for j < n, x[j] <= 88 (x < -86 and -inf -> 0, NaN -> NaN); y may be x.
+inline void exp_f32(const float* x, float* y, int64_t n) {
+  int64_t j = 0;
+#if PE_CPU_VEC_EXP_AVX2
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, exp_nonpos_f32x8(_mm256_loadu_ps(x + j)));
+  if (j < n) {
+    alignas(32) float buf[8];
+    const int64_t rest = n - j;
+    for (int64_t i = 0; i < 8; ++i) buf[i] = i < rest ? x[j + i] : 0.0f;
+    _mm256_store_ps(buf, exp_nonpos_f32x8(_mm256_load_ps(buf)));
+    for (int64_t i = 0; i < rest; ++i) y[j + i] = buf[i];
+  }
+#else
+  for (; j < n; ++j) y[j] = std::exp(x[j]);
+#endif
+}
+
 // Largest value of s[0 .. n) (-inf for n = 0; NaN values are skipped: exp_shift_sum_f32 propagates them).
 inline float row_max_f32(const float* s, int64_t n) {
   int64_t j = 0;
