@@ -58,6 +58,17 @@ inline __m256 exp_nonpos_f32x8(__m256 x) {
   y = _mm256_andnot_ps(tiny, y);
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
+
+// y[i] = exp(x[i] - shift) for the last rest < 8 values of a row, through the same function (padded
+// with -inf, whose exp is 0); returns the 8 lanes (the padding lanes 0). y may be x.
+inline __m256 exp_tail_f32x8(const float* x, float* y, int64_t rest, __m256 shift) {
+  alignas(32) float buf[8];
+  for (int64_t i = 0; i < 8; ++i) buf[i] = i < rest ? x[i] : -std::numeric_limits<float>::infinity();
+  const __m256 e = exp_nonpos_f32x8(_mm256_sub_ps(_mm256_load_ps(buf), shift));
+  _mm256_store_ps(buf, e);
+  for (int64_t i = 0; i < rest; ++i) y[i] = buf[i];
+  return e;
+}
 #endif
 
 // y[j] = exp(x[j]) for j < n, x[j] <= 88 (x < -86 and -inf -> 0, NaN -> NaN); y may be x.
@@ -65,13 +76,7 @@ inline void exp_f32(const float* x, float* y, int64_t n) {
   int64_t j = 0;
 #if PE_CPU_VEC_EXP_AVX2
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, exp_nonpos_f32x8(_mm256_loadu_ps(x + j)));
-  if (j < n) {
-    alignas(32) float buf[8];
-    const int64_t rest = n - j;
-    for (int64_t i = 0; i < 8; ++i) buf[i] = i < rest ? x[j + i] : 0.0f;
-    _mm256_store_ps(buf, exp_nonpos_f32x8(_mm256_load_ps(buf)));
-    for (int64_t i = 0; i < rest; ++i) y[j + i] = buf[i];
-  }
+  if (j < n) exp_tail_f32x8(x + j, y + j, n - j, _mm256_setzero_ps());
 #else
   for (; j < n; ++j) y[j] = std::exp(x[j]);
 #endif
@@ -106,15 +111,7 @@ inline float exp_shift_sum_f32(float* s, int64_t n, float mx) {
     _mm256_storeu_ps(s + j, e);
     acc = _mm256_add_ps(acc, e);
   }
-  if (j < n) {  // the tail through the same function (padded with -inf, whose exp is 0)
-    alignas(32) float buf[8];
-    const int64_t rest = n - j;
-    for (int64_t i = 0; i < 8; ++i) buf[i] = i < rest ? s[j + i] : -std::numeric_limits<float>::infinity();
-    __m256 e = exp_nonpos_f32x8(_mm256_sub_ps(_mm256_load_ps(buf), vmx));
-    _mm256_store_ps(buf, e);
-    acc = _mm256_add_ps(acc, e);
-    for (int64_t i = 0; i < rest; ++i) s[j + i] = buf[i];
-  }
+  if (j < n) acc = _mm256_add_ps(acc, exp_tail_f32x8(s + j, s + j, n - j, vmx));
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, acc);
   return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
