@@ -234,6 +234,7 @@ void attention_backward_impl(const Sequences& s, const T* q, const T* k, const T
 // key blocks above the diagonal are never touched; inside that range the rows' own horizons are
 // masked with -inf (the diagonal part). About half the work of the non-causal product for nq == nk.
 constexpr int64_t kAttnBlock = 128;
+constexpr double kLog2e = 1.4426950408889634074, kLn2 = 0.69314718055994530942;
 // Rows per query block for a sequence of n queries: n split into ceil(n / kAttnBlock) blocks of equal
 // size (so 130 rows are two blocks of 65, not 128 and a 2-row block whose products run at a fraction
 // of the GEMM's speed).
@@ -295,6 +296,10 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
   // f32 at head dims 16 / 24 / 32 (ESM-2 8M / 35M / 150M): both products in registers (attn_small.h).
   bool small = false;
   if constexpr (std::is_same_v<T, float>) small = attn_small_supported(D) && small_head_flag().load();
+  // f32 scores in base 2: log2 e folded into the products' scale (exp(s) = 2^(s log2 e)), so the softmax
+  // runs vec_exp.h's exp2, a third cheaper than its exp; lse goes back to base e. f64: base e.
+  constexpr bool base2 = std::is_same_v<T, float>;
+  const double sscale = base2 ? scale * kLog2e : scale;
 #pragma omp parallel if (tasks.size() > 1)
   {
     // Eigen's aligned storage for S: the GEMM (seen with Eigen's f64 product) rounds differently at
@@ -336,12 +341,12 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
           }
           lds = attn_small_keys_padded(nk);
           Sbuf.resize(tk.n * lds);
-          attn_qk_small(Q.data(), HD, Kp.data(), nk, Sbuf.data(), lds, tk.n, D, float(scale));
+          attn_qk_small(Q.data(), HD, Kp.data(), nk, Sbuf.data(), lds, tk.n, D, float(sscale));
         }
       }
       if (!small) {
         Sbuf.resize(tk.n * nk);
-        if (!gemm_rowmajor<T>(false, true, tk.n, nk, D, T(scale), Q.data(), HD, K.data(), HD, T(0), Sbuf.data(), nk))
+        if (!gemm_rowmajor<T>(false, true, tk.n, nk, D, T(sscale), Q.data(), HD, K.data(), HD, T(0), Sbuf.data(), nk))
           failed = true;
       }
       typename M::MMap S(Sbuf.data(), tk.n, nk, Eigen::OuterStride<>(lds));
@@ -361,14 +366,15 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
           continue;
         }
         T sum;
-        if constexpr (std::is_same_v<T, float>) {
-          sum = exp_shift_sum_f32(&S(i, 0), nk, mx);  // exp and sum in one pass (kernels/cpu/vec_exp.h)
+        if constexpr (base2) {
+          sum = exp2_shift_sum_f32(&S(i, 0), nk, mx);  // 2^(s - max) and its sum in one pass (vec_exp.h)
+          L[i * s.H] = T((double(mx) + std::log2(double(sum))) * kLn2);
         } else {
           S.row(i) = (S.row(i).array() - mx).exp().matrix();
           sum = S.row(i).sum();
+          L[i * s.H] = mx + std::log(sum);
         }
         inv[size_t(i)] = T(1) / sum;
-        L[i * s.H] = mx + std::log(sum);
       }
       if constexpr (std::is_same_v<T, float>) {
         if (small) {
@@ -390,6 +396,9 @@ void attention_backward_blocked(const Sequences& s, const T* q, const T* k, cons
   using M = AttnMaps<T>;
   const int64_t HD = s.H * s.D, D = s.D;
   const T sc = T(scale), inf = std::numeric_limits<T>::infinity();
+  // P recomputed as the forward formed it: f32 in base 2 (2^(s log2 e - lse log2 e)), f64 in base e.
+  constexpr bool base2 = std::is_same_v<T, float>;
+  const T sp = T(base2 ? scale * kLog2e : scale);
   std::atomic<bool> failed{false};
 #pragma omp parallel if (s.B * s.H > 1)
   {
@@ -421,13 +430,13 @@ void attention_backward_blocked(const Sequences& s, const T* q, const T* k, cons
           }
           const T* L = lse + qrow * s.H + h;
           P.resize(n, ke);
-          bool ok = gemm_rowmajor<T>(false, true, n, ke, D, sc, Q.data(), HD, K.data(), HD, T(0), P.data(), ke);
+          bool ok = gemm_rowmajor<T>(false, true, n, ke, D, sp, Q.data(), HD, K.data(), HD, T(0), P.data(), ke);
           if (!bias.empty()) P.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias.data(), ke);
           mask_diagonal(s, b, i0, P);
           for (int64_t i = 0; i < n; ++i) {
             T li = L[i * s.H];
             if (li == inf) P.row(i).setZero();  // no real key: no gradient
-            else if constexpr (std::is_same_v<T, float>) exp_shift_sum_f32(&P(i, 0), ke, li);
+            else if constexpr (base2) exp2_shift_sum_f32(&P(i, 0), ke, T(double(li) * kLog2e));
             else P.row(i) = (P.row(i).array() - li).exp().matrix();
           }
           ok &= gemm_rowmajor<T>(true, false, ke, D, n, T(1), P.data(), ke, dO.data(), HD, T(1), dV.data(), HD);
