@@ -457,12 +457,21 @@ Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, Una
   check_same("linear_act", x, bias);
   PE_CHECK(bias.shape() == Shape{weight.size(0)}, "linear_act: bias ", bias.str(), " does not match weight ",
            weight.str());
-  Tensor y = linear(x, weight, Tensor());  // a fresh buffer: nothing else reads its values
   const Tensor bd = bias.detach().contiguous();
-  if (!any_requires_grad({y, bias})) {
-    if (y.numel()) be(y).bias_act(y, bd, act, Tensor(), y);  // in place: no graph keeps y
-    return y;
+  if (!any_requires_grad({x, weight, bias}) && !autocast_bf16()) {
+    // No graph: product, bias and activation in one pass where the backend has it (Backend::linear_epilogue).
+    const int64_t in = weight.size(1), out_f = weight.size(0), rows = in ? x.numel() / in : 0;
+    PE_CHECK(x.dim() >= 1 && x.size(-1) == in, "linear_act: input ", x.str(), " does not match weight ", weight.str());
+    check_same("linear_act", x, weight);
+    Shape out_shape = x.shape();
+    out_shape.back() = out_f;
+    Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+    if (y.numel())
+      be(x).linear_epilogue(x.detach().reshape({rows, in}).contiguous(), weight.detach().contiguous(), bd, true, act,
+                            Tensor(), Tensor(), y);
+    return y.view(out_shape);
   }
+  Tensor y = linear(x, weight, Tensor());  // a fresh buffer: nothing else reads its values
   Tensor out = Tensor::empty(y.shape(), y.dtype(), y.device());
   const Tensor pre = y.detach();  // y's buffer becomes y + bias, which the backward reads
   if (y.numel()) be(y).bias_act(pre, bd, act, pre, out);
@@ -475,6 +484,31 @@ Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, Una
     Tensor gb = need_b ? sum(gp.reshape({gp.numel() / n, n}), {0}) : Tensor();
     return Grads{gp, gb};
   });
+}
+
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  if (any_requires_grad({x, weight, bias, residual}) || autocast_bf16()) return add(residual, linear(x, weight, bias));
+  check_float("linear_residual", x);
+  check_same("linear_residual", x, weight);
+  check_same("linear_residual", x, residual);
+  PE_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_residual: input ", x.str(),
+           " does not match weight ", weight.str());
+  const int64_t in = weight.size(1), out_f = weight.size(0), rows = in ? x.numel() / in : 0;
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  PE_CHECK(residual.shape() == out_shape, "linear_residual: residual ", residual.str(), " is not ",
+           shape_str(out_shape));
+  Tensor bd;
+  if (bias.defined()) {
+    check_same("linear_residual", x, bias);
+    PE_CHECK(bias.shape() == Shape{out_f}, "linear_residual: bias ", bias.str(), " does not match weight ", weight.str());
+    bd = bias.detach().contiguous();
+  }
+  Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+  if (y.numel())
+    be(x).linear_epilogue(x.detach().reshape({rows, in}).contiguous(), weight.detach().contiguous(), bd, false,
+                          UnaryOp::Gelu, residual.detach().reshape({rows, out_f}).contiguous(), Tensor(), y);
+  return y.view(out_shape);
 }
 
 // ------------------------------------------------------------------ softmax, norms

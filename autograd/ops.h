@@ -63,8 +63,12 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // result returned in f32; gradients flow back to the f32 (master) weights.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 // act(linear(x, weight, bias)) with act Gelu or Relu: the bias add and the activation in one pass
-// (Backend::bias_act), in place when no gradient is recorded. Same values as the composition.
+// (Backend::bias_act); with no gradient to record, in the product's own pass (Backend::linear_epilogue).
+// Same operations as the composition.
 Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, UnaryOp act);
+// residual + linear(x, weight, bias) (a pre-LN block's residual add); with no gradient to record, one pass
+// (Backend::linear_epilogue: the CPU adds bias and residual to each output tile of its f32 product).
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
 
 // Mixed precision: bf16 matrix products on CUDA inside the scope (no effect on the CPU, whose
 // reference backend computes in f32/f64).

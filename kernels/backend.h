@@ -67,6 +67,10 @@ struct InfoNceArgs {
   int64_t row_offset = 0;
 };
 
+// Backend::linear_epilogue's argument checks (shared by the implementations); returns the row count.
+int64_t check_linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                              const Tensor& residual, const Tensor& pre, const Tensor& out);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -170,6 +174,13 @@ class Backend {
   // out may alias y. The base implementation is binary add + unary (any backend); the CPU does it in
   // one pass per row.
   virtual void bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const Tensor& pre, const Tensor& out);
+  // The linear layer with its epilogue: out = act(x w^T + bias) + residual, for x [rows, in], w [n, in],
+  // out [rows, n], all contiguous and of one floating dtype. bias [n] or undefined; act applies when
+  // has_act (Gelu or Relu); residual like out or undefined, not aliasing out; pre (like out), when
+  // defined, receives x w^T + bias before the activation (needs has_act). The base implementation is
+  // matmul(_bias), bias_act and add (any backend); the CPU runs f32 in one pass (kernels/cpu/linear_f32.h).
+  virtual void linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                               const Tensor& residual, const Tensor& pre, const Tensor& out);
 
   // ---- appended: fused attention and losses (autograd/fused.h). The CPU reference is kernels/cpu/fused.cpp,
   // the CUDA kernels kernels/cuda/{attention,info_nce,masked_ce}.cu. Statistics and per-row losses are in

@@ -57,8 +57,8 @@ Tensor EsmModel::embed(const Tensor& ids, const Tensor& seq_of_token, const Tens
 Tensor EsmModel::layer_forward(const Layer& layer, const Tensor& x_in, const Attend& attend) const {
   const double qscale = 1.0 / std::sqrt(double(cfg_.head_dim()));
   Tensor h = layer.ln_attn(x_in);
-  Tensor x = add(x_in, layer.o(attend(mul(layer.q(h), qscale), layer.k(h), layer.v(h))));
-  return add(x, layer.down(layer.up.act(layer.ln_ffn(x), UnaryOp::Gelu)));
+  Tensor x = layer.o.residual(attend(mul(layer.q(h), qscale), layer.k(h), layer.v(h)), x_in);
+  return layer.down.residual(layer.up.act(layer.ln_ffn(x), UnaryOp::Gelu), x);
 }
 
 EsmOutput EsmModel::forward(const Tensor& ids, const Tensor& attention_mask, bool lm_head,

@@ -47,6 +47,8 @@ struct Linear {
   Tensor operator()(const Tensor& x) const { return linear(x, weight, bias); }
   // act(this(x)) for act Gelu or Relu, fused (linear_act).
   Tensor act(const Tensor& x, UnaryOp op) const { return linear_act(x, weight, bias, op); }
+  // residual + this(x), fused when no gradient is recorded (linear_residual).
+  Tensor residual(const Tensor& x, const Tensor& res) const { return linear_residual(x, weight, bias, res); }
 };
 // HF-style init: weight ~ N(0, std), bias 0.
 Linear make_linear(ParamStore& ps, const std::string& name, int64_t in, int64_t out, bool bias, double std,

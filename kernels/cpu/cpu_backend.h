@@ -13,6 +13,8 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* dst, const void* src, size_t nbytes) override;
   void copy_strided(const Tensor& src, const Tensor& dst) override;
   void bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const Tensor& pre, const Tensor& out) override;
+  void linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                       const Tensor& residual, const Tensor& pre, const Tensor& out) override;
   void fill(const Tensor& dst, double value) override;
   void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) override;
   void unary(UnaryOp op, const Tensor& x, const Tensor& out, double s) override;

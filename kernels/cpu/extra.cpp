@@ -44,6 +44,45 @@ void Backend::bias_act(const Tensor& y, const Tensor& bias, UnaryOp act, const T
   unary(act, dst, out.view({rows, n}), 0.0);
 }
 
+// Checks shared with the CPU override (kernels/cpu/matmul.cpp); returns rows.
+int64_t check_linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                              const Tensor& residual, const Tensor& pre, const Tensor& out) {
+  PE_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1) && out.dim() == 2 && out.size(0) == x.size(0) &&
+               out.size(1) == w.size(0),
+           "linear_epilogue: x ", x.str(), ", w ", w.str(), ", out ", out.str(), " are not [rows, in], [n, in], [rows, n]");
+  PE_CHECK(x.dtype() == w.dtype() && out.dtype() == x.dtype(), "linear_epilogue: x ", x.str(), ", w ", w.str(),
+           ", out ", out.str(), " differ in dtype");
+  PE_CHECK(x.is_contiguous() && w.is_contiguous() && out.is_contiguous(), "linear_epilogue: x, w, out must be contiguous");
+  PE_CHECK(!bias.defined() || (bias.numel() == w.size(0) && bias.dtype() == out.dtype() && bias.is_contiguous()),
+           "linear_epilogue: bias ", bias.str(), " is not [", w.size(0), "] of ", dtype_name(out.dtype()));
+  PE_CHECK(!has_act || act == UnaryOp::Gelu || act == UnaryOp::Relu, "linear_epilogue: the activation must be gelu or relu, got ",
+           unary_name(act));
+  PE_CHECK(!pre.defined() || has_act, "linear_epilogue: a pre-activation output needs an activation");
+  for (const Tensor* t : {&residual, &pre})
+    PE_CHECK(!t->defined() || (t->shape() == out.shape() && t->dtype() == out.dtype() && t->is_contiguous()),
+             "linear_epilogue: ", t->str(), " is not like the output ", out.str());
+  PE_CHECK(!residual.defined() || residual.raw_data() != out.raw_data(), "linear_epilogue: residual aliases the output");
+  return x.size(0);
+}
+
+void Backend::linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                              const Tensor& residual, const Tensor& pre, const Tensor& out) {
+  const int64_t rows = check_linear_epilogue(x, w, bias, has_act, act, residual, pre, out);
+  if (rows == 0 || out.numel() == 0) return;
+  const int64_t in = x.size(1), n = w.size(0);
+  const Tensor x3 = x.view({1, rows, in}), w3 = w.view({1, n, in}), o3 = out.view({1, rows, n});
+  if (bias.defined() && !has_act) matmul_bias(x3, w3, bias, o3, false, true);
+  else matmul(x3, w3, o3, false, true, 1.0, 0.0);
+  if (has_act) {
+    if (bias.defined()) bias_act(out, bias, act, pre, out);
+    else {
+      if (pre.defined()) copy_strided(out, pre);
+      unary(act, out, out, 0.0);
+    }
+  }
+  if (residual.defined()) binary(BinaryOp::Add, out, residual, out);
+}
+
 bool Backend::any_nonfinite(const std::vector<Tensor>& xs) {
   bool any = false;
   for (const Tensor& x : xs) any = has_nonfinite(x) || any;

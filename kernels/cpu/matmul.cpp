@@ -11,6 +11,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_f32.h"
 
 namespace pe::cpu {
 
@@ -51,6 +52,14 @@ const char* gemm_library_name(GemmLibrary lib) { return lib == GemmLibrary::OneD
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
                         double alpha, double beta) {
+  // One f32 x W^T (a linear layer without bias): the engine's own GEMM, as matmul_bias and linear_epilogue
+  // use, so a layer gives the same values with its bias added here or later (linear_act).
+  if (out.dtype() == DType::F32 && out.size(0) == 1 && !trans_a && trans_b && alpha == 1.0 && beta == 0.0 &&
+      linear_f32_for(a.size(2))) {
+    const int64_t M = out.size(1), N = out.size(2), K = a.size(2);
+    linear_f32(M, N, K, a.data<float>(), K, b.data<float>(), K, out.data<float>(), N, {});
+    return;
+  }
   dispatch_float(out.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     int64_t batch = out.size(0), M = out.size(1), N = out.size(2);
@@ -84,6 +93,14 @@ void CpuBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bia
   int64_t M = out.size(1), N = out.size(2);
   PE_CHECK(bias.numel() == N && bias.is_contiguous() && bias.dtype() == out.dtype(), "matmul_bias: bias ", bias.str(),
            " is not [", N, "] of the output dtype ", dtype_name(out.dtype()));
+  // The linear layer's x W^T in f32: the engine's own GEMM with the bias in its epilogue.
+  if (out.dtype() == DType::F32 && !trans_a && trans_b && linear_f32_for(a.size(2))) {
+    const int64_t K = a.size(2);
+    LinearEpilogue ep;
+    ep.bias = bias.data<float>();
+    linear_f32(M, N, K, a.data<float>(), K, b.data<float>(), K, out.data<float>(), N, ep);
+    return;
+  }
   matmul(a, b, out, trans_a, trans_b, 1.0, 0.0);
   dispatch_float(out.dtype(), "matmul_bias", [&](auto tag) {
     using T = decltype(tag);
@@ -93,6 +110,26 @@ void CpuBackend::matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bia
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) o[i * N + j] += bp[j];
   });
+}
+
+void CpuBackend::linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, bool has_act, UnaryOp act,
+                                 const Tensor& residual, const Tensor& pre, const Tensor& out) {
+  if (x.dtype() != DType::F32 || x.dim() != 2 || !linear_f32_for(x.size(1)))
+    return Backend::linear_epilogue(x, w, bias, has_act, act, residual, pre, out);
+  const int64_t rows = check_linear_epilogue(x, w, bias, has_act, act, residual, pre, out);
+  const int64_t in = x.size(1), n = w.size(0);
+  LinearEpilogue ep;
+  if (bias.defined()) ep.bias = bias.data<float>();
+  if (has_act) ep.act = act == UnaryOp::Gelu ? LinearAct::Gelu : LinearAct::Relu;
+  if (pre.defined()) {
+    ep.pre = pre.data<float>();
+    ep.ld_pre = n;
+  }
+  if (residual.defined()) {
+    ep.residual = residual.data<float>();
+    ep.ld_res = n;
+  }
+  linear_f32(rows, n, in, x.data<float>(), in, w.data<float>(), in, out.data<float>(), n, ep);
 }
 
 }  // namespace pe::cpu
