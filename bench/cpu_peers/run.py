@@ -278,8 +278,8 @@ def versions():
 
 @functools.lru_cache(maxsize=None)
 def engine_gemm_peak(protst):
-    """The best oneDNN GFLOP/CPU-s of the engine's bench_cpu_gemm (built beside the binary), or None;
-    measured once per run (its shapes do not depend on the model)."""
+    """The best GFLOP/CPU-s of the engine's bench_cpu_gemm (built beside the binary: oneDNN's sgemm and the
+    engine's own x W^T kernel), or None; measured once per run (its shapes do not depend on the model)."""
     exe = Path(protst).resolve().parents[1] / "bench" / "bench_cpu_gemm"
     if not exe.exists():
         return None
@@ -290,8 +290,9 @@ def engine_gemm_peak(protst):
     rates = []
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 7 and cells[5].replace(".", "", 1).isdigit():
-            rates.append(float(cells[5]))
+        for col in (5, 7):  # oneDNN, own linear_f32 (absent in older builds)
+            if len(cells) > col and len(cells) >= 7 and cells[col].replace(".", "", 1).isdigit():
+                rates.append(float(cells[col]))
     return max(rates) if rates else None
 
 
@@ -311,7 +312,7 @@ def roofline(py, protst, hf_dir, lens, rows, logdir, size):
     peaks = [(mkl["gflops"], "torch.mm")]
     dnnl = engine_gemm_peak(protst)
     if dnnl:
-        peaks.append((dnnl, "engine oneDNN"))
+        peaks.append((dnnl, "engine bench_cpu_gemm"))
     peak, where = max(peaks)
     floor = flop / (peak * 1e9)
     residues = sum(lens)
@@ -555,8 +556,8 @@ def main():
         md += ["How far the 1-thread embedding can go (a roofline in f32 arithmetic): the matrix-product FLOPs of the "
                "pass (Q/K/V/O and FFN over every real token incl. <cls>/<eos>, plus QK^T and PV per sequence; "
                "softmax, layer norm, GELU not counted), divided by the fastest f32 GEMM measured on this CPU at one "
-               "thread (PyTorch/MKL `torch.mm` at the model's shapes and 1024^3; the engine's oneDNN "
-               "`bench_cpu_gemm` when built). No implementation doing these FLOPs in f32 on this core can take "
+               "thread (PyTorch/MKL `torch.mm` at the model's shapes and 1024^3; the engine's "
+               "`bench_cpu_gemm`, oneDNN and its own kernel, when built). No implementation doing these FLOPs in f32 on this core can take "
                "fewer CPU-seconds than the floor, so HF's CPU-seconds over the floor bound engine ÷ HF.", "",
                "| model | GFLOP | best f32 GEMM, GFLOP/CPU-s (where) | floor, CPU-s | engine CPU-s (floor ÷ engine) "
                "| HF CPU-s (floor ÷ HF) | engine ÷ HF now | engine ÷ HF at most |",

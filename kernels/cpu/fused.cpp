@@ -368,7 +368,7 @@ void attention_forward_blocked(const Sequences& s, const T* q, const T* k, const
         T sum;
         if constexpr (base2) {
           sum = exp2_shift_sum_f32(&S(i, 0), nk, mx);  // 2^(s - max) and its sum in one pass (vec_exp.h)
-          L[i * s.H] = T((double(mx) + std::log2(double(sum))) * kLn2);
+          L[i * s.H] = mx * T(kLn2) + std::log(sum);  // lse in base e: ln 2 max + ln sum (float logf)
         } else {
           S.row(i) = (S.row(i).array() - mx).exp().matrix();
           sum = S.row(i).sum();
