@@ -118,17 +118,17 @@ void CpuBackend::rotary(const Tensor& x, const Tensor& out, double base, bool in
     for (int64_t l = 0; l < npos; ++l)
       for (int64_t i = 0; i < half; ++i) {
         T ang = T(double(l)) * T(inv_freq[size_t(i)]);
-        cs[size_t((l * half + i) * 2)] = std::cos(ang);
-        cs[size_t((l * half + i) * 2 + 1)] = sign * std::sin(ang);
+        cs[size_t(l * half * 2 + i)] = std::cos(ang);  // a position's cosines, then its sines: the loop
+        cs[size_t(l * half * 2 + half + i)] = sign * std::sin(ang);  // below reads both contiguously
       }
 #pragma omp parallel for schedule(static) if (x.numel() > kParallelGrain)
     for (int64_t bl = 0; bl < B * L; ++bl) {
       const T* row = cs.data() + (pos ? pos[bl] : bl % L) * half * 2;
       for (int64_t h = 0; h < H; ++h) {
-        const T* xr = xp + (bl * H + h) * D;
-        T* orow = op_ + (bl * H + h) * D;
+        const T* __restrict xr = xp + (bl * H + h) * D;
+        T* __restrict orow = op_ + (bl * H + h) * D;
         for (int64_t i = 0; i < half; ++i) {
-          const T c = row[2 * i], sn = row[2 * i + 1];
+          const T c = row[i], sn = row[half + i];
           T x1 = xr[i], x2 = xr[i + half];
           orow[i] = x1 * c - x2 * sn;
           orow[i + half] = x2 * c + x1 * sn;
