@@ -13,6 +13,8 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+
+#include "kernels/cpu/avx2_util.h"
 #define PE_CPU_ATTN_SMALL_AVX2 1
 #endif
 
@@ -45,9 +47,7 @@ inline void attn_pack_v(const float* V, int64_t ld, int64_t nk, int64_t D, float
 
 #if PE_CPU_ATTN_SMALL_AVX2
 namespace detail {
-// Keeps a loaded vector in a register: without it GCC folds the load into each FMA that uses it
-// (a memory operand), so a tile of R rows loads every vector R times and the loop waits on loads.
-inline void in_register(__m256& x) { __asm__("" : "+x"(x)); }
+using avx2::in_register;
 
 // The loops over r, k and d unroll fully (the pragmas make GCC do it before it decides where the
 // accumulators live: without them it kept them in memory and stored all of them every step).
@@ -139,28 +139,13 @@ inline void pv_all(const float* P, int64_t ldp, const float* V, int64_t ldv, flo
 
 #if PE_CPU_ATTN_SMALL_AVX2
 namespace detail {
-// Kp's 8 keys j0 .. j0+7 (inside one tile) at dims d0 .. d0+7 from 8 rows of K: an 8 x 8 transpose in
-// registers (unpack, shuffle, permute: 24 shuffles for 64 values instead of 64 scalar moves).
+// Kp's 8 keys j0 .. j0+7 (inside one tile) at dims d0 .. d0+7 from 8 rows of K: one 8 x 8 register
+// transpose, each of its rows (dims d0 + d) stored 16 floats apart in the tile.
 inline void pack_k_8x8(const float* K, int64_t ld, float* dst) {
-  __m256 r0 = _mm256_loadu_ps(K + 0 * ld), r1 = _mm256_loadu_ps(K + 1 * ld), r2 = _mm256_loadu_ps(K + 2 * ld),
-         r3 = _mm256_loadu_ps(K + 3 * ld), r4 = _mm256_loadu_ps(K + 4 * ld), r5 = _mm256_loadu_ps(K + 5 * ld),
-         r6 = _mm256_loadu_ps(K + 6 * ld), r7 = _mm256_loadu_ps(K + 7 * ld);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  // Row d of the transpose (dims d0 + d), 16 floats apart in the tile.
-  _mm256_storeu_ps(dst + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(dst + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(dst + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(dst + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(dst + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(dst + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(dst + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(dst + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(K + i * ld);
+  avx2::transpose8(r, t);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * 16, t[i]);
 }
 }  // namespace detail
 #endif

@@ -26,6 +26,8 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+
+#include "kernels/cpu/avx2_util.h"
 #define PE_CPU_LINEAR_AVX2 1
 #endif
 
@@ -73,25 +75,8 @@ struct AlignedBuf {
   ~AlignedBuf() { std::free(p); }
 };
 
-// 8 x 8 transpose of rows r[0..7] in registers: out[k] holds r[0][k], ..., r[7][k].
-inline void transpose8(const __m256 r[8], __m256 out[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  out[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  out[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  out[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  out[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  out[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  out[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  out[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  out[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
+using avx2::in_register;
+using avx2::transpose8;
 
 // W's rows j0 .. j0+nn-1 (nn <= 16), columns pc .. pc+kc-1, as a [kc, 16] panel: dst[k * 16 + jj] =
 // W[(j0 + jj) ldw + pc + k], 0 for jj >= nn.
@@ -130,8 +115,6 @@ void pack_a_sliver(const float* A, int64_t lda, int64_t i0, int64_t mm, int64_t 
   for (int64_t k = k0; k < kc; ++k)
     for (int64_t r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mm ? A[(i0 + r) * lda + pc + k] : 0.0f;
 }
-
-inline void in_register(__m256& x) { __asm__("" : "+x"(x)); }
 
 constexpr float kInvSqrt2f = 0.70710678118654752440f;
 
