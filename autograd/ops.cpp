@@ -450,6 +450,36 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                 });
 }
 
+// act(x W^T + bias) + residual through Backend::linear_epilogue, for linear_act / linear_residual when no
+// graph is recorded: x [..., in] -> [..., out]; bias and residual may be undefined.
+static Tensor linear_epilogue_nograd(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                     bool has_act, UnaryOp act, const Tensor& residual) {
+  check_float(op, x);
+  check_same(op, x, weight);
+  PE_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), op, ": input ", x.str(),
+           " does not match weight ", weight.str());
+  const int64_t in = weight.size(1), out_f = weight.size(0);
+  const int64_t rows = in ? x.numel() / in : shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor bd, res;
+  if (bias.defined()) {
+    check_same(op, x, bias);
+    PE_CHECK(bias.shape() == Shape{out_f}, op, ": bias ", bias.str(), " does not match weight ", weight.str());
+    bd = bias.detach().contiguous();
+  }
+  if (residual.defined()) {
+    check_same(op, x, residual);
+    PE_CHECK(residual.shape() == out_shape, op, ": residual ", residual.str(), " is not ", shape_str(out_shape));
+    res = residual.detach().reshape({rows, out_f}).contiguous();
+  }
+  Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+  if (y.numel())
+    be(x).linear_epilogue(x.detach().reshape({rows, in}).contiguous(), weight.detach().contiguous(), bd, has_act, act,
+                          res, Tensor(), y);
+  return y.view(out_shape);
+}
+
 Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, UnaryOp act) {
   PE_CHECK(act == UnaryOp::Gelu || act == UnaryOp::Relu, "linear_act: the activation must be gelu or relu, got ",
            unary_name(act));
@@ -458,19 +488,9 @@ Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, Una
   PE_CHECK(bias.shape() == Shape{weight.size(0)}, "linear_act: bias ", bias.str(), " does not match weight ",
            weight.str());
   const Tensor bd = bias.detach().contiguous();
-  if (!any_requires_grad({x, weight, bias}) && !autocast_bf16()) {
-    // No graph: product, bias and activation in one pass where the backend has it (Backend::linear_epilogue).
-    const int64_t in = weight.size(1), out_f = weight.size(0), rows = in ? x.numel() / in : 0;
-    PE_CHECK(x.dim() >= 1 && x.size(-1) == in, "linear_act: input ", x.str(), " does not match weight ", weight.str());
-    check_same("linear_act", x, weight);
-    Shape out_shape = x.shape();
-    out_shape.back() = out_f;
-    Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
-    if (y.numel())
-      be(x).linear_epilogue(x.detach().reshape({rows, in}).contiguous(), weight.detach().contiguous(), bd, true, act,
-                            Tensor(), Tensor(), y);
-    return y.view(out_shape);
-  }
+  // No graph: product, bias and activation in one pass where the backend has it.
+  if (!any_requires_grad({x, weight, bias}) && !autocast_bf16())
+    return linear_epilogue_nograd("linear_act", x, weight, bias, true, act, Tensor());
   Tensor y = linear(x, weight, Tensor());  // a fresh buffer: nothing else reads its values
   Tensor out = Tensor::empty(y.shape(), y.dtype(), y.device());
   const Tensor pre = y.detach();  // y's buffer becomes y + bias, which the backward reads
@@ -488,27 +508,7 @@ Tensor linear_act(const Tensor& x, const Tensor& weight, const Tensor& bias, Una
 
 Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
   if (any_requires_grad({x, weight, bias, residual}) || autocast_bf16()) return add(residual, linear(x, weight, bias));
-  check_float("linear_residual", x);
-  check_same("linear_residual", x, weight);
-  check_same("linear_residual", x, residual);
-  PE_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_residual: input ", x.str(),
-           " does not match weight ", weight.str());
-  const int64_t in = weight.size(1), out_f = weight.size(0), rows = in ? x.numel() / in : 0;
-  Shape out_shape = x.shape();
-  out_shape.back() = out_f;
-  PE_CHECK(residual.shape() == out_shape, "linear_residual: residual ", residual.str(), " is not ",
-           shape_str(out_shape));
-  Tensor bd;
-  if (bias.defined()) {
-    check_same("linear_residual", x, bias);
-    PE_CHECK(bias.shape() == Shape{out_f}, "linear_residual: bias ", bias.str(), " does not match weight ", weight.str());
-    bd = bias.detach().contiguous();
-  }
-  Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
-  if (y.numel())
-    be(x).linear_epilogue(x.detach().reshape({rows, in}).contiguous(), weight.detach().contiguous(), bd, false,
-                          UnaryOp::Gelu, residual.detach().reshape({rows, out_f}).contiguous(), Tensor(), y);
-  return y.view(out_shape);
+  return linear_epilogue_nograd("linear_residual", x, weight, bias, false, UnaryOp::Gelu, residual);
 }
 
 // ------------------------------------------------------------------ softmax, norms

@@ -59,7 +59,7 @@ bool set_linear_f32_enabled(bool on) {
 namespace {
 constexpr int64_t kMR = 6, kNR = 16, kMaxKC = 512, kMaxNC = 4096;
 
-// Growable 64-byte-aligned float buffer (one per thread for A, one per call for W).
+// Growable 64-byte-aligned float buffer (per thread: A's slivers; the calling thread's: W's panels).
 struct AlignedBuf {
   float* p = nullptr;
   size_t n = 0;
@@ -143,6 +143,13 @@ inline __m256 gelu_f32x8(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+// The activation of 8 values (none, GELU, ReLU).
+inline __m256 act_f32x8(__m256 x, LinearAct act) {
+  if (act == LinearAct::Gelu) return gelu_f32x8(x);
+  if (act == LinearAct::Relu) return _mm256_max_ps(x, _mm256_setzero_ps());
+  return x;
+}
+
 // The epilogue of one full 6 x 16 tile, pointers already at the tile's first row and column.
 struct TileEpilogue {
   const float* bias;
@@ -201,17 +208,11 @@ inline void tile_6x16(int64_t kc, const float* __restrict Ap, const float* __res
         _mm256_storeu_ps(ep->pre + r * ep->ld_pre + 8, c[r][1]);
       }
     }
-    if (ep->act == LinearAct::Gelu) {
+    if (ep->act != LinearAct::None) {
 #pragma GCC unroll 6
       for (int r = 0; r < kMR; ++r) {
-        c[r][0] = gelu_f32x8(c[r][0]);
-        c[r][1] = gelu_f32x8(c[r][1]);
-      }
-    } else if (ep->act == LinearAct::Relu) {
-#pragma GCC unroll 6
-      for (int r = 0; r < kMR; ++r) {
-        c[r][0] = _mm256_max_ps(c[r][0], _mm256_setzero_ps());
-        c[r][1] = _mm256_max_ps(c[r][1], _mm256_setzero_ps());
+        c[r][0] = act_f32x8(c[r][0], ep->act);
+        c[r][1] = act_f32x8(c[r][1], ep->act);
       }
     }
     if (ep->residual) {
@@ -249,8 +250,7 @@ void epilogue(const LinearEpilogue& ep, float* C, int64_t ldc, int64_t i0, int64
         _mm256_store_ps(v, x);
         for (int64_t t = 0; t < w; ++t) ep.pre[(i0 + r) * ep.ld_pre + j0 + q + t] = v[t];
       }
-      if (ep.act == LinearAct::Gelu) x = gelu_f32x8(x);
-      else if (ep.act == LinearAct::Relu) x = _mm256_max_ps(x, _mm256_setzero_ps());
+      x = act_f32x8(x, ep.act);
       if (ep.residual) x = _mm256_add_ps(x, _mm256_load_ps(res));
       _mm256_store_ps(v, x);
       for (int64_t t = 0; t < w; ++t) c[q + t] = v[t];

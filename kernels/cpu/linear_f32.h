@@ -19,7 +19,7 @@ struct LinearEpilogue {
   LinearAct act = LinearAct::None;
   float* pre = nullptr;  // [M, N] (row stride ld_pre): A W^T + bias before the activation, or none
   int64_t ld_pre = 0;
-  const float* residual = nullptr;  // [M, N] (row stride ld_res), added last, or none; may be C itself
+  const float* residual = nullptr;  // [M, N] (row stride ld_res), added last, or none; not C itself
   int64_t ld_res = 0;
 };
 
